@@ -1,0 +1,328 @@
+"""The ``shopbot`` command: chat, reindex, search, eval.
+
+Every error a user can cause ends in one sentence on stderr and a non-zero exit, never a traceback
+(``--debug`` shows the traceback for bug reports).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bot.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("shopbot")
+
+EXAMPLES_EN = ['a red winter coat under $80', 'running shoes size 42', 'wireless earbuds', 'laptop cheapest']
+EXAMPLES_ZH = ["我想买一款新的手机", "红色的外套", "跑步鞋 500元以下"]
+
+
+class UserError(click.ClickException):
+    """A problem the user can fix; printed as one sentence."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {self.message}", err=True)
+
+
+@contextmanager
+def user_errors(debug: bool = False) -> Iterator[None]:
+    """Turn the library's clear-sentence exceptions into a clean exit."""
+    from retrieval.catalog import CatalogError
+    from retrieval.encoders import EncoderError
+    from retrieval.index import IndexLoadError
+
+    try:
+        yield
+    except (CatalogError, EncoderError, IndexLoadError) as exc:
+        if debug:
+            raise
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt:
+        raise UserError("Interrupted; nothing was published, the previous index is still in use.") from None
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj["settings"]  # type: ignore[no-any-return]
+
+
+def _encoders(s: Settings) -> dict[str, str]:
+    enc = {"en": s.encoder}
+    if s.multilingual_encoder:
+        enc["multi"] = s.multilingual_encoder
+    return enc
+
+
+def _engine(s: Settings, *, build_if_missing: bool = True):  # type: ignore[no-untyped-def]
+    """Load the current index; on first use, build it from the configured (or demo) catalog."""
+    from retrieval.index import current_dir
+    from retrieval.indexer import load_engine
+
+    if current_dir(s.index_root) is None and build_if_missing:
+        click.echo("No search index yet: building one from the " + ("demo catalog" if s.catalog is None else str(s.catalog)) + " ...", err=True)
+        _reindex(s, s.catalog, full=False, progress=True)
+    return load_engine(
+        s.index_root, encoders=_encoders(s), use_gpu=s.use_gpu_index, query_cache_size=s.query_cache_size
+    )
+
+
+def _reindex(s: Settings, path: Path | None, *, full: bool, progress: bool, on_error: str | None = None) -> Any:
+    from retrieval.catalog import load_catalog
+    from retrieval.indexer import build_bundle
+
+    result = load_catalog(path, on_error=on_error or s.on_bad_row)  # type: ignore[arg-type]
+    for err in result.errors[:20]:
+        click.echo(f"Skipped {err}", err=True)
+    if len(result.errors) > 20:
+        click.echo(f"... and {len(result.errors) - 20} more bad rows.", err=True)
+    click.echo(result.summary(), err=True)
+    report = build_bundle(
+        result.products,
+        s.index_root,
+        encoders=_encoders(s),
+        index_type=s.index_type,
+        approx_threshold=s.approx_threshold,
+        use_gpu=s.use_gpu_index,
+        incremental=not full,
+        progress=progress,
+    )
+    click.echo(report.summary(), err=True)
+    return report
+
+
+def format_price(price: float, currency: str) -> str:
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£", "CNY": "¥"}.get(currency)
+    return f"{symbol}{price:,.2f}" if symbol else f"{price:,.2f} {currency}"
+
+
+def format_hit(rank: int, p: Any, language: str | None = None) -> str:
+    stock = f"in stock ({p.stock})" if p.stock > 0 else "out of stock"
+    if language == "zh":
+        stock = f"有货 ({p.stock})" if p.stock > 0 else "缺货"
+    extra = []
+    for attr in ("color", "size"):
+        if p.attr(attr):
+            extra.append("/".join(p.attr(attr)))
+    tail = f" [{'; '.join(extra)}]" if extra else ""
+    return f"{rank:>2}. {p.title_for(language)} - {format_price(p.price, p.currency)} - {stock} - {p.sku}{tail}"
+
+
+@click.group()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Overrides SHOPBOT_DATA_DIR.")
+@click.option("--encoder", default=None, help="English query encoder (overrides SHOPBOT_ENCODER).")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, encoder: str | None, debug: bool) -> None:
+    """shopbot: an open-source shopping assistant. Run `shopbot chat` to try it on the demo catalog."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        overrides: dict[str, Any] = {}
+        if data_dir is not None:
+            overrides["data_dir"] = data_dir
+        if encoder is not None:
+            overrides["encoder"] = encoder
+        settings = Settings(**overrides)
+    except Exception as exc:  # pydantic ValidationError: a bad SHOPBOT_* value
+        raise UserError(f"Invalid configuration: {exc}".splitlines()[0]) from None
+    ctx.obj = {"settings": settings, "debug": debug}
+
+
+@cli.command()
+@click.argument("catalog", required=False, type=click.Path(path_type=Path))
+@click.option("--full", is_flag=True, help="Re-encode every product instead of only added/changed ones.")
+@click.option("--on-bad-row", type=click.Choice(["skip", "raise"]), default=None, help="Skip bad rows (default) or reject the load.")
+@click.pass_context
+def reindex(ctx: click.Context, catalog: Path | None, full: bool, on_bad_row: str | None) -> None:
+    """Index CATALOG (CSV or JSONL; the demo catalog when omitted) and swap it in atomically."""
+    s = _settings(ctx)
+    with user_errors(ctx.obj["debug"]):
+        _reindex(s, catalog or s.catalog, full=full, progress=True, on_error=on_bad_row)
+
+
+@cli.command()
+@click.argument("query", nargs=-1, required=True)
+@click.option("-k", "--limit", "k", default=10, show_default=True, help="How many products to print.")
+@click.option("--sort", type=click.Choice(["relevance", "price_asc", "price_desc", "rating"]), default=None)
+@click.option("--min-price", type=float, default=None)
+@click.option("--max-price", type=float, default=None)
+@click.option("--category", multiple=True, help="Category or category path; repeatable.")
+@click.option("--brand", multiple=True, help="Brand; repeatable.")
+@click.option("--color", multiple=True, help="Colour; repeatable.")
+@click.option("--size", multiple=True, help="Size; repeatable.")
+@click.option("--in-stock", is_flag=True, help="Only products in stock.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def search(
+    ctx: click.Context,
+    query: Sequence[str],
+    k: int,
+    sort: str | None,
+    min_price: float | None,
+    max_price: float | None,
+    category: Sequence[str],
+    brand: Sequence[str],
+    color: Sequence[str],
+    size: Sequence[str],
+    in_stock: bool,
+    as_json: bool,
+) -> None:
+    """Print ranked products for QUERY (English or Chinese; filters in the text are understood)."""
+    from retrieval.lexical import has_cjk
+    from retrieval.query import Filters
+
+    s = _settings(ctx)
+    text = " ".join(query).strip()
+    if not text:
+        raise UserError("The query is empty; try for example: shopbot search 'running shoes under $80'.")
+    filters = Filters(
+        min_price=min_price,
+        max_price=max_price,
+        categories=frozenset(c.lower() for c in category),
+        brands=frozenset(b.lower() for b in brand),
+        colors=frozenset(c.lower() for c in color),
+        sizes=frozenset(z.lower() for z in size),
+        in_stock=in_stock,
+    )
+    with user_errors(ctx.obj["debug"]):
+        engine = _engine(s)
+        result = engine.search(text[:1000], filters, k=k, sort=sort)  # type: ignore[arg-type]
+    lang = "zh" if has_cjk(text) else None
+    if as_json:
+        out = {
+            "query": text,
+            "understood": {"text": result.query.text, "filters": result.query.filters.describe(), "sort": result.query.sort},
+            "total": result.total,
+            "results": [
+                {"rank": h.rank, "score": round(h.score, 4), **h.product.to_record(), "signals": {n: round(v, 4) for n, v in h.signals.items()}}
+                for h in result.hits
+            ],
+            "timings_ms": {n: round(v, 2) for n, v in result.timings_ms.items()},
+        }
+        click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    understood = result.query.filters.describe()
+    if understood:
+        click.echo(f"({understood})")
+    if not result.hits:
+        click.echo("No products match; try fewer filters or other words.")
+    for h in result.hits:
+        click.echo(format_hit(h.rank, h.product, lang))
+
+
+@cli.command()
+@click.pass_context
+def chat(ctx: click.Context) -> None:
+    """A terminal chat with the shop assistant over the current catalog (the demo catalog by default)."""
+    from retrieval.lexical import has_cjk
+
+    s = _settings(ctx)
+    with user_errors(ctx.obj["debug"]):
+        engine = _engine(s)
+    click.echo(f"shopbot: {len(engine.products)} products. Ask in English or Chinese, e.g. "
+               f"'{EXAMPLES_EN[0]}' or '{EXAMPLES_ZH[0]}'. 'more' shows the next page; 'quit' leaves.")
+    last: str | None = None
+    offset = 0
+    interactive = sys.stdin.isatty()
+    while True:
+        try:
+            line = input("you> ") if interactive else sys.stdin.readline()
+        except (EOFError, KeyboardInterrupt):
+            click.echo("")
+            break
+        if not interactive and line == "":
+            break
+        text = line.strip()[:1000]
+        if text.lower() in {"quit", "exit", "bye", "q", "再见", "退出"}:
+            click.echo("bot> Bye! / 再见！")
+            break
+        if not text:
+            click.echo("bot> Tell me what you are looking for, e.g. " + ", ".join(repr(e) for e in EXAMPLES_EN[:3]) + ".")
+            continue
+        if text.lower() in {"more", "next", "next page", "更多", "下一页"} and last:
+            offset += s.page_size
+            query = last
+        else:
+            query, offset = text, 0
+        lang = "zh" if has_cjk(query) else None
+        result = engine.search(query, k=s.page_size, offset=offset)
+        if not result.hits:
+            msg = "没有更多结果了。" if lang == "zh" else "No (more) products match that; try other words or fewer filters."
+            click.echo(f"bot> {msg}")
+            continue
+        last = query
+        understood = result.query.filters.describe()
+        head = f"找到 {result.total} 件商品" if lang == "zh" else f"{result.total} products match"
+        click.echo(f"bot> {head}" + (f" ({understood})" if understood else "") + ":")
+        for h in result.hits:
+            click.echo("     " + format_hit(h.rank, h.product, lang))
+
+
+@cli.group(name="eval")
+def eval_group() -> None:
+    """Measure quality on evaluation files."""
+
+
+@eval_group.command(name="search")
+@click.option("--judgments", required=True, type=click.Path(path_type=Path), help="CrowdFlower-format CSV.")
+@click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense", "rrf", "all"]), default="hybrid", show_default=True,
+              help="Ranking to measure; 'all' reports every mode through the same index.")
+@click.option("--limit", type=int, default=None, help="Only the first N queries (quick checks).")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
+@click.pass_context
+def eval_search(ctx: click.Context, judgments: Path, mode: str, limit: int | None, as_json: bool) -> None:
+    """NDCG@10, Recall@10 of grade-4 products and p50/p99 latency over a judgments file."""
+    from retrieval.evaluation import evaluate_run, load_judgments
+    from retrieval.indexer import build_bundle, load_engine
+
+    s = _settings(ctx)
+    with user_errors(ctx.obj["debug"]):
+        j = load_judgments(judgments)
+        if limit:
+            j.grades = dict(list(j.grades.items())[:limit])
+        click.echo(f"{len(j.products)} products, {len(j.grades)} queries from {judgments}", err=True)
+        # Indexed under the data dir keyed by file, so a re-run only re-encodes what changed.
+        root = s.data_dir / "eval" / judgments.stem
+        build_bundle(j.products, root, encoders=_encoders(s), index_type=s.index_type,
+                     approx_threshold=s.approx_threshold, use_gpu=s.use_gpu_index, progress=True)
+        engine = load_engine(root, encoders=_encoders(s), use_gpu=s.use_gpu_index, query_cache_size=0)
+        modes = ["bm25", "dense", "rrf", "hybrid"] if mode == "all" else [mode]
+        results: dict[str, dict[str, Any]] = {}
+        base_config = engine.config
+        for m in modes:
+            engine.config = dataclasses.replace(base_config, mode=m)  # type: ignore[call-arg]
+            run = evaluate_run(j, lambda q: engine.search(q, k=10, parse=False).skus, progress=not as_json)
+            results[m] = run.as_dict()
+            click.echo(
+                f"{m:>7}: NDCG@10 {run.ndcg:.4f}  Recall@10 {run.recall:.4f}  "
+                f"p50 {run.p50_ms:.1f} ms  p99 {run.p99_ms:.1f} ms  ({run.queries} queries, {run.products} products)"
+            )
+    if as_json:
+        final = dict(results[modes[-1]])
+        if len(modes) > 1:
+            final["modes"] = results
+        click.echo(json.dumps(final))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="shopbot", standalone_mode=True)
+    except UserError as exc:  # pragma: no cover - click handles it in standalone mode
+        exc.show()
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

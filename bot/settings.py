@@ -1,0 +1,42 @@
+"""The single source of configuration: environment variables with the prefix ``SHOPBOT_``.
+
+``retrieval`` and ``model`` never read settings themselves; the adapters (cli, telegram, actions)
+build one Settings and pass plain values down, so every library function is testable with explicit
+arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_data_dir"]
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".shopbot"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPBOT_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Indexes, database and caches live here.")
+    catalog: Path | None = Field(default=None, description="Catalog CSV/JSONL; the bundled demo catalog when unset.")
+    encoder: str = Field(default="minilm", description="Dense encoder for English queries (name or model dir).")
+    multilingual_encoder: str = Field(
+        default="use-multilingual", description="Dense encoder for non-English (Chinese) queries; '' disables it."
+    )
+    index_type: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
+    approx_threshold: int = Field(default=20_000, description="Above this many products the index is approximate.")
+    device: str | None = Field(default=None, description="cpu or cuda; auto-detected when unset.")
+    use_gpu_index: bool | None = Field(default=None, description="FAISS on GPU; auto-detected when unset.")
+    query_cache_size: int = 4096
+    on_bad_row: Literal["skip", "raise"] = "skip"
+    page_size: int = 5
+
+    @property
+    def index_root(self) -> Path:
+        return self.data_dir / "index"

@@ -1,0 +1,368 @@
+"""Catalog -> search bundle (products, BM25, dense vectors, FAISS), full and incremental, and loading.
+
+A bundle is one build directory under ``<data dir>/index/builds/`` made current by an atomic symlink
+swap (``retrieval.index.publish``), so a crash mid-build leaves the previous bundle serving. Layout::
+
+    bundle.json              catalog hash, counts, encoders, rank config, sku -> stable id
+    products.jsonl           the catalog snapshot the bot answers from (facts come from here)
+    lexical/                 BM25 per field
+    dense/<key>/             index.faiss, vectors.npy (rows aligned with products.jsonl), manifest.json
+
+Incremental reindex compares content hashes with the current bundle: only added or changed products
+are encoded (encoding is what a full build spends its time on); unchanged vectors are copied, removed
+products leave the FAISS index, and BM25 is rebuilt (cheap) so its statistics stay exact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from .catalog import Product, catalog_hash
+from .encoders import CachedEncoder, Encoder, get_encoder
+from .index import IndexLoadError, Manifest, VectorIndex, check_manifest, current_dir, staged_build, utc_now_iso
+from .lexical import FieldedBM25
+from .search import DenseField, RankConfig, SearchEngine
+
+__all__ = [
+    "BundleError",
+    "ReindexReport",
+    "build_bundle",
+    "dense_text",
+    "lexical_fields",
+    "load_engine",
+    "read_bundle_info",
+]
+
+log = logging.getLogger(__name__)
+BUNDLE_FILE = "bundle.json"
+PRODUCTS_FILE = "products.jsonl"
+DEFAULT_ENCODERS: dict[str, str] = {"en": "minilm", "multi": "use-multilingual"}
+FIELD_WEIGHTS = {"title": 1.0, "body": 0.3}
+
+
+class BundleError(IndexLoadError):
+    """No usable search bundle; the message says which command fixes it."""
+
+
+# ----------------------------------------------------------------------------------- product texts
+
+
+def dense_text(p: Product, key: str) -> str:
+    """What each encoder sees of a product: titles carry the meaning, descriptions add noise."""
+    if key == "multi":
+        zh = p.titles.get("zh")
+        return f"{zh} / {p.title}" if zh else p.title
+    return p.title
+
+
+def lexical_fields(p: Product) -> tuple[str, str]:
+    """(title field, body field) for BM25; localised titles and the brand count as title."""
+    title = " ".join([p.title, *p.titles.values(), p.brand or ""])
+    attrs = " ".join(v for k, vals in sorted(p.attributes.items()) if k in _TEXT_ATTRS for v in vals)
+    body = " ".join([p.description[:2000], p.category_path, attrs])
+    return title, body
+
+
+_TEXT_ATTRS = {"color", "material", "style", "pattern", "gender", "type"}
+
+
+# ------------------------------------------------------------------------------------------ build
+
+
+@dataclass
+class ReindexReport:
+    build_dir: Path
+    products: int
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+    seconds: float
+    full: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        kind = "Full rebuild" if self.full else "Incremental reindex"
+        return (
+            f"{kind}: {self.products} products ({self.added} added, {self.changed} changed, "
+            f"{self.removed} removed, {self.unchanged} unchanged) in {self.seconds:.1f}s."
+        )
+
+
+@dataclass
+class _Previous:
+    dir: Path
+    ids: dict[str, int]
+    hashes: dict[str, str]
+    next_id: int
+    encoders: dict[str, str]
+
+
+def _load_previous(root: Path, encoders: Mapping[str, str]) -> _Previous | None:
+    cur = current_dir(root)
+    if cur is None:
+        return None
+    try:
+        info = json.loads((cur / BUNDLE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        log.warning("current bundle at %s is unreadable; doing a full rebuild", cur)
+        return None
+    return _Previous(
+        dir=cur,
+        ids={k: int(v) for k, v in info.get("ids", {}).items()},
+        hashes=dict(info.get("hashes", {})),
+        next_id=int(info.get("next_id", 0)),
+        encoders=dict(info.get("encoders", {})),
+    )
+
+
+def build_bundle(
+    products: Sequence[Product],
+    root: Path,
+    *,
+    encoders: Mapping[str, str] | None = None,
+    encoder_factory: Callable[[str], Encoder] | None = None,
+    index_type: str = "auto",
+    approx_threshold: int = 20_000,
+    use_gpu: bool | None = None,
+    incremental: bool = True,
+    rank_config: RankConfig | None = None,
+    progress: bool = False,
+) -> ReindexReport:
+    """Index ``products`` into a new bundle under ``root`` and publish it atomically.
+
+    With ``incremental`` (the default) and a compatible current bundle, only new or changed products
+    are encoded. ``encoders`` maps a dense key ("en", "multi") to an encoder name.
+    """
+    t0 = time.perf_counter()
+    encoders = dict(DEFAULT_ENCODERS if encoders is None else encoders)
+    factory = encoder_factory or (lambda name: get_encoder(name))
+    root = Path(root)
+    prev = _load_previous(root, encoders) if incremental else None
+    by_sku = {p.sku: p for p in products}
+    if len(by_sku) != len(products):
+        raise ValueError("duplicate SKUs in the catalog; load it with retrieval.catalog.load_catalog")
+
+    # Stable ids: a SKU keeps its id for as long as it stays in the catalog.
+    ids: dict[str, int] = {}
+    next_id = prev.next_id if prev else 0
+    for sku in sorted(by_sku):
+        if prev and sku in prev.ids:
+            ids[sku] = prev.ids[sku]
+        else:
+            ids[sku] = next_id
+            next_id += 1
+    hashes = {sku: by_sku[sku].content_hash for sku in by_sku}
+    old_hashes = prev.hashes if prev else {}
+    added = [s for s in by_sku if s not in old_hashes]
+    changed = [s for s in by_sku if s in old_hashes and old_hashes[s] != hashes[s]]
+    removed = [s for s in old_hashes if s not in by_sku]
+    unchanged = len(by_sku) - len(added) - len(changed)
+
+    ordered = sorted(by_sku.values(), key=lambda p: ids[p.sku])
+    row_ids = np.asarray([ids[p.sku] for p in ordered], dtype=np.int64)
+    timings: dict[str, float] = {}
+
+    with staged_build(root) as out:
+        t = time.perf_counter()
+        with (out / PRODUCTS_FILE).open("w", encoding="utf-8") as fh:
+            for p, pid in zip(ordered, row_ids, strict=True):
+                fh.write(json.dumps({"id": int(pid), **p.to_record()}, ensure_ascii=False) + "\n")
+        fields = [lexical_fields(p) for p in tqdm(ordered, desc="BM25", disable=not progress, unit="product")]
+        lex = FieldedBM25.build({"title": [f[0] for f in fields], "body": [f[1] for f in fields]}, FIELD_WEIGHTS)
+        lex.save(out / "lexical")
+        timings["lexical_s"] = time.perf_counter() - t
+
+        for key, enc_name in encoders.items():
+            t = time.perf_counter()
+            enc = factory(enc_name)
+            reuse = prev is not None and prev.encoders.get(key) == enc.name
+            vectors = _dense_vectors(
+                ordered, row_ids, key, enc, prev.dir if (reuse and prev) else None,
+                set(added) | set(changed) if reuse else None, progress,
+            )
+            ddir = out / "dense" / key
+            ddir.mkdir(parents=True)
+            np.save(ddir / "vectors.npy", vectors)
+            index = None
+            if reuse and prev is not None:
+                index = _incremental_index(prev.dir / "dense" / key, ids, row_ids, vectors, added, changed, removed,
+                                           prev.ids, by_sku, use_gpu)
+            if index is None:
+                index = VectorIndex.build(row_ids, vectors, kind=index_type, approx_threshold=approx_threshold,
+                                          use_gpu=use_gpu, progress=progress)
+            index.save(ddir)
+            Manifest(
+                encoder=enc.name, dim=enc.dim, catalog_hash=catalog_hash(products), count=len(ordered),
+                built_at=utc_now_iso(), index_type=index.kind, extra={"key": key, "tuning": index.tuning},
+            ).save(ddir / "manifest.json")
+            timings[f"dense_{key}_s"] = time.perf_counter() - t
+
+        info: dict[str, Any] = {
+            "format_version": 1,
+            "built_at": utc_now_iso(),
+            "catalog_hash": catalog_hash(products),
+            "count": len(ordered),
+            "encoders": {key: factory(name).name for key, name in encoders.items()},
+            "rank_config": (rank_config or RankConfig()).to_dict(),
+            "ids": ids,
+            "next_id": next_id,
+            "hashes": hashes,
+        }
+        (out / BUNDLE_FILE).write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
+        build_dir = out
+
+    return ReindexReport(
+        build_dir=build_dir,
+        products=len(ordered),
+        added=len(added),
+        changed=len(changed),
+        removed=len(removed),
+        unchanged=unchanged,
+        seconds=time.perf_counter() - t0,
+        full=prev is None,
+        timings=timings,
+    )
+
+
+def _dense_vectors(
+    ordered: Sequence[Product],
+    row_ids: np.ndarray,
+    key: str,
+    enc: Encoder,
+    prev_dir: Path | None,
+    dirty: set[str] | None,
+    progress: bool,
+) -> np.ndarray:
+    vectors = np.zeros((len(ordered), enc.dim), dtype=np.float32)
+    todo = list(range(len(ordered)))
+    if prev_dir is not None and dirty is not None:
+        try:
+            old_vecs = np.load(prev_dir / "dense" / key / "vectors.npy", mmap_mode="r")
+            old_ids = _bundle_row_ids(prev_dir)
+            pos = np.searchsorted(old_ids, row_ids)
+            pos = np.clip(pos, 0, max(len(old_ids) - 1, 0))
+            present = (old_ids[pos] == row_ids) if len(old_ids) else np.zeros(len(row_ids), dtype=bool)
+            if old_vecs.shape[1] == enc.dim:
+                todo = []
+                for i, p in enumerate(ordered):
+                    if present[i] and p.sku not in dirty:
+                        vectors[i] = old_vecs[pos[i]]
+                    else:
+                        todo.append(i)
+        except (OSError, ValueError):
+            todo = list(range(len(ordered)))
+    batch = 256
+    bar = tqdm(total=len(todo), desc=f"encode {key}", disable=not progress or not todo, unit="product")
+    for start in range(0, len(todo), batch):
+        chunk = todo[start : start + batch]
+        vectors[chunk] = enc.encode([dense_text(ordered[i], key) for i in chunk], kind="passage")
+        bar.update(len(chunk))
+    bar.close()
+    return vectors
+
+
+def _bundle_row_ids(bundle_dir: Path) -> np.ndarray:
+    ids = []
+    with (bundle_dir / PRODUCTS_FILE).open(encoding="utf-8") as fh:
+        for line in fh:
+            ids.append(json.loads(line)["id"])
+    return np.asarray(ids, dtype=np.int64)
+
+
+def _incremental_index(
+    prev_dense: Path,
+    ids: Mapping[str, int],
+    row_ids: np.ndarray,
+    vectors: np.ndarray,
+    added: Sequence[str],
+    changed: Sequence[str],
+    removed: Sequence[str],
+    prev_ids: Mapping[str, int],
+    by_sku: Mapping[str, Product],
+    use_gpu: bool | None,
+) -> VectorIndex | None:
+    """Update the previous FAISS index in place of a rebuild; None when it cannot be reused."""
+    try:
+        index = VectorIndex.load(prev_dense, use_gpu=use_gpu)
+    except IndexLoadError:
+        return None
+    if index.dim != vectors.shape[1]:
+        return None
+    gone = np.asarray([prev_ids[s] for s in removed], dtype=np.int64)
+    if gone.size:
+        index.remove(gone)
+    dirty = np.asarray(sorted(ids[s] for s in [*added, *changed]), dtype=np.int64)
+    if dirty.size:
+        rows = np.searchsorted(row_ids, dirty)
+        index.add(dirty, vectors[rows])
+    return index
+
+
+# ------------------------------------------------------------------------------------------- load
+
+
+def read_bundle_info(root: Path) -> tuple[Path, dict[str, Any]]:
+    cur = current_dir(Path(root))
+    if cur is None:
+        raise BundleError(f"There is no search index under {root}; run `shopbot reindex` to build it.")
+    try:
+        info = json.loads((cur / BUNDLE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise BundleError(f"The search index at {cur} is corrupt or unreadable; run `shopbot reindex` to rebuild it.") from None
+    return cur, info
+
+
+def load_engine(
+    root: Path,
+    *,
+    encoders: Mapping[str, str] | None = None,
+    encoder_factory: Callable[[str], Encoder] | None = None,
+    use_gpu: bool | None = None,
+    query_cache_size: int = 4096,
+    rank_config: RankConfig | None = None,
+) -> SearchEngine:
+    """Open the current bundle; refuses (one sentence) a bundle built with other encoders or corrupt files."""
+    cur, info = read_bundle_info(root)
+    encoders = dict(DEFAULT_ENCODERS if encoders is None else encoders)
+    factory = encoder_factory or (lambda name: get_encoder(name))
+    products: list[Product] = []
+    row_ids: list[int] = []
+    try:
+        with (cur / PRODUCTS_FILE).open(encoding="utf-8") as fh:
+            for line in fh:
+                rec = json.loads(line)
+                row_ids.append(int(rec.pop("id")))
+                products.append(Product.from_record(rec))
+        lexical = FieldedBM25.load(cur / "lexical")
+    except (OSError, ValueError, KeyError):
+        raise BundleError(f"The search index at {cur} is corrupt or unreadable; run `shopbot reindex` to rebuild it.") from None
+    dense: list[DenseField] = []
+    for key, name in encoders.items():
+        ddir = cur / "dense" / key
+        enc = factory(name)
+        if not ddir.is_dir():
+            raise BundleError(
+                f"The search index at {cur} has no '{key}' vectors for encoder '{enc.name}'; run `shopbot reindex` to rebuild it."
+            )
+        check_manifest(Manifest.load(ddir / "manifest.json"), encoder=enc.name, dim=enc.dim, where=cur)
+        index = VectorIndex.load(ddir, use_gpu=use_gpu)
+        try:
+            vectors = np.load(ddir / "vectors.npy", mmap_mode="r")
+        except (OSError, ValueError):
+            raise BundleError(f"The vectors in {ddir} are corrupt; run `shopbot reindex` to rebuild them.") from None
+        if vectors.shape != (len(products), enc.dim):
+            raise BundleError(f"The vectors in {ddir} do not match the catalog snapshot; run `shopbot reindex` to rebuild them.")
+        wrapped: Encoder = CachedEncoder(enc, query_cache_size) if query_cache_size else enc
+        dense.append(DenseField(key, wrapped, index, np.asarray(vectors)))
+    config = rank_config or RankConfig.from_dict(info.get("rank_config", {}))
+    return SearchEngine(products, lexical, dense, config=config, row_ids=np.asarray(row_ids, dtype=np.int64))

@@ -1,0 +1,312 @@
+"""Structured filters and the query understanding that finds them in free text.
+
+"a red winter coat under $80" -> text "winter coat", Filters(colors={red}, max_price=80).
+"我想买一款红色的外套，500元以下" -> text "外套", Filters(colors={red}, max_price=500, currency CNY).
+
+Only facts that the catalog can check are turned into filters (price, colour, size, brand, category,
+stock); everything else stays in the text for the rankers. Parsing is conservative: a number is a
+price only with a price word or currency around it, so "iphone 15" stays a product name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from .catalog import Product
+
+__all__ = ["COLORS", "Filters", "ParsedQuery", "SortOrder", "parse_query"]
+
+SortOrder = Literal["relevance", "price_asc", "price_desc", "rating"]
+
+# canonical colour -> words that mean it (English and Chinese)
+COLORS: dict[str, tuple[str, ...]] = {
+    "black": ("black", "黑色", "黑"),
+    "white": ("white", "白色", "白"),
+    "red": ("red", "红色", "红"),
+    "blue": ("blue", "蓝色", "蓝"),
+    "navy": ("navy", "藏青色", "藏青", "海军蓝"),
+    "green": ("green", "绿色", "绿"),
+    "grey": ("grey", "gray", "灰色", "灰"),
+    "pink": ("pink", "粉色", "粉红色", "粉红", "粉"),
+    "beige": ("beige", "米色", "米白色"),
+    "brown": ("brown", "棕色", "咖啡色", "棕"),
+    "yellow": ("yellow", "黄色", "黄"),
+    "purple": ("purple", "紫色", "紫"),
+    "silver": ("silver", "银色", "银"),
+    "gold": ("gold", "golden", "金色"),
+    "orange": ("orange", "橙色", "橘色"),
+}
+_COLOR_WORD = {w: c for c, words in COLORS.items() for w in words}
+_EN_COLOR = re.compile(r"\b(" + "|".join(w for w in _COLOR_WORD if w.isascii()) + r")\b", re.I)
+_ZH_COLOR = re.compile("(" + "|".join(sorted((w for w in _COLOR_WORD if not w.isascii()), key=len, reverse=True)) + ")的?")
+
+_CUR = r"(?:\$|usd|us\$|dollars?|bucks|€|eur|euros?|£|gbp|pounds?|¥|￥|rmb|cny|yuan|元|块钱?)"
+_NUM = r"(\d+(?:[.,]\d+)?)\s*(k)?"
+_PRICE_UNDER = re.compile(
+    rf"(?:under|below|less than|cheaper than|at most|max(?:imum)?|up to|no more than|within|<=?)\s*{_CUR}?\s*{_NUM}\s*{_CUR}?",
+    re.I,
+)
+_PRICE_OVER = re.compile(
+    rf"(?:over|above|more than|at least|min(?:imum)?|from|>=?)\s*{_CUR}\s*{_NUM}\s*{_CUR}?|"
+    rf"(?:over|above|more than|at least|min(?:imum)?|>=?)\s*{_NUM}\s*{_CUR}",
+    re.I,
+)
+_PRICE_RANGE = re.compile(rf"(?:between\s*)?{_CUR}?\s*{_NUM}\s*{_CUR}?\s*(?:-|–|to|and|~|到|至)\s*{_CUR}?\s*{_NUM}\s*{_CUR}?", re.I)
+_ZH_UNDER = re.compile(rf"{_CUR}?\s*{_NUM}\s*{_CUR}?\s*(?:以下|以内|之内|内)|(?:低于|不超过|少于|便宜于)\s*{_CUR}?\s*{_NUM}\s*{_CUR}?")
+_ZH_OVER = re.compile(rf"{_CUR}?\s*{_NUM}\s*{_CUR}?\s*以上|(?:高于|超过|多于)\s*{_CUR}?\s*{_NUM}\s*{_CUR}?")
+_SIZE = re.compile(
+    r"\b(?:size|sz|eu|us|uk)\s*([0-9]{1,2}(?:\.5)?|xxs|xs|s|m|l|xl|xxl|xxxl|2xl|3xl)\b|"
+    r"\b(xxs|xs|xl|xxl|xxxl|2xl|3xl)\b|"
+    r"([0-9]{2}(?:\.5)?)\s*(?:码|号)|"
+    r"(?:尺码|尺寸)\s*([0-9]{2}|xs|s|m|l|xl|xxl)",
+    re.I,
+)
+_IN_STOCK = re.compile(r"\b(?:in[- ]stock|available now|available)\b|有货|现货", re.I)
+_SORT_CHEAP = re.compile(r"\b(?:cheapest|lowest price|least expensive|price low to high)\b|最便宜|价格从低到高", re.I)
+_SORT_PRICEY = re.compile(r"\b(?:most expensive|highest price|priciest|price high to low)\b|最贵|价格从高到低", re.I)
+_SORT_RATING = re.compile(r"\b(?:best rated|top rated|highest rated)\b|评分最高|好评最多", re.I)
+_FILLER = re.compile(
+    r"\b(?:i(?:'m| am)? (?:want|need|looking for|would like)|show me|find me|looking for|search for|"
+    r"i want to buy|do you have|can you find|please|for me)\b|我想买|我想要|我要买|我要|帮我找|^\s*要|给我找|有没有|想买|请问",
+    re.I,
+)
+_CURRENCY_OF = {"$": "USD", "usd": "USD", "us$": "USD", "dollar": "USD", "dollars": "USD", "bucks": "USD",
+                "€": "EUR", "eur": "EUR", "euro": "EUR", "euros": "EUR", "£": "GBP", "gbp": "GBP",
+                "pound": "GBP", "pounds": "GBP", "¥": "CNY", "￥": "CNY", "rmb": "CNY", "cny": "CNY",
+                "yuan": "CNY", "元": "CNY", "块": "CNY", "块钱": "CNY"}
+_CUR_FIND = re.compile(_CUR, re.I)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Constraints every result must satisfy. Empty sets mean "any"."""
+
+    min_price: float | None = None
+    max_price: float | None = None
+    currency: str | None = None
+    categories: frozenset[str] = frozenset()
+    brands: frozenset[str] = frozenset()
+    colors: frozenset[str] = frozenset()
+    sizes: frozenset[str] = frozenset()
+    in_stock: bool = False
+
+    def is_empty(self) -> bool:
+        return self == Filters()
+
+    def merged(self, other: Filters) -> Filters:
+        """``other`` refines ``self``: any field it sets wins."""
+        out = self
+        for name in ("min_price", "max_price", "currency"):
+            if getattr(other, name) is not None:
+                out = replace(out, **{name: getattr(other, name)})
+        for name in ("categories", "brands", "colors", "sizes"):
+            if getattr(other, name):
+                out = replace(out, **{name: getattr(other, name)})
+        if other.in_stock:
+            out = replace(out, in_stock=True)
+        return out
+
+    def matches(self, p: Product) -> bool:
+        if self.min_price is not None and p.price < self.min_price:
+            return False
+        if self.max_price is not None and p.price > self.max_price:
+            return False
+        if self.in_stock and p.stock <= 0:
+            return False
+        if self.brands and (p.brand or "").lower() not in self.brands:
+            return False
+        if self.categories:
+            path = [c.lower() for c in p.category]
+            if not any(c in path or c == " > ".join(path) for c in self.categories):
+                return False
+        if self.colors and not {c.lower() for c in p.attr("color")} & self.colors:
+            return False
+        return not (self.sizes and not {s.lower() for s in p.attr("size")} & self.sizes)
+
+    def describe(self) -> str:
+        parts = []
+        if self.colors:
+            parts.append("/".join(sorted(self.colors)))
+        if self.brands:
+            parts.append("brand " + "/".join(sorted(self.brands)))
+        if self.categories:
+            parts.append("in " + "/".join(sorted(self.categories)))
+        if self.sizes:
+            parts.append("size " + "/".join(sorted(self.sizes)))
+        if self.min_price is not None and self.max_price is not None:
+            parts.append(f"{self.min_price:g}-{self.max_price:g}")
+        elif self.max_price is not None:
+            parts.append(f"under {self.max_price:g}")
+        elif self.min_price is not None:
+            parts.append(f"over {self.min_price:g}")
+        if self.in_stock:
+            parts.append("in stock")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    text: str
+    filters: Filters = field(default_factory=Filters)
+    sort: SortOrder = "relevance"
+    raw: str = ""
+
+
+def _num(value: str, kilo: str | None) -> float:
+    v = float(value.replace(",", "."))
+    return v * 1000 if kilo else v
+
+
+def _currency(text: str) -> str | None:
+    m = _CUR_FIND.search(text)
+    if not m:
+        return None
+    return _CURRENCY_OF.get(m.group().lower().rstrip("s") if m.group().lower() not in _CURRENCY_OF else m.group().lower())
+
+
+def parse_query(
+    text: str,
+    *,
+    brands: Iterable[str] = (),
+    categories: Iterable[str] = (),
+) -> ParsedQuery:
+    """Pull price/colour/size/stock/sort constraints (and known brands/categories) out of ``text``.
+
+    ``brands`` and ``categories`` are the catalog's own vocabularies (lower case); a brand named in
+    the query becomes a filter, a category word stays in the text (it is also what the rankers match).
+    """
+    raw = text
+    t = " " + text.strip() + " "
+    min_p = max_p = None
+    cur = None
+    sort: SortOrder = "relevance"
+
+    def cut(m: re.Match[str]) -> str:
+        return " "
+
+    for rx, kind in ((_PRICE_RANGE, "range"), (_PRICE_UNDER, "max"), (_ZH_UNDER, "max"), (_PRICE_OVER, "min"), (_ZH_OVER, "min")):
+        m = rx.search(t)
+        if not m:
+            continue
+        nums = [g for g in m.groups()]
+        vals: list[float] = []
+        i = 0
+        while i < len(nums):
+            if nums[i] is not None and re.fullmatch(r"\d+(?:[.,]\d+)?", nums[i]):
+                vals.append(_num(nums[i], nums[i + 1] if i + 1 < len(nums) else None))
+                i += 2
+            else:
+                i += 1
+        if kind == "range":
+            # a bare "12-14" is more often a model number than a price: require a currency or "between"
+            if not (_CUR_FIND.search(m.group()) or m.group().strip().lower().startswith("between")):
+                continue
+            if len(vals) >= 2:
+                min_p, max_p = min(vals[:2]), max(vals[:2])
+        elif kind == "max" and vals:
+            max_p = vals[0]
+        elif kind == "min" and vals:
+            min_p = vals[0]
+        cur = cur or _currency(m.group())
+        t = t[: m.start()] + " " + t[m.end() :]
+
+    colors: set[str] = set()
+    for rx in (_EN_COLOR, _ZH_COLOR):
+        for m in rx.finditer(t):
+            colors.add(_COLOR_WORD[m.group(1).lower()])
+        t = rx.sub(" ", t)
+
+    sizes: set[str] = set()
+    for m in _SIZE.finditer(t):
+        value = next(g for g in m.groups() if g)
+        sizes.add(value.lower())
+    t = _SIZE.sub(" ", t)
+
+    in_stock = bool(_IN_STOCK.search(t))
+    t = _IN_STOCK.sub(" ", t)
+    for rx, order in ((_SORT_CHEAP, "price_asc"), (_SORT_PRICEY, "price_desc"), (_SORT_RATING, "rating")):
+        if rx.search(t):
+            sort = order  # type: ignore[assignment]
+            t = rx.sub(" ", t)
+
+    low = t.lower()
+    found_brands = {b for b in brands if b and re.search(r"(?<![\w])" + re.escape(b) + r"(?![\w])", low)}
+    found_categories = {c for c in categories if c and re.search(r"(?<![\w])" + re.escape(c) + r"(?![\w])", low)}
+
+    t = _FILLER.sub(" ", t)
+    t = re.sub(r"\b(?:a|an|the|some|new)\b|一款|一个|一双|一件|新的|的", " ", t, flags=re.I)
+    t = re.sub(r"[,.!?，。！？、]+", " ", t)
+    t = re.sub(r"\s+", " ", t).strip()
+    filters = Filters(
+        min_price=min_p,
+        max_price=max_p,
+        currency=cur,
+        brands=frozenset(found_brands),
+        categories=frozenset(),  # category words stay in the text; see docstring
+        colors=frozenset(colors),
+        sizes=frozenset(sizes),
+        in_stock=in_stock,
+    )
+    _ = found_categories
+    return ParsedQuery(text=t, filters=filters, sort=sort, raw=raw)
+
+
+class FilterArrays:
+    """Column arrays over a product list, so a filter becomes a boolean mask in a few numpy ops."""
+
+    def __init__(self, products: Sequence[Product]) -> None:
+        self.price = np.asarray([p.price for p in products], dtype=np.float64)
+        self.stock = np.asarray([p.stock for p in products], dtype=np.int64)
+        self.rating = np.asarray([_rating(p) for p in products], dtype=np.float32)
+        self.brand = np.asarray([(p.brand or "").lower() for p in products], dtype=object)
+        self._products = products
+        self._color_rows = _value_rows(products, "color")
+        self._size_rows = _value_rows(products, "size")
+        self._cat_rows: dict[str, list[int]] = {}
+        for i, p in enumerate(products):
+            path = [c.lower() for c in p.category]
+            for j in range(len(path)):
+                self._cat_rows.setdefault(path[j], []).append(i)
+                self._cat_rows.setdefault(" > ".join(path[: j + 1]), []).append(i)
+
+    def mask(self, f: Filters) -> np.ndarray | None:
+        """Rows allowed by ``f``; None when every row is (no filter)."""
+        if f.is_empty():
+            return None
+        n = len(self.price)
+        m = np.ones(n, dtype=bool)
+        if f.min_price is not None:
+            m &= self.price >= f.min_price
+        if f.max_price is not None:
+            m &= self.price <= f.max_price
+        if f.in_stock:
+            m &= self.stock > 0
+        if f.brands:
+            m &= np.isin(self.brand, list(f.brands))
+        for wanted, rows in ((f.colors, self._color_rows), (f.sizes, self._size_rows), (f.categories, self._cat_rows)):
+            if wanted:
+                sel = np.zeros(n, dtype=bool)
+                for w in wanted:
+                    sel[rows.get(w, [])] = True
+                m &= sel
+        return m
+
+
+def _rating(p: Product) -> float:
+    try:
+        return float(p.attr("rating")[0]) if p.attr("rating") else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _value_rows(products: Sequence[Product], attr: str) -> dict[str, list[int]]:
+    rows: dict[str, list[int]] = {}
+    for i, p in enumerate(products):
+        for v in p.attr(attr):
+            rows.setdefault(v.lower(), []).append(i)
+    return rows

@@ -1,0 +1,297 @@
+"""Hybrid product search: BM25 + dense vectors, structured filters, fused ranking, sorting, paging.
+
+One query runs:
+
+1. query understanding (``retrieval.query``): price/colour/size/brand/stock constraints and a sort
+   order come out of the text; the rest is what the rankers match;
+2. filters become a boolean mask over the catalog (numpy column arrays);
+3. candidates: the BM25 top-N and the dense top-N (FAISS, restricted to the mask) are united;
+4. every candidate gets the same features - BM25 per field normalised by the query's best score,
+   cosine similarity from each dense encoder, and reciprocal ranks - and a weighted sum (``RankConfig``)
+   orders them. The weights are settings, chosen on development data and checked on held-out queries
+   (README); ``shopbot train ranker`` will learn them from the shop's own feedback log.
+
+Chinese queries use the multilingual encoder (Chinese titles and English titles share its space);
+English queries use the English encoder, and the multilingual one too when the config says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .catalog import Product
+from .encoders import Encoder
+from .index import VectorIndex
+from .lexical import FieldedBM25, has_cjk, tokenize
+from .query import FilterArrays, Filters, ParsedQuery, SortOrder, parse_query
+
+__all__ = ["DenseField", "Hit", "RankConfig", "SearchEngine", "SearchResult"]
+
+
+@dataclass(frozen=True)
+class RankConfig:
+    """Weights of the fused score. Each feature is in [0, 1] for the candidates of one query."""
+
+    candidates: int = 100
+    w_bm25_title: float = 0.35
+    w_bm25_body: float = 0.10
+    w_dense: dict[str, float] = field(default_factory=lambda: {"en": 0.45, "multi": 0.10})
+    w_rrf: float = 0.0
+    rrf_k: int = 60
+    # multiplicative nudge for in-stock items so sold-out products sink, but stay findable
+    out_of_stock_penalty: float = 0.9
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RankConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class DenseField:
+    """One encoder's view of the catalog: vectors aligned with catalog rows, and a FAISS index over them."""
+
+    key: str  # "en" or "multi"
+    encoder: Encoder
+    index: VectorIndex
+    vectors: np.ndarray  # rows aligned with SearchEngine.products
+
+
+@dataclass(frozen=True)
+class Hit:
+    product: Product
+    score: float
+    rank: int
+    signals: Mapping[str, float]
+
+    @property
+    def sku(self) -> str:
+        return self.product.sku
+
+
+@dataclass
+class SearchResult:
+    query: ParsedQuery
+    hits: list[Hit]
+    total: int  # candidates that passed the filters (what paging runs over)
+    offset: int
+    timings_ms: dict[str, float]
+
+    @property
+    def skus(self) -> list[str]:
+        return [h.sku for h in self.hits]
+
+
+def _minmax_pos(x: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] by the best score; scores <= 0 stay 0 (no lexical match is no evidence)."""
+    top = float(x.max()) if x.size else 0.0
+    return np.clip(x / top, 0.0, 1.0) if top > 0 else np.zeros_like(x)
+
+
+class SearchEngine:
+    def __init__(
+        self,
+        products: Sequence[Product],
+        lexical: FieldedBM25,
+        dense: Sequence[DenseField],
+        *,
+        config: RankConfig | None = None,
+        row_ids: np.ndarray | None = None,
+    ) -> None:
+        self.products = list(products)
+        # FAISS stores stable product ids (kept across incremental reindexes); row_ids[i] is the id of
+        # products[i], sorted ascending so ids map back to rows with a binary search.
+        self.row_ids = np.arange(len(self.products), dtype=np.int64) if row_ids is None else np.asarray(row_ids, np.int64)
+        if self.row_ids.size != len(self.products) or np.any(np.diff(self.row_ids) <= 0):
+            raise ValueError("row_ids must be strictly increasing and match the products")
+        self.lexical = lexical
+        self.dense = {d.key: d for d in dense}
+        self.config = config or RankConfig()
+        self.by_sku = {p.sku: i for i, p in enumerate(self.products)}
+        self.arrays = FilterArrays(self.products)
+        self.brands = sorted({(p.brand or "").lower() for p in self.products if p.brand}, key=len, reverse=True)
+
+    # ------------------------------------------------------------------------------------ public
+
+    def parse(self, text: str) -> ParsedQuery:
+        return parse_query(text, brands=self.brands)
+
+    def search(
+        self,
+        query: str | ParsedQuery,
+        filters: Filters | None = None,
+        *,
+        k: int = 10,
+        offset: int = 0,
+        sort: SortOrder | None = None,
+        parse: bool = True,
+        exclude: Sequence[str] = (),
+    ) -> SearchResult:
+        """Ranked products for ``query``; ``filters`` add to those parsed from the text."""
+        t0 = time.perf_counter()
+        if isinstance(query, ParsedQuery):
+            pq = query
+        elif parse:
+            pq = self.parse(query)
+        else:
+            pq = ParsedQuery(text=query.strip(), raw=query)
+        f = pq.filters.merged(filters) if filters else pq.filters
+        order: SortOrder = sort or pq.sort
+        pq = replace(pq, filters=f, sort=order)
+        mask = self.arrays.mask(f)
+        if exclude:
+            mask = np.ones(len(self.products), dtype=bool) if mask is None else mask.copy()
+            mask[[self.by_sku[s] for s in exclude if s in self.by_sku]] = False
+        timings: dict[str, float] = {"parse": (time.perf_counter() - t0) * 1000}
+
+        rows, scores, signals = self._rank(pq.text, mask, timings)
+        if order != "relevance" and rows.size:
+            rows, scores, signals = self._sort(rows, scores, signals, order)
+        total = int(rows.size)
+        page = slice(offset, offset + k)
+        hits = [
+            Hit(self.products[r], float(s), offset + i + 1, {n: float(v[j]) for n, v in signals.items()})
+            for i, (j, r, s) in enumerate(zip(range(total)[page], rows[page], scores[page], strict=True))
+        ]
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return SearchResult(pq, hits, total, offset, timings)
+
+    # ----------------------------------------------------------------------------------- ranking
+
+    def _rank(
+        self, text: str, mask: np.ndarray | None, timings: dict[str, float]
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        cfg = self.config
+        n = len(self.products)
+        if not text.strip():
+            # Only filters ("under $50"): everything allowed, best rated and in stock first.
+            rows = np.arange(n) if mask is None else np.flatnonzero(mask)
+            score = self.arrays.rating[rows] / 5.0 + (self.arrays.stock[rows] > 0) * 1.0
+            order = np.argsort(-score, kind="stable")
+            return rows[order], score[order], {}
+
+        t = time.perf_counter()
+        tokens = tokenize(text)
+        per_field = self.lexical.field_scores(tokens)
+        lex = np.zeros(n, dtype=np.float32)
+        for name, s in per_field.items():
+            lex += self.lexical.weights.get(name, 1.0) * s
+        if mask is not None:
+            lex = np.where(mask, lex, 0.0)
+        cand_lex = _top(lex, cfg.candidates)
+        cand_lex = cand_lex[lex[cand_lex] > 0]
+        timings["bm25"] = (time.perf_counter() - t) * 1000
+
+        dense_keys = self._dense_keys(text)
+        allowed = None if mask is None else self.row_ids[np.flatnonzero(mask)]
+        cand_dense: dict[str, np.ndarray] = {}
+        qvecs: dict[str, np.ndarray] = {}
+        for key in dense_keys:
+            d = self.dense[key]
+            t = time.perf_counter()
+            qv = d.encoder.encode([text], kind="query")
+            timings[f"encode_{key}"] = (time.perf_counter() - t) * 1000
+            t = time.perf_counter()
+            if allowed is not None and allowed.size == 0:
+                ids = np.empty(0, dtype=np.int64)
+            else:
+                _, found = d.index.search(qv, cfg.candidates, allowed=allowed)
+                ids = np.searchsorted(self.row_ids, found[0][found[0] >= 0])
+            timings[f"faiss_{key}"] = (time.perf_counter() - t) * 1000
+            cand_dense[key] = ids
+            qvecs[key] = qv[0]
+
+        t = time.perf_counter()
+        rows = np.unique(np.concatenate([cand_lex, *cand_dense.values()]).astype(np.int64))
+        if rows.size == 0:
+            return rows, np.zeros(0, dtype=np.float32), {}
+        signals: dict[str, np.ndarray] = {}
+        score = np.zeros(rows.size, dtype=np.float32)
+        for name, s in per_field.items():
+            v = s[rows]
+            if mask is not None:
+                v = np.where(mask[rows], v, 0.0)
+            feat = _minmax_pos(v)
+            signals[f"bm25_{name}"] = feat
+            score += getattr(cfg, f"w_bm25_{name}", 0.0) * feat
+        for key in dense_keys:
+            cos = self.dense[key].vectors[rows] @ qvecs[key]
+            signals[f"cos_{key}"] = cos
+            score += cfg.w_dense.get(key, 0.0) * np.clip(cos, 0.0, 1.0)
+        if cfg.w_rrf:
+            rrf = np.zeros(rows.size, dtype=np.float32)
+            pos = {int(r): i for i, r in enumerate(rows)}
+            for lst in (cand_lex, *cand_dense.values()):
+                for rank, r in enumerate(lst):
+                    rrf[pos[int(r)]] += 1.0 / (cfg.rrf_k + rank + 1)
+            signals["rrf"] = rrf
+            score += cfg.w_rrf * rrf * cfg.rrf_k
+        score = np.where(self.arrays.stock[rows] > 0, score, score * cfg.out_of_stock_penalty)
+        order = np.argsort(-score, kind="stable")
+        timings["fuse"] = (time.perf_counter() - t) * 1000
+        return rows[order], score[order], {k: v[order] for k, v in signals.items()}
+
+    def _dense_keys(self, text: str) -> list[str]:
+        cjk = has_cjk(text)
+        keys = []
+        for key in self.dense:
+            if key == "multi" and (cjk or self.config.w_dense.get("multi", 0.0) > 0):
+                keys.append(key)
+            elif key != "multi" and not cjk:
+                keys.append(key)
+        return keys
+
+    def _sort(
+        self, rows: np.ndarray, scores: np.ndarray, signals: dict[str, np.ndarray], order: SortOrder
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        # Sorting by price only among relevant products: keep those scoring at least half the best.
+        if scores.size and scores[0] > 0:
+            keep = scores >= 0.5 * scores[0]
+            rows, scores = rows[keep], scores[keep]
+            signals = {k: v[keep] for k, v in signals.items()}
+        if order == "price_asc":
+            key = self.arrays.price[rows]
+        elif order == "price_desc":
+            key = -self.arrays.price[rows]
+        else:
+            key = -self.arrays.rating[rows]
+        idx = np.argsort(key, kind="stable")
+        return rows[idx], scores[idx], {k: v[idx] for k, v in signals.items()}
+
+    # ---------------------------------------------------------------------------------- helpers
+
+    def product(self, sku: str) -> Product | None:
+        i = self.by_sku.get(sku)
+        return None if i is None else self.products[i]
+
+    def similar(self, sku: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+        """Products closest to ``sku`` in the English (else any) dense space: "more like this"."""
+        i = self.by_sku.get(sku)
+        if i is None or not self.dense:
+            return []
+        d = self.dense.get("en") or next(iter(self.dense.values()))
+        mask = self.arrays.mask(filters or Filters())
+        allowed = None if mask is None else self.row_ids[np.flatnonzero(mask)]
+        scores, ids = d.index.search(d.vectors[i : i + 1], k + 1, allowed=allowed)
+        out: list[Hit] = []
+        for s, pid in zip(scores[0], ids[0], strict=True):
+            r = int(np.searchsorted(self.row_ids, pid))
+            if pid < 0 or r == i:
+                continue
+            out.append(Hit(self.products[int(r)], float(s), len(out) + 1, {f"cos_{d.key}": float(s)}))
+        return out[:k]
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    if scores.size <= k:
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, k)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
