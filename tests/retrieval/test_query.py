@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+
+from retrieval.catalog import Product
+from retrieval.query import Filters, parse_query
+
+
+@pytest.mark.parametrize(
+    ("text", "rest", "min_p", "max_p", "currency"),
+    [
+        ("a red winter coat under $80", "winter coat", None, 80, "USD"),
+        ("running shoes below 100 dollars", "running shoes", None, 100, "USD"),
+        ("laptop over $1000", "laptop", 1000, None, "USD"),
+        ("headphones between 50 and 150 dollars", "headphones", 50, 150, "USD"),
+        ("tv $300-$500", "tv", 300, 500, "USD"),
+        ("phone under 2k", "phone", None, 2000, None),
+        ("外套 500元以下", "外套", None, 500, "CNY"),
+        ("不超过300元的耳机", "耳机", None, 300, "CNY"),
+        ("手机 1000元以上", "手机", 1000, None, "CNY"),
+    ],
+)
+def test_price_constraints(text: str, rest: str, min_p: float | None, max_p: float | None, currency: str | None) -> None:
+    q = parse_query(text)
+    assert (q.filters.min_price, q.filters.max_price) == (min_p, max_p)
+    assert q.filters.currency == currency
+    assert q.text == rest
+
+
+@pytest.mark.parametrize("text", ["iphone 15 pro", "ps4 controller", "12-14 year old girls dress", "size 9 shoes"])
+def test_model_numbers_are_not_prices(text: str) -> None:
+    f = parse_query(text).filters
+    assert f.min_price is None and f.max_price is None
+
+
+def test_colours_sizes_stock_and_sort_in_english_and_chinese() -> None:
+    q = parse_query("cheapest black running shoes size 42 in stock")
+    assert q.filters.colors == {"black"} and q.filters.sizes == {"42"} and q.filters.in_stock
+    assert q.sort == "price_asc" and q.text == "running shoes"
+    z = parse_query("我想买一款红色的外套")
+    assert z.filters.colors == {"red"} and z.text == "外套"
+    assert parse_query("我想买一款新的手机").text == "手机"
+    assert parse_query("42码的跑步鞋").filters.sizes == {"42"}
+    assert parse_query("dress XL").filters.sizes == {"xl"}
+    assert parse_query("best rated blender").sort == "rating"
+
+
+def test_known_brands_become_filters() -> None:
+    q = parse_query("nike running shoes", brands=["nike", "adidas"])
+    assert q.filters.brands == {"nike"}
+    assert parse_query("running shoes", brands=["nike"]).filters.brands == frozenset()
+
+
+def test_filters_match_and_merge() -> None:
+    p = Product(sku="A", title="Coat", price=50, stock=0, category=("Apparel", "Coats"), brand="Northwind",
+                attributes={"color": ("Red",), "size": ("S", "M")})
+    assert Filters(max_price=60, colors=frozenset({"red"}), sizes=frozenset({"m"})).matches(p)
+    assert not Filters(in_stock=True).matches(p)
+    assert not Filters(max_price=40).matches(p)
+    assert Filters(categories=frozenset({"coats"})).matches(p)
+    assert Filters(categories=frozenset({"apparel > coats"})).matches(p)
+    assert not Filters(brands=frozenset({"nike"})).matches(p)
+    merged = Filters(max_price=80, colors=frozenset({"red"})).merged(Filters(max_price=50))
+    assert merged.max_price == 50 and merged.colors == {"red"}
+    assert Filters().is_empty() and not merged.is_empty()
+    assert merged.describe() == "red, under 50"
