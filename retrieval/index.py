@@ -28,7 +28,7 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -46,6 +46,7 @@ faiss: Any = _faiss
 __all__ = [
     "BRUTE_FORCE_LIMIT",
     "INDEX_FILE",
+    "INDEX_INFO_FILE",
     "MANIFEST_FILE",
     "IndexKind",
     "IndexLoadError",
@@ -60,6 +61,7 @@ __all__ = [
     "publish",
     "resolve_use_gpu",
     "staged_build",
+    "utc_now_iso",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ IdArray = npt.NDArray[np.int64]
 
 KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw")
 INDEX_FILE = "index.faiss"
+#: Build-time facts FAISS does not store (measured recall), so an incremental reindex keeps them.
+INDEX_INFO_FILE = "index.json"
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
 BUILDS_DIR = "builds"
@@ -542,7 +546,7 @@ class VectorIndex:
     # ---- search ---------------------------------------------------------------------------------
 
     def search(
-        self, queries: npt.ArrayLike, k: int, *, allowed: npt.ArrayLike | None = None
+        self, queries: npt.ArrayLike, k: int, *, allowed: npt.ArrayLike | Set[int] | None = None
     ) -> tuple[FloatArray, IdArray]:
         """Top-``k`` ids by cosine for each query row: ``(scores m x k, ids m x k)``.
 
@@ -558,6 +562,8 @@ class VectorIndex:
             live = None
             wanted = min(k, self.ntotal)
         else:
+            if isinstance(allowed, Set):  # filters are often built as Python sets of product ids
+                allowed = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
             live = np.unique(_as_ids(allowed, unique=False))
             live = live[np.isin(live, self._ids, assume_unique=True)]
             if live.size == 0 or q.shape[0] == 0:
@@ -722,7 +728,8 @@ class VectorIndex:
     # ---- persistence ----------------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
-        """Write ``index.faiss`` (always the CPU index) atomically and durably into ``directory``."""
+        """Write ``index.faiss`` (always the CPU index) and ``index.json`` (tuning facts) atomically and
+        durably into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         final = directory / INDEX_FILE
@@ -735,6 +742,7 @@ class VectorIndex:
         finally:
             tmp.unlink(missing_ok=True)
         _fsync_dir(directory)
+        _atomic_write_text(directory / INDEX_INFO_FILE, json.dumps({"kind": self._kind, "tuning": self.tuning}) + "\n")
 
     @classmethod
     def load(cls, directory: Path, *, use_gpu: bool | None = None) -> VectorIndex:
@@ -754,7 +762,16 @@ class VectorIndex:
                 ),
                 path=path,
             )
-        return cls(index, kind, ids, use_gpu=resolve_use_gpu(use_gpu))
+        return cls(index, kind, ids, use_gpu=resolve_use_gpu(use_gpu), tuning=_read_tuning(Path(directory)))
+
+
+def _read_tuning(directory: Path) -> dict[str, float]:
+    """Recorded tuning facts; optional, so a missing or damaged file only loses the numbers."""
+    try:
+        tuning = json.loads((directory / INDEX_INFO_FILE).read_text(encoding="utf-8")).get("tuning", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): float(v) for k, v in tuning.items()} if isinstance(tuning, dict) else {}
 
 
 def open_index(directory: Path, *, encoder: str, dim: int, use_gpu: bool | None = None) -> tuple[VectorIndex, Manifest]:
