@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -279,17 +278,28 @@ def eval_group() -> None:
 @click.option("--judgments", required=True, type=click.Path(path_type=Path), help="CrowdFlower-format CSV.")
 @click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense", "rrf", "all"]), default="hybrid", show_default=True,
               help="Ranking to measure; 'all' reports every mode through the same index.")
+@click.option("--catalog", type=click.Path(path_type=Path), default=None,
+              help="For judgments that name SKUs (query,sku,relevance): the catalog they judge (default: demo).")
 @click.option("--limit", type=int, default=None, help="Only the first N queries (quick checks).")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
 @click.pass_context
-def eval_search(ctx: click.Context, judgments: Path, mode: str, limit: int | None, as_json: bool) -> None:
-    """NDCG@10, Recall@10 of grade-4 products and p50/p99 latency over a judgments file."""
-    from retrieval.evaluation import evaluate_run, load_judgments
+def eval_search(
+    ctx: click.Context, judgments: Path, mode: str, catalog: Path | None, limit: int | None, as_json: bool
+) -> None:
+    """NDCG@10, Recall@10 of grade-4 products and p50/p99 latency over a judgments file.
+
+    Judgments that mix English and Chinese queries are also reported per language.
+    """
+    from retrieval.catalog import load_catalog
+    from retrieval.evaluation import Judgments, evaluate_run, load_judgments
     from retrieval.indexer import build_bundle, load_engine
+    from retrieval.lexical import has_cjk
 
     s = _settings(ctx)
     with user_errors(ctx.obj["debug"]):
-        j = load_judgments(judgments)
+        header = judgments.open(encoding="utf-8-sig").readline() if judgments.is_file() else ""
+        products = load_catalog(catalog).products if "sku" in header.lower().split(",") else None
+        j = load_judgments(judgments, catalog=products)
         if limit:
             j.grades = dict(list(j.grades.items())[:limit])
         click.echo(f"{len(j.products)} products, {len(j.grades)} queries from {judgments}", err=True)
@@ -301,16 +311,29 @@ def eval_search(ctx: click.Context, judgments: Path, mode: str, limit: int | Non
         modes = ["bm25", "dense", "rrf", "hybrid"] if mode == "all" else [mode]
         results: dict[str, dict[str, Any]] = {}
         base_config = engine.config
+        zh = {q: g for q, g in j.grades.items() if has_cjk(q)}
+        splits = {"all": j}
+        if zh and len(zh) < len(j.grades):
+            splits["en"] = Judgments(j.products, {q: g for q, g in j.grades.items() if q not in zh})
+            splits["zh"] = Judgments(j.products, zh)
+        by_lang: dict[str, dict[str, Any]] = {}
         for m in modes:
             engine.config = dataclasses.replace(base_config, mode=m)  # type: ignore[call-arg]
-            run = evaluate_run(j, lambda q: engine.search(q, k=10, parse=False).skus, progress=not as_json)
-            results[m] = run.as_dict()
-            click.echo(
-                f"{m:>7}: NDCG@10 {run.ndcg:.4f}  Recall@10 {run.recall:.4f}  "
-                f"p50 {run.p50_ms:.1f} ms  p99 {run.p99_ms:.1f} ms  ({run.queries} queries, {run.products} products)"
-            )
+            for lang, part in splits.items():
+                run = evaluate_run(part, lambda q: engine.search(q, k=10, parse=False).skus, progress=False)
+                if lang == "all":
+                    results[m] = run.as_dict()
+                else:
+                    by_lang.setdefault(m, {})[lang] = run.as_dict()
+                label = m if lang == "all" else f"{m}/{lang}"
+                click.echo(
+                    f"{label:>10}: NDCG@10 {run.ndcg:.4f}  Recall@10 {run.recall:.4f}  p50 {run.p50_ms:.1f} ms  "
+                    f"p99 {run.p99_ms:.1f} ms  ({run.queries} queries, {run.products} products)"
+                )
     if as_json:
         final = dict(results[modes[-1]])
+        if by_lang:
+            final["by_language"] = by_lang[modes[-1]]
         if len(modes) > 1:
             final["modes"] = results
         click.echo(json.dumps(final))

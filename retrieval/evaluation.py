@@ -21,7 +21,7 @@ import numpy as np
 
 from .catalog import CatalogError, Product, strip_html
 
-__all__ = ["Judgments", "dcg", "load_judgments", "ndcg_at_k", "recall_at_k", "evaluate_run"]
+__all__ = ["Judgments", "dcg", "evaluate_run", "load_judgments", "ndcg_at_k", "recall_at_k"]
 
 GRADE_MAX = 4
 
@@ -41,8 +41,14 @@ def _product_key(title: str, description: str) -> str:
     return hashlib.sha1(f"{title}\x00{description}".encode()).hexdigest()[:16]
 
 
-def load_judgments(path: str | Path) -> Judgments:
-    """Read a CrowdFlower-format CSV (query, product_title, product_description, median_relevance)."""
+def load_judgments(path: str | Path, catalog: Sequence[Product] | None = None) -> Judgments:
+    """Read judgments in one of two layouts.
+
+    - CrowdFlower (query, product_title, product_description, median_relevance): the catalog is the
+      file's distinct products.
+    - Catalog-referencing (query, sku, relevance 1-4): grades for products of ``catalog`` (for example
+      the demo catalog and ``retrieval/data/demo_judgments.csv``); the catalog is indexed whole.
+    """
     p = Path(path)
     if not p.is_file():
         raise CatalogError(f"Judgments file {p} does not exist; pass a CrowdFlower-format CSV.")
@@ -51,10 +57,21 @@ def load_judgments(path: str | Path) -> Judgments:
     grades: dict[str, dict[str, int]] = {}
     with p.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
+        fields = set(reader.fieldnames or ())
+        if {"query", "sku", "relevance"} <= fields:
+            if catalog is None:
+                raise CatalogError(f"Judgments file {p} refers to SKUs; pass the catalog it judges.")
+            known = {prod.sku for prod in catalog}
+            for row in reader:
+                sku, q = row["sku"].strip(), row["query"].strip()
+                if sku in known and q:
+                    grades.setdefault(q, {})[sku] = int(float(row["relevance"]))
+            return Judgments(list(catalog), grades)
         need = {"query", "product_title", "median_relevance"}
-        if not reader.fieldnames or not need <= set(reader.fieldnames):
+        if not need <= fields:
             raise CatalogError(
-                f"Judgments file {p} needs the columns query, product_title, product_description, median_relevance."
+                f"Judgments file {p} needs the columns query, product_title, product_description, median_relevance "
+                "(or query, sku, relevance)."
             )
         for row in reader:
             title = strip_html(row["product_title"] or "")
