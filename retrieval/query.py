@@ -169,16 +169,17 @@ def _currency(text: str) -> str | None:
     return _CURRENCY_OF.get(m.group().lower().rstrip("s") if m.group().lower() not in _CURRENCY_OF else m.group().lower())
 
 
-def parse_query(
-    text: str,
-    *,
-    brands: Iterable[str] = (),
-    categories: Iterable[str] = (),
-) -> ParsedQuery:
-    """Pull price/colour/size/stock/sort constraints (and known brands/categories) out of ``text``.
+def _ngrams(text: str, longest: int = 4) -> set[str]:
+    """Word n-grams of ``text`` (lower case), so a brand lookup is a set intersection, not N regexes."""
+    words = re.findall(r"[\w'&+.-]+", text)
+    return {" ".join(words[i : i + n]) for n in range(1, longest + 1) for i in range(len(words) - n + 1)}
 
-    ``brands`` and ``categories`` are the catalog's own vocabularies (lower case); a brand named in
-    the query becomes a filter, a category word stays in the text (it is also what the rankers match).
+
+def parse_query(text: str, *, brands: Iterable[str] = ()) -> ParsedQuery:
+    """Pull price/colour/size/stock/sort constraints and known brands out of ``text``.
+
+    ``brands`` is the catalog's own brand vocabulary (lower case); a brand named in the query becomes a
+    filter. Category words stay in the text: they are what the rankers match.
     """
     raw = text
     t = " " + text.strip() + " "
@@ -234,9 +235,9 @@ def parse_query(
             sort = order  # type: ignore[assignment]
             t = rx.sub(" ", t)
 
-    low = t.lower()
-    found_brands = {b for b in brands if b and re.search(r"(?<![\w])" + re.escape(b) + r"(?![\w])", low)}
-    found_categories = {c for c in categories if c and re.search(r"(?<![\w])" + re.escape(c) + r"(?![\w])", low)}
+    grams = _ngrams(t.lower())
+    brand_set = brands if isinstance(brands, (set, frozenset)) else set(brands)
+    found_brands = grams & brand_set
 
     t = _FILLER.sub(" ", t)
     t = re.sub(r"\b(?:a|an|the|some|new)\b|一款|一个|一双|一件|新的|的", " ", t, flags=re.I)
@@ -252,7 +253,6 @@ def parse_query(
         sizes=frozenset(sizes),
         in_stock=in_stock,
     )
-    _ = found_categories
     return ParsedQuery(text=t, filters=filters, sort=sort, raw=raw)
 
 
@@ -263,8 +263,10 @@ class FilterArrays:
         self.price = np.asarray([p.price for p in products], dtype=np.float64)
         self.stock = np.asarray([p.stock for p in products], dtype=np.int64)
         self.rating = np.asarray([_rating(p) for p in products], dtype=np.float32)
-        self.brand = np.asarray([(p.brand or "").lower() for p in products], dtype=object)
-        self._products = products
+        self._brand_rows: dict[str, list[int]] = {}
+        for i, p in enumerate(products):
+            if p.brand:
+                self._brand_rows.setdefault(p.brand.lower(), []).append(i)
         self._color_rows = _value_rows(products, "color")
         self._size_rows = _value_rows(products, "size")
         self._cat_rows: dict[str, list[int]] = {}
@@ -286,9 +288,12 @@ class FilterArrays:
             m &= self.price <= f.max_price
         if f.in_stock:
             m &= self.stock > 0
-        if f.brands:
-            m &= np.isin(self.brand, list(f.brands))
-        for wanted, rows in ((f.colors, self._color_rows), (f.sizes, self._size_rows), (f.categories, self._cat_rows)):
+        for wanted, rows in (
+            (f.brands, self._brand_rows),
+            (f.colors, self._color_rows),
+            (f.sizes, self._size_rows),
+            (f.categories, self._cat_rows),
+        ):
             if wanted:
                 sel = np.zeros(n, dtype=bool)
                 for w in wanted:
