@@ -117,7 +117,7 @@ class SearchEngine:
         self.config = config or RankConfig()
         self.by_sku = {p.sku: i for i, p in enumerate(self.products)}
         self.arrays = FilterArrays(self.products)
-        self.brands = sorted({(p.brand or "").lower() for p in self.products if p.brand}, key=len, reverse=True)
+        self.brands = frozenset((p.brand or "").lower() for p in self.products if p.brand)
 
     # ------------------------------------------------------------------------------------ public
 
@@ -243,9 +243,7 @@ class SearchEngine:
         cjk = has_cjk(text)
         keys = []
         for key in self.dense:
-            if key == "multi" and (cjk or self.config.w_dense.get("multi", 0.0) > 0):
-                keys.append(key)
-            elif key != "multi" and not cjk:
+            if (key == "multi" and (cjk or self.config.w_dense.get("multi", 0.0) > 0)) or (key != "multi" and not cjk):
                 keys.append(key)
         return keys
 
