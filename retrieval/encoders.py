@@ -36,12 +36,12 @@ import numpy as np
 
 __all__ = [
     "CachedEncoder",
+    "E5Encoder",
     "Encoder",
     "EncoderError",
     "HashingEncoder",
     "SentenceTransformerEncoder",
     "USEEncoder",
-    "E5Encoder",
     "get_encoder",
     "pick_device",
 ]

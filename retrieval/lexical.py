@@ -30,11 +30,9 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _ALNUM_SPLIT = re.compile(r"[a-z]+|[0-9]+")
 _STOP = frozenset(
-    """a an and are as at be but by for from has have i if in into is it its me my of on or our so
-    than that the their them these they this to was we were what which who will with you your want
-    need looking show find some any please buy get""".split()
+    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "i", "if", "in", "into", "is", "it", "its", "me", "my", "of", "on", "or", "our", "so", "than", "that", "the", "their", "them", "these", "they", "this", "to", "was", "we", "were", "what", "which", "who", "will", "with", "you", "your", "want", "need", "looking", "show", "find", "some", "any", "please", "buy", "get"]
 )
-_ZH_STOP = frozenset("的 了 我 想 买 要 一款 一个 一下 吗 呢 吧 和 与 给 有 在 是 个 款 请 帮 找 看看 推荐".split())
+_ZH_STOP = frozenset(["的", "了", "我", "想", "买", "要", "一款", "一个", "一下", "吗", "呢", "吧", "和", "与", "给", "有", "在", "是", "个", "款", "请", "帮", "找", "看看", "推荐"])
 _jieba_lock = threading.Lock()
 _jieba = None
 

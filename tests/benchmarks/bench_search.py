@@ -33,10 +33,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from retrieval.catalog import Product  # noqa: E402
-from retrieval.encoders import get_encoder  # noqa: E402
-from retrieval.index import VectorIndex, current_dir  # noqa: E402
-from retrieval.indexer import build_bundle, load_engine  # noqa: E402
+from retrieval.catalog import Product
+from retrieval.encoders import get_encoder
+from retrieval.index import VectorIndex, current_dir
+from retrieval.indexer import build_bundle, load_engine
 
 BRANDS = ["Nike", "Adidas", "Asics", "Puma", "Apple", "Samsung", "Xiaomi", "Sony", "Bose", "Lenovo", "Dell", "HP",
           "Logitech", "Philips", "IKEA", "KitchenAid", "Levi's", "Uniqlo", "Patagonia", "Columbia", "Lego", "Hasbro",
