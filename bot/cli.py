@@ -71,7 +71,8 @@ def _engine(s: Settings, *, build_if_missing: bool = True):  # type: ignore[no-u
         click.echo("No search index yet: building one from the " + ("demo catalog" if s.catalog is None else str(s.catalog)) + " ...", err=True)
         _reindex(s, s.catalog, full=False, progress=True)
     return load_engine(
-        s.index_root, encoders=_encoders(s), use_gpu=s.use_gpu_index, query_cache_size=s.query_cache_size
+        s.index_root, encoders=_encoders(s), use_gpu=s.use_gpu_index, query_cache_size=s.query_cache_size,
+        query_threads=s.query_threads,
     )
 
 
@@ -307,7 +308,8 @@ def eval_search(
         root = s.data_dir / "eval" / judgments.stem
         build_bundle(j.products, root, encoders=_encoders(s), index_type=s.index_type,
                      approx_threshold=s.approx_threshold, use_gpu=s.use_gpu_index, progress=True)
-        engine = load_engine(root, encoders=_encoders(s), use_gpu=s.use_gpu_index, query_cache_size=0)
+        engine = load_engine(root, encoders=_encoders(s), use_gpu=s.use_gpu_index, query_cache_size=0,
+                             query_threads=s.query_threads)
         modes = ["bm25", "dense", "rrf", "hybrid"] if mode == "all" else [mode]
         results: dict[str, dict[str, Any]] = {}
         base_config = engine.config

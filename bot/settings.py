@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     device: str | None = Field(default=None, description="cpu or cuda; auto-detected when unset.")
     use_gpu_index: bool | None = Field(default=None, description="FAISS on GPU; auto-detected when unset.")
     query_cache_size: int = 4096
+    query_threads: int = Field(default=1, description="Threads per query; concurrency comes from parallel requests.")
     on_bad_row: Literal["skip", "raise"] = "skip"
     page_size: int = 5
 

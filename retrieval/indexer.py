@@ -31,6 +31,7 @@ from .encoders import CachedEncoder, Encoder, get_encoder
 from .index import IndexLoadError, Manifest, VectorIndex, check_manifest, current_dir, staged_build, utc_now_iso
 from .lexical import FieldedBM25
 from .search import DenseField, RankConfig, SearchEngine
+from .threads import compute_threads, set_threads
 
 __all__ = [
     "BundleError",
@@ -172,7 +173,7 @@ def build_bundle(
     row_ids = np.asarray([ids[p.sku] for p in ordered], dtype=np.int64)
     timings: dict[str, float] = {}
 
-    with staged_build(root) as out:
+    with compute_threads(), staged_build(root) as out:
         t = time.perf_counter()
         with (out / PRODUCTS_FILE).open("w", encoding="utf-8") as fh:
             for p, pid in zip(ordered, row_ids, strict=True):
@@ -330,8 +331,15 @@ def load_engine(
     use_gpu: bool | None = None,
     query_cache_size: int = 4096,
     rank_config: RankConfig | None = None,
+    query_threads: int | None = 1,
 ) -> SearchEngine:
-    """Open the current bundle; refuses (one sentence) a bundle built with other encoders or corrupt files."""
+    """Open the current bundle; refuses (one sentence) a bundle built with other encoders or corrupt files.
+
+    ``query_threads`` sizes the torch/FAISS pools for serving (see ``retrieval.threads``); None leaves
+    them alone.
+    """
+    if query_threads is not None:
+        set_threads(query_threads)
     cur, info = read_bundle_info(root)
     encoders = dict(DEFAULT_ENCODERS if encoders is None else encoders)
     factory = encoder_factory or (lambda name: get_encoder(name))
