@@ -57,12 +57,24 @@ class BundleError(IndexLoadError):
 # ----------------------------------------------------------------------------------- product texts
 
 
-def dense_text(p: Product, key: str) -> str:
-    """What each encoder sees of a product: titles carry the meaning, descriptions add noise."""
-    if key == "multi":
+def dense_text(p: Product, view: str) -> str:
+    """What an encoder sees of a product, per view.
+
+    ``en``/``multi``: the title (with the Chinese title for the multilingual encoder), where the meaning
+    is; ``body``: the title and the start of the description, a second, noisier view that helps on
+    its own weight in ranking (README figures).
+    """
+    if view == "multi":
         zh = p.titles.get("zh")
         return f"{zh} / {p.title}" if zh else p.title
+    if view == "body":
+        return f"{p.title}. {p.description[:300]}" if p.description else p.title
     return p.title
+
+
+# Dense views stored per encoder key: file name -> text view. Only English gets the body view: it is
+# the one measured to help, and each view costs a full encoding pass at indexing time.
+VIEWS: dict[str, dict[str, str]] = {"en": {"vectors": "en", "body_vectors": "body"}, "multi": {"vectors": "multi"}}
 
 
 def lexical_fields(p: Product) -> tuple[str, str]:
@@ -187,13 +199,17 @@ def build_bundle(
             t = time.perf_counter()
             enc = factory(enc_name)
             reuse = prev is not None and prev.encoders.get(key) == enc.name
-            vectors = _dense_vectors(
-                ordered, row_ids, key, enc, prev.dir if (reuse and prev) else None,
-                set(added) | set(changed) if reuse else None, progress,
-            )
             ddir = out / "dense" / key
             ddir.mkdir(parents=True)
-            np.save(ddir / "vectors.npy", vectors)
+            views = VIEWS.get(key, {"vectors": key})
+            for fname, view in views.items():
+                arr = _dense_vectors(
+                    ordered, row_ids, view, fname, key, enc, prev.dir if (reuse and prev) else None,
+                    set(added) | set(changed) if reuse else None, progress,
+                )
+                np.save(ddir / f"{fname}.npy", arr)
+                if fname == "vectors":
+                    vectors = arr
             index = None
             if reuse and prev is not None:
                 index = _incremental_index(prev.dir / "dense" / key, ids, row_ids, vectors, added, changed, removed,
@@ -238,6 +254,8 @@ def build_bundle(
 def _dense_vectors(
     ordered: Sequence[Product],
     row_ids: np.ndarray,
+    view: str,
+    fname: str,
     key: str,
     enc: Encoder,
     prev_dir: Path | None,
@@ -248,7 +266,7 @@ def _dense_vectors(
     todo = list(range(len(ordered)))
     if prev_dir is not None and dirty is not None:
         try:
-            old_vecs = np.load(prev_dir / "dense" / key / "vectors.npy", mmap_mode="r")
+            old_vecs = np.load(prev_dir / "dense" / key / f"{fname}.npy", mmap_mode="r")
             old_ids = _bundle_row_ids(prev_dir)
             pos = np.searchsorted(old_ids, row_ids)
             pos = np.clip(pos, 0, max(len(old_ids) - 1, 0))
@@ -263,10 +281,10 @@ def _dense_vectors(
         except (OSError, ValueError):
             todo = list(range(len(ordered)))
     batch = 256
-    bar = tqdm(total=len(todo), desc=f"encode {key}", disable=not progress or not todo, unit="product")
+    bar = tqdm(total=len(todo), desc=f"encode {key}/{view}", disable=not progress or not todo, unit="product")
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
-        vectors[chunk] = enc.encode([dense_text(ordered[i], key) for i in chunk], kind="passage")
+        vectors[chunk] = enc.encode([dense_text(ordered[i], view) for i in chunk], kind="passage")
         bar.update(len(chunk))
     bar.close()
     return vectors
@@ -370,7 +388,12 @@ def load_engine(
             raise BundleError(f"The vectors in {ddir} are corrupt; run `shopbot reindex` to rebuild them.") from None
         if vectors.shape != (len(products), enc.dim):
             raise BundleError(f"The vectors in {ddir} do not match the catalog snapshot; run `shopbot reindex` to rebuild them.")
+        body = None
+        if (ddir / "body_vectors.npy").is_file():
+            body = np.asarray(np.load(ddir / "body_vectors.npy", mmap_mode="r"))
+            if body.shape != vectors.shape:
+                raise BundleError(f"The vectors in {ddir} do not match the catalog snapshot; run `shopbot reindex` to rebuild them.")
         wrapped: Encoder = CachedEncoder(enc, query_cache_size) if query_cache_size else enc
-        dense.append(DenseField(key, wrapped, index, np.asarray(vectors)))
+        dense.append(DenseField(key, wrapped, index, np.asarray(vectors), body))
     config = rank_config or RankConfig.from_dict(info.get("rank_config", {}))
     return SearchEngine(products, lexical, dense, config=config, row_ids=np.asarray(row_ids, dtype=np.int64))
