@@ -95,6 +95,7 @@ def _reindex(s: Settings, path: Path | None, *, full: bool, progress: bool, on_e
         use_gpu=s.use_gpu_index,
         incremental=not full,
         progress=progress,
+        body_view=s.body_view,
     )
     click.echo(report.summary(), err=True)
     return report
@@ -307,7 +308,8 @@ def eval_search(
         # Indexed under the data dir keyed by file, so a re-run only re-encodes what changed.
         root = s.data_dir / "eval" / judgments.stem
         build_bundle(j.products, root, encoders=_encoders(s), index_type=s.index_type,
-                     approx_threshold=s.approx_threshold, use_gpu=s.use_gpu_index, progress=True)
+                     approx_threshold=s.approx_threshold, use_gpu=s.use_gpu_index, progress=True,
+                     body_view=s.body_view)
         engine = load_engine(root, encoders=_encoders(s), use_gpu=s.use_gpu_index, query_cache_size=0,
                              query_threads=s.query_threads)
         modes = ["bm25", "dense", "rrf", "hybrid"] if mode == "all" else [mode]

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     use_gpu_index: bool | None = Field(default=None, description="FAISS on GPU; auto-detected when unset.")
     query_cache_size: int = 4096
     query_threads: int = Field(default=1, description="Threads per query; concurrency comes from parallel requests.")
+    body_view: bool = Field(default=True, description="Also index title+description vectors (slower indexing).")
     on_bad_row: Literal["skip", "raise"] = "skip"
     page_size: int = 5
 

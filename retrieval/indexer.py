@@ -150,11 +150,14 @@ def build_bundle(
     incremental: bool = True,
     rank_config: RankConfig | None = None,
     progress: bool = False,
+    body_view: bool = True,
 ) -> ReindexReport:
     """Index ``products`` into a new bundle under ``root`` and publish it atomically.
 
     With ``incremental`` (the default) and a compatible current bundle, only new or changed products
-    are encoded. ``encoders`` maps a dense key ("en", "multi") to an encoder name.
+    are encoded. ``encoders`` maps a dense key ("en", "multi") to an encoder name. ``body_view=False``
+    skips the English title+description vectors: about +0.006 NDCG, but descriptions are long, so
+    they cost several times the encoding time of titles.
     """
     t0 = time.perf_counter()
     encoders = dict(DEFAULT_ENCODERS if encoders is None else encoders)
@@ -201,7 +204,7 @@ def build_bundle(
             reuse = prev is not None and prev.encoders.get(key) == enc.name
             ddir = out / "dense" / key
             ddir.mkdir(parents=True)
-            views = VIEWS.get(key, {"vectors": key})
+            views = {f: v for f, v in VIEWS.get(key, {"vectors": key}).items() if body_view or v != "body"}
             for fname, view in views.items():
                 arr = _dense_vectors(
                     ordered, row_ids, view, fname, key, enc, prev.dir if (reuse and prev) else None,

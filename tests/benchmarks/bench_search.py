@@ -129,15 +129,15 @@ def time_queries(engine, queries: list[str]) -> list[float]:  # type: ignore[no-
     return out
 
 
-def bench_size(n: int, n_queries: int, workdir: Path) -> dict[str, object]:
+def bench_size(n: int, n_queries: int, workdir: Path, body_view: bool = True) -> dict[str, object]:
     print(f"\n=== {n} products ===", flush=True)
     products = synthetic_catalog(n)
     queries = synthetic_queries(n_queries)
     root = workdir / f"idx-{n}"
-    res: dict[str, object] = {"products": n, "queries": len(queries)}
+    res: dict[str, object] = {"products": n, "queries": len(queries), "body_view": body_view}
 
     t = time.perf_counter()
-    full = build_bundle(products, root, progress=True)
+    full = build_bundle(products, root, progress=False, body_view=body_view)
     res["build_full_s"] = round(time.perf_counter() - t, 2)
     res["build_timings_s"] = {k: round(v, 2) for k, v in full.timings.items()}
     print(full.summary(), flush=True)
@@ -154,7 +154,7 @@ def bench_size(n: int, n_queries: int, workdir: Path) -> dict[str, object]:
             rec["price"] = round(rec["price"] * 0.9, 2)
         changed[i] = Product.from_record(rec)
     t = time.perf_counter()
-    inc = build_bundle(changed, root, progress=False)
+    inc = build_bundle(changed, root, progress=False, body_view=body_view)
     res["reindex_1pct_s"] = round(time.perf_counter() - t, 2)
     res["reindex_1pct_ratio_vs_full"] = round(float(res["reindex_1pct_s"]) / float(res["build_full_s"]), 4)  # type: ignore[arg-type]
     res["reindex_counts"] = {"changed": inc.changed, "added": inc.added, "removed": inc.removed}
@@ -216,6 +216,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument("--no-body-view", action="store_true", help="Index titles only (SHOPBOT_BODY_VIEW=false).")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "search.json")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -227,7 +228,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="shopbot-bench-") as tmp:
         for n in args.sizes:
-            results["runs"].append(bench_size(n, args.queries, Path(tmp)))  # type: ignore[union-attr]
+            results["runs"].append(bench_size(n, args.queries, Path(tmp), body_view=not args.no_body_view))  # type: ignore[union-attr]
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
