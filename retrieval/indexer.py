@@ -48,6 +48,7 @@ BUNDLE_FILE = "bundle.json"
 PRODUCTS_FILE = "products.jsonl"
 DEFAULT_ENCODERS: dict[str, str] = {"en": "minilm", "multi": "use-multilingual"}
 FIELD_WEIGHTS = {"title": 1.0, "body": 0.3}
+ANN_TUNING_RECALL = 0.97
 
 
 class BundleError(IndexLoadError):
@@ -218,8 +219,10 @@ def build_bundle(
                 index = _incremental_index(prev.dir / "dense" / key, ids, row_ids, vectors, added, changed, removed,
                                            prev.ids, by_sku, use_gpu)
             if index is None:
+                # Tuned above the 0.95 goal: the build tunes on stand-in queries (indexed vectors), and
+                # real shopper queries measured 0.949 at a 0.95 tuning target on 100k products.
                 index = VectorIndex.build(row_ids, vectors, kind=index_type, approx_threshold=approx_threshold,
-                                          use_gpu=use_gpu, progress=progress)
+                                          use_gpu=use_gpu, progress=progress, target_recall=ANN_TUNING_RECALL)
             index.save(ddir)
             Manifest(
                 encoder=enc.name, dim=enc.dim, catalog_hash=catalog_hash(products), count=len(ordered),
