@@ -356,9 +356,10 @@ class SearchEngine:
     def _sort(
         self, rows: np.ndarray, scores: np.ndarray, signals: dict[str, np.ndarray], order: SortOrder
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        # Sorting by price only among relevant products: keep those scoring at least half the best.
+        # Sorting by price only among clearly relevant products: within 75% of the best score (on the demo
+        # catalog "cheapest wireless earbuds" otherwise lists wireless mice after the earbuds).
         if scores.size and scores[0] > 0:
-            keep = scores >= 0.5 * scores[0]
+            keep = scores >= 0.75 * scores[0]
             rows, scores = rows[keep], scores[keep]
             signals = {k: v[keep] for k, v in signals.items()}
         if order == "price_asc":

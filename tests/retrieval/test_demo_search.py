@@ -1,0 +1,42 @@
+"""The real encoders over the bundled demo catalog: what a shopper sees in `shopbot chat`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retrieval.catalog import load_catalog
+from retrieval.indexer import build_bundle, load_engine
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    root: Path = tmp_path_factory.mktemp("demo") / "index"
+    # titles only: the title+description view triples indexing time and is covered by the eval figures
+    build_bundle(load_catalog().products, root, body_view=False)
+    return load_engine(root)
+
+
+def _cats(result, n: int) -> set[str]:  # type: ignore[no-untyped-def]
+    return {h.product.category_path for h in result.hits[:n]}
+
+
+def test_english_queries_with_filters(demo) -> None:  # type: ignore[no-untyped-def]
+    r = demo.search("a red winter coat under $80", k=5)
+    assert _cats(r, 3) == {"Apparel > Coats"}
+    assert all(h.product.price <= 80 and "red" in h.product.attr("color") for h in r.hits)
+    cheap = demo.search("cheapest wireless earbuds", k=5)
+    assert _cats(cheap, 5) == {"Electronics > Headphones"}
+    prices = [h.product.price for h in cheap.hits]
+    assert prices == sorted(prices)
+    assert _cats(demo.search("running shoes size 42", k=5), 5) == {"Shoes > Running"}
+
+
+def test_chinese_queries(demo) -> None:  # type: ignore[no-untyped-def]
+    assert _cats(demo.search("我想买一款新的手机", k=5), 5) == {"Phones > Smartphones"}
+    red = demo.search("红色的外套", k=3)
+    assert red.query.filters.colors == {"red"}
+    assert all("red" in h.product.attr("color") for h in red.hits)
+    assert _cats(red, 3) <= {"Apparel > Coats", "Apparel > Jackets"}
+    assert _cats(demo.search("跑步鞋", k=5), 5) == {"Shoes > Running"}
