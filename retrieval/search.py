@@ -52,9 +52,8 @@ class RankConfig:
     w_dense: dict[str, float] = field(default_factory=lambda: {"en": 0.7, "multi": 0.7})
     # cosine to the title + description view (the same query vector, no extra encoding)
     w_dense_body: float = 0.3
-    # share of the query's words found in the title
-    w_coverage: float = 0.0  # measured: -0.002 NDCG on CrowdFlower dev in the full pipeline, so off
-    # share of the query's words found anywhere in the product (title or body)
+    # share of the query's words found anywhere in the product (title or body); title-only coverage was
+    # measured too and cost 0.002 NDCG on CrowdFlower dev, so it is not a feature
     w_coverage_all: float = 0.2
     # pseudo-relevance feedback: cosine to the centroid of the first pass's top distinct products, in the
     # title + description view when the encoder has one (products cluster by kind and by seller there)
@@ -279,11 +278,6 @@ class SearchEngine:
                 signals[f"cos_{key}_body"] = cos_body
                 score += cfg.w_dense_body * np.clip(cos_body, 0.0, 1.0)
                 total_w += cfg.w_dense_body
-        if cfg.w_coverage and "title" in self.lexical.fields:
-            cov = self._coverage(tokens, rows, ("title",))
-            signals["coverage"] = cov
-            score += cfg.w_coverage * cov
-            total_w += cfg.w_coverage
         if cfg.w_coverage_all:
             cov_all = self._coverage(tokens, rows, tuple(self.lexical.fields))
             signals["coverage_all"] = cov_all
