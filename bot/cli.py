@@ -62,6 +62,16 @@ def _encoders(s: Settings) -> dict[str, str]:
     return enc
 
 
+def _build_options(s: Settings) -> dict[str, Any]:
+    """Settings that shape an index build; every build (reindex, first chat, eval) uses the same ones."""
+    return {"encoders": _encoders(s), "index_type": s.index_type, "approx_threshold": s.approx_threshold,
+            "use_gpu": s.use_gpu_index, "body_view": s.body_view}
+
+
+def _load_options(s: Settings) -> dict[str, Any]:
+    return {"encoders": _encoders(s), "use_gpu": s.use_gpu_index, "query_threads": s.query_threads}
+
+
 def _engine(s: Settings, *, build_if_missing: bool = True):  # type: ignore[no-untyped-def]
     """Load the current index; on first use, build it from the configured (or demo) catalog."""
     from retrieval.index import current_dir
@@ -70,10 +80,7 @@ def _engine(s: Settings, *, build_if_missing: bool = True):  # type: ignore[no-u
     if current_dir(s.index_root) is None and build_if_missing:
         click.echo("No search index yet: building one from the " + ("demo catalog" if s.catalog is None else str(s.catalog)) + " ...", err=True)
         _reindex(s, s.catalog, full=False, progress=True)
-    return load_engine(
-        s.index_root, encoders=_encoders(s), use_gpu=s.use_gpu_index, query_cache_size=s.query_cache_size,
-        query_threads=s.query_threads,
-    )
+    return load_engine(s.index_root, query_cache_size=s.query_cache_size, **_load_options(s))
 
 
 def _reindex(s: Settings, path: Path | None, *, full: bool, progress: bool, on_error: str | None = None) -> Any:
@@ -87,15 +94,7 @@ def _reindex(s: Settings, path: Path | None, *, full: bool, progress: bool, on_e
         click.echo(f"... and {len(result.errors) - 20} more bad rows.", err=True)
     click.echo(result.summary(), err=True)
     report = build_bundle(
-        result.products,
-        s.index_root,
-        encoders=_encoders(s),
-        index_type=s.index_type,
-        approx_threshold=s.approx_threshold,
-        use_gpu=s.use_gpu_index,
-        incremental=not full,
-        progress=progress,
-        body_view=s.body_view,
+        result.products, s.index_root, incremental=not full, progress=progress, **_build_options(s)
     )
     click.echo(report.summary(), err=True)
     return report
@@ -307,11 +306,8 @@ def eval_search(
         click.echo(f"{len(j.products)} products, {len(j.grades)} queries from {judgments}", err=True)
         # Indexed under the data dir keyed by file, so a re-run only re-encodes what changed.
         root = s.data_dir / "eval" / judgments.stem
-        build_bundle(j.products, root, encoders=_encoders(s), index_type=s.index_type,
-                     approx_threshold=s.approx_threshold, use_gpu=s.use_gpu_index, progress=True,
-                     body_view=s.body_view)
-        engine = load_engine(root, encoders=_encoders(s), use_gpu=s.use_gpu_index, query_cache_size=0,
-                             query_threads=s.query_threads)
+        build_bundle(j.products, root, progress=True, **_build_options(s))
+        engine = load_engine(root, query_cache_size=0, **_load_options(s))
         modes = ["bm25", "dense", "rrf", "hybrid"] if mode == "all" else [mode]
         results: dict[str, dict[str, Any]] = {}
         base_config = engine.config
