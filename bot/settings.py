@@ -38,7 +38,20 @@ class Settings(BaseSettings):
     body_view: bool = Field(default=True, description="Also index title+description vectors (slower indexing).")
     on_bad_row: Literal["skip", "raise"] = "skip"
     page_size: int = 5
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; a SQLite file in the data dir when unset (postgresql+psycopg://... for scale-out)."
+    )
+    intent_model: Path | None = Field(default=None, description="Intent classifier file; the packaged one when unset.")
 
     @property
     def index_root(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'shopbot.db'}"
+
+    @property
+    def buffer_dir(self) -> Path:
+        """Rows the database could not take (it was down) wait here until it is back."""
+        return self.data_dir / "buffer"
