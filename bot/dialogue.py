@@ -1,0 +1,611 @@
+"""The dialogue manager: one shopper event in, channel-neutral replies out.
+
+Every channel (terminal, Telegram, Rasa) calls :meth:`DialogueManager.handle`; all behaviour lives
+here. A turn is: clean the text -> load the shopper's state -> understand (intent + slots) -> one
+service (search, refine, compare, policy answer, handoff ...) -> log the turn, the products shown and
+the new state. Facts (prices, stock, attributes, policy text) are rendered from the catalog and the
+policy document by code; nothing here invents a number.
+
+The state is a plain JSON dict kept by the store, so a conversation survives a restart and any worker
+can serve the next message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.messages import say
+from bot.replies import Button, Card, Event, Reply, format_price
+from retrieval.catalog import Product
+from retrieval.lexical import has_cjk
+from retrieval.query import Filters, ParsedQuery
+from retrieval.search import Hit, SearchEngine
+
+__all__ = ["CS_SECTIONS", "DialogueManager", "Understanding"]
+
+log = logging.getLogger(__name__)
+
+MAX_CHARS = 1000  # what we read of one message; the rest is dropped with a note
+ORDER_SPECIFIC = {"track_order", "cancel_order", "change_order", "track_refund", "get_refund", "payment_issue",
+                  "change_shipping_address", "get_invoice", "check_invoice"}
+# customer-service intent -> policy sections that answer it (the document's own headings)
+CS_SECTIONS: dict[str, tuple[str, ...]] = {
+    "cancel_order": ("Changing or cancelling an order",),
+    "change_order": ("Changing or cancelling an order",),
+    "check_cancellation_fee": ("Changing or cancelling an order", "Returns"),
+    "place_order": ("Payment", "Shipping"),
+    "track_order": ("Order tracking",),
+    "delivery_options": ("Shipping",),
+    "delivery_period": ("Shipping",),
+    "change_shipping_address": ("Changing or cancelling an order", "Shipping"),
+    "set_up_shipping_address": ("Shipping", "Account and privacy"),
+    "check_payment_methods": ("Payment",),
+    "payment_issue": ("Payment",),
+    "check_refund_policy": ("Refunds", "Returns"),
+    "get_refund": ("Refunds", "Returns"),
+    "track_refund": ("Refunds",),
+    "check_invoice": ("Invoices",),
+    "get_invoice": ("Invoices",),
+    "complaint": ("Complaints", "Lost or damaged parcels"),
+    "review": ("Complaints",),
+    "contact_customer_service": ("Contacting a person",),
+    "newsletter_subscription": ("Promotions and discount codes", "Account and privacy"),
+    "create_account": ("Account and privacy",),
+    "delete_account": ("Account and privacy",),
+    "edit_account": ("Account and privacy",),
+    "recover_password": ("Account and privacy",),
+    "registration_problems": ("Account and privacy",),
+    "switch_account": ("Account and privacy",),
+    "returns": ("Returns",),
+    "warranty": ("Warranty",),
+    "promotions": ("Promotions and discount codes",),
+}
+SHOPPING = {"search", "refine", "more", "compare", "details", "similar", "recommend"}
+_CHEAPER = re.compile(r"\b(?:cheaper|less expensive|lower price[sd]?|more affordable|budget|lower)\b|便宜|实惠|低一点|低点", re.I)
+_PRICIER = re.compile(r"\b(?:more expensive|pricier|higher[- ]end|premium|fancier|better quality)\b|贵一点|贵点|高端|更好", re.I)
+_REFINE_NOISE = re.compile(
+    r"\b(?:cheaper|less expensive|lower price[sd]?|more affordable|budget|lower|more expensive|pricier|higher[- ]end|"
+    r"premium|fancier|better quality|only|just|show|me|the|ones?|in|with|please|pls|do|you|have|any|some|something|"
+    r"instead|what about|how about|and|a|an|them|those|these|it|color|colour|size|brand|by|from|of|want|i|need|"
+    r"would|like|prefer|rather|maybe|one|but|same|thing|also|again|too)\b|"
+    r"便宜|实惠|一点|一些|低点|贵点|的|要|有没有|吗|呢|吧|请|给我|看看|换成|只要|只看|颜色|尺码|码|那个|这个|些|点",
+    re.I,
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+
+
+@dataclass
+class Understanding:
+    """What the shopper meant, as the dialogue manager needs it (built from the NLU's output)."""
+
+    intent: str
+    confidence: float = 1.0
+    query: str = ""  # product words left after the filters were taken out
+    filters: Filters = field(default_factory=Filters)
+    sort: str | None = None
+    ordinals: list[int] = field(default_factory=list)  # 1-based; -1 is "the last one"
+    order_number: str | None = None
+
+
+class Understander(Protocol):
+    def __call__(self, text: str, state: Mapping[str, Any]) -> Understanding: ...
+
+
+class PolicyAnswers(Protocol):
+    """The customer-service answer service: a grounded answer text, or None when nothing fits."""
+
+    def __call__(self, question: str, intent: str, language: str, sections: Sequence[str]) -> str | None: ...
+
+
+@dataclass
+class TurnLog:
+    turn_id: str
+    user_id: str
+    text_in: str
+    text_out: str
+    intent: str
+    confidence: float | None
+    language: str
+    latency_ms: float
+    slots: dict[str, Any]
+    shown: list[tuple[str, int, float | None]]
+    query: str | None
+    error: str | None = None
+
+
+class Store(Protocol):
+    """What the dialogue needs from the SQL store (bot/store.py implements it)."""
+
+    def touch(self, channel: str, external_id: str, language: str | None) -> tuple[str, bool]: ...
+    def load_state(self, user_id: str) -> dict[str, Any] | None: ...
+    def save_state(self, user_id: str, state: dict[str, Any]) -> None: ...
+    def log(self, turn: TurnLog) -> None: ...
+    def feedback(self, user_id: str, kind: str, *, turn_id: str | None = None, sku: str | None = None) -> None: ...
+    def handoff(self, user_id: str, reason: str) -> None: ...
+
+
+def clean_text(raw: str | None) -> tuple[str, bool]:
+    """Normalised text of one message and whether it was cut; control and zero-width characters go."""
+    text = unicodedata.normalize("NFKC", raw or "")
+    text = _CONTROL.sub(" ", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    if len(text) > MAX_CHARS:
+        return text[:MAX_CHARS].rsplit(" ", 1)[0] or text[:MAX_CHARS], True
+    return text, False
+
+
+def language_of(text: str, state: Mapping[str, Any], hint: str | None) -> str:
+    if has_cjk(text):
+        return "zh"
+    if re.search(r"[A-Za-z]{2,}", text):
+        return "en"
+    # digits, emoji, "2": keep the conversation's language, else the client's
+    prev = state.get("lang")
+    if prev in ("en", "zh"):
+        return str(prev)
+    return "zh" if (hint or "").lower().startswith("zh") else "en"
+
+
+def filters_to_dict(f: Filters) -> dict[str, Any]:
+    return {"min_price": f.min_price, "max_price": f.max_price, "currency": f.currency,
+            "categories": sorted(f.categories), "brands": sorted(f.brands), "colors": sorted(f.colors),
+            "sizes": sorted(f.sizes), "in_stock": f.in_stock}
+
+
+def filters_from_dict(d: Mapping[str, Any] | None) -> Filters:
+    if not d:
+        return Filters()
+    return Filters(
+        min_price=d.get("min_price"), max_price=d.get("max_price"), currency=d.get("currency"),
+        categories=frozenset(d.get("categories") or ()), brands=frozenset(d.get("brands") or ()),
+        colors=frozenset(d.get("colors") or ()), sizes=frozenset(d.get("sizes") or ()),
+        in_stock=bool(d.get("in_stock")),
+    )
+
+
+class DialogueManager:
+    """Turns shopper events into replies; stateless itself (state lives in the store)."""
+
+    def __init__(
+        self,
+        engine: SearchEngine,
+        store: Store,
+        understand: Understander,
+        answer: PolicyAnswers,
+        *,
+        page_size: int = 5,
+        versions: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        stuck_after: int = 2,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.understand = understand
+        self.answer = answer
+        self.page_size = page_size
+        self.versions = dict(versions or {})
+        self.clock = clock
+        self.stuck_after = stuck_after
+
+    # ------------------------------------------------------------------------------------ entry
+
+    def handle(self, event: Event) -> list[Reply]:
+        t0 = self.clock()
+        turn_id = uuid.uuid4().hex
+        text, cut = clean_text(event.text)
+        user_id, handed_over = self.store.touch(event.channel, event.user, event.language)
+        state = dict(self.store.load_state(user_id) or {})
+        lang = language_of(text, state, event.language)
+        turn = _Turn(turn_id=turn_id, user_id=user_id, lang=lang, state=state, text=text)
+        if handed_over:
+            # A person is handling this conversation: log what the shopper wrote, say nothing.
+            turn.intent = "handed_over"
+            self._finish(turn, [], t0, event)
+            return []
+        try:
+            replies = self._dispatch(turn, event, cut)
+        except Exception as exc:  # one failing service must not take the conversation down
+            log.exception("turn failed")
+            turn.error = f"{type(exc).__name__}: {exc}"
+            replies = [Reply(say("degraded", lang), language=lang)]
+        for r in replies:
+            r.turn_id = turn_id
+            r.language = lang
+            r.intent = turn.intent
+        self._finish(turn, replies, t0, event)
+        return replies
+
+    def _finish(self, turn: _Turn, replies: list[Reply], t0: float, event: Event) -> None:
+        turn.state["lang"] = turn.lang
+        turn.state["last_turn"] = turn.turn_id
+        if turn.intent in {"other", "feedback_negative"} or turn.zero_results:
+            turn.state["fails"] = int(turn.state.get("fails", 0)) + 1
+        elif turn.intent not in {"handed_over", "feedback_positive", "thanks"}:
+            turn.state["fails"] = 0
+        text_in = event.text if event.text is not None else f"[button] {event.payload}"
+        self.store.log(TurnLog(
+            turn_id=turn.turn_id, user_id=turn.user_id, text_in=(text_in or "")[:10_000],
+            text_out="\n".join(r.text for r in replies), intent=turn.intent, confidence=turn.confidence,
+            language=turn.lang, latency_ms=(self.clock() - t0) * 1000, slots=turn.slots,
+            shown=[(c.sku, c.rank, None) for r in replies for c in r.cards], query=turn.query, error=turn.error,
+        ))
+        self.store.save_state(turn.user_id, turn.state)
+
+    # --------------------------------------------------------------------------------- dispatch
+
+    def _dispatch(self, turn: _Turn, event: Event, cut: bool) -> list[Reply]:
+        if event.payload:
+            return self._button(turn, event.payload)
+        if not turn.text or not re.search(r"\w", turn.text):
+            if turn.text and re.fullmatch(r"[\s👍👌❤️😊🙂👏✅]+", turn.text):
+                turn.intent = "feedback_positive"
+                return self._feedback(turn, positive=True)
+            turn.intent = "empty"
+            return [Reply(say("empty", turn.lang))]
+        u = self.understand(turn.text, turn.state)
+        turn.intent, turn.confidence = u.intent, u.confidence
+        turn.slots = {"query": u.query, "filters": filters_to_dict(u.filters), "sort": u.sort,
+                      "ordinals": u.ordinals, "order_number": u.order_number}
+        replies = self._route(turn, u)
+        if cut:
+            replies.insert(0, Reply(say("too_long", turn.lang)))
+        if int(turn.state.get("fails", 0)) + (1 if turn.intent in {"other", "feedback_negative"} or turn.zero_results else 0) >= self.stuck_after \
+                and not any(r.handoff for r in replies):
+            replies[-1].buttons.append(Button(say("btn_handoff", turn.lang), "handoff"))
+        return replies
+
+    def _route(self, turn: _Turn, u: Understanding) -> list[Reply]:
+        i = u.intent
+        if i == "search":
+            return self._search(turn, u)
+        if i == "refine":
+            return self._refine(turn, u)
+        if i == "more":
+            return self._more(turn)
+        if i == "compare":
+            return self._compare(turn, u.ordinals)
+        if i == "details":
+            return self._details(turn, u.ordinals)
+        if i == "similar":
+            return self._similar(turn, u.ordinals)
+        if i == "recommend":
+            return self._recommend(turn)
+        if i in {"contact_human_agent", "handoff"}:
+            return self._handoff(turn, "asked for a person")
+        if i == "feedback_positive":
+            return self._feedback(turn, positive=True)
+        if i == "feedback_negative":
+            return self._feedback(turn, positive=False)
+        if i in {"greet", "help", "thanks", "goodbye"}:
+            return [Reply(say(i, turn.lang))]
+        if i in CS_SECTIONS:
+            return self._support(turn, u)
+        return [Reply(say("other", turn.lang))]
+
+    def _button(self, turn: _Turn, payload: str) -> list[Reply]:
+        kind, _, arg = payload.partition(":")
+        turn.slots = {"payload": payload}
+        if kind == "more":
+            turn.intent = "more"
+            return self._more(turn)
+        if kind == "cheaper":
+            turn.intent = "refine"
+            return self._refine(turn, Understanding("refine", query="cheaper"))
+        if kind == "details":
+            turn.intent = "details"
+            return self._details(turn, [], sku=arg)
+        if kind == "similar":
+            turn.intent = "similar"
+            return self._similar(turn, [], sku=arg)
+        if kind == "handoff":
+            turn.intent = "contact_human_agent"
+            return self._handoff(turn, "pressed the button")
+        if kind in {"up", "down"}:
+            # "up:<turn_id>" or "up:<turn_id>:<sku>": thumbs on a reply or on one product
+            ref_turn, _, sku = arg.partition(":")
+            turn.intent = "feedback_positive" if kind == "up" else "feedback_negative"
+            return self._feedback(turn, positive=kind == "up", ref_turn=ref_turn or None, sku=sku or None)
+        if kind == "click":
+            turn.intent = "click"
+            self.store.feedback(turn.user_id, "click", turn_id=turn.state.get("last_turn"), sku=arg)
+            return self._details(turn, [], sku=arg)
+        turn.intent = "other"
+        return [Reply(say("other", turn.lang))]
+
+    # --------------------------------------------------------------------------------- shopping
+
+    def _search(self, turn: _Turn, u: Understanding) -> list[Reply]:
+        if not u.query and u.filters.is_empty() and not u.sort:
+            turn.intent = "other"
+            return [Reply(say("no_search", turn.lang))]
+        turn.state.update({"mode": "search", "query": u.query, "filters": filters_to_dict(u.filters),
+                           "sort": u.sort or "relevance", "offset": 0, "anchor": None})
+        return self._run_search(turn, first=True)
+
+    def _refine(self, turn: _Turn, u: Understanding) -> list[Reply]:
+        st = turn.state
+        if st.get("mode") != "search" and not st.get("query"):
+            if u.query or not u.filters.is_empty():
+                turn.intent = "search"
+                return self._search(turn, u)
+            return [Reply(say("no_search", turn.lang))]
+        if st.get("mode") != "search":  # refining "similar" or recommendations: go back to the search
+            st["mode"] = "search"
+        f = filters_from_dict(st.get("filters")).merged(u.filters)
+        said = u.query or turn.text
+        shown = [p for p in (self.engine.product(s) for s in st.get("shown") or []) if p is not None]
+        prices = sorted(p.price for p in shown)
+        if _CHEAPER.search(said) and prices:
+            if prices[0] <= (f.min_price or 0.0) + 0.01:
+                return [Reply(say("cheapest_already", turn.lang))]
+            f = Filters(**{**_fields(f), "max_price": round(prices[0] - 0.01, 2), "min_price": None})
+        elif _PRICIER.search(said) and prices:
+            f = Filters(**{**_fields(f), "min_price": round(prices[-1] + 0.01, 2), "max_price": None})
+        extra = _REFINE_NOISE.sub(" ", u.query)
+        extra = re.sub(r"[^\w\s-]", " ", extra)
+        extra = " ".join(extra.split())
+        if extra and len(extra) > 1:
+            st["query"] = f"{st.get('query', '')} {extra}".strip()
+        st["filters"] = filters_to_dict(f)
+        if u.sort:
+            st["sort"] = u.sort
+        st["offset"] = 0
+        replies = self._run_search(turn, first=True, relax=False)
+        if turn.zero_results and _CHEAPER.search(said):
+            return [Reply(say("cheapest_already", turn.lang))]
+        return replies
+
+    def _more(self, turn: _Turn) -> list[Reply]:
+        st = turn.state
+        mode = st.get("mode")
+        if mode not in {"search", "similar"}:
+            return [Reply(say("no_search", turn.lang))]
+        st["offset"] = int(st.get("offset", 0)) + self.page_size
+        if mode == "similar":
+            return self._similar(turn, [], sku=st.get("anchor"), offset=st["offset"])
+        return self._run_search(turn, first=False)
+
+    def _run_search(self, turn: _Turn, *, first: bool, relax: bool = True) -> list[Reply]:
+        st = turn.state
+        query = str(st.get("query") or "")
+        f = filters_from_dict(st.get("filters"))
+        offset = int(st.get("offset", 0))
+        pq = ParsedQuery(text=query, filters=f, sort=st.get("sort") or "relevance", raw=query)  # type: ignore[arg-type]
+        turn.query = _query_label(query, f)
+        res = self.engine.search(pq, k=self.page_size, offset=offset)
+        understood = f.describe()
+        lang = turn.lang
+        if not res.hits and offset > 0:
+            st["offset"] = max(0, offset - self.page_size)
+            return [Reply(say("no_more", lang))]
+        if not res.hits:
+            turn.zero_results = True
+            if relax and not f.is_empty() and query:
+                loose = self.engine.search(ParsedQuery(text=query, raw=query), k=self.page_size)
+                if loose.hits:
+                    st["filters"] = filters_to_dict(Filters())
+                    st["shown"] = loose.skus
+                    head = say("no_results_relaxed", lang, query=query, understood=understood)
+                    return [self._cards_reply(turn, head, loose.hits, loose.total, 0)]
+            label = query or understood
+            return [Reply(say("no_results", lang, query=label, understood=f" ({understood})" if understood and query else ""))]
+        st["shown"] = res.skus
+        if first:
+            head = say("results", lang, total=res.total, understood=f" ({understood})" if understood else "")
+        else:
+            head = say("results_more", lang, first=offset + 1, last=offset + len(res.hits), total=res.total)
+        return [self._cards_reply(turn, head, res.hits, res.total, offset)]
+
+    def _cards_reply(self, turn: _Turn, head: str, hits: Sequence[Hit], total: int, offset: int,
+                     reason: str | None = None) -> Reply:
+        lang = turn.lang
+        cards = [self._card(h.product, h.rank, lang, reason) for h in hits]
+        buttons = []
+        if offset + len(hits) < total:
+            buttons.append(Button(say("btn_more", lang), "more"))
+        if turn.state.get("mode") == "search" and hits:
+            buttons.append(Button(say("btn_cheaper", lang), "cheaper"))
+        buttons += [Button(say("btn_up", lang), f"up:{turn.turn_id}"), Button(say("btn_down", lang), f"down:{turn.turn_id}")]
+        return Reply(head, cards=cards, buttons=buttons)
+
+    @staticmethod
+    def _card(p: Product, rank: int, lang: str, reason: str | None = None) -> Card:
+        attrs = {a: "/".join(p.attr(a)) for a in ("color", "size", "material") if p.attr(a)}
+        return Card(sku=p.sku, title=p.title_for(lang), price=p.price, currency=p.currency, stock=p.stock, rank=rank,
+                    image_url=p.image_url, brand=p.brand, reason=reason, attributes=attrs)
+
+    def _pick(self, turn: _Turn, ordinals: Sequence[int]) -> list[Product] | None:
+        """The shown products the ordinals point at; None (and nothing picked) when one is out of range."""
+        shown = list(turn.state.get("shown") or [])
+        offset = int(turn.state.get("offset", 0))
+        out = []
+        for n in ordinals:
+            if n == -1:
+                idx = len(shown) - 1
+            elif n > len(shown) and offset:
+                idx = n - 1 - offset  # "the 7th" on the second page means its 2nd line
+            else:
+                idx = n - 1
+            if not 0 <= idx < len(shown):
+                return None
+            p = self.engine.product(shown[idx])
+            if p is None:
+                return None
+            out.append(p)
+        return out
+
+    def _details(self, turn: _Turn, ordinals: Sequence[int], sku: str | None = None) -> list[Reply]:
+        lang = turn.lang
+        if sku:
+            p = self.engine.product(sku)
+            picked = [p] if p else None
+        else:
+            shown = turn.state.get("shown") or []
+            if not shown:
+                return [Reply(say("no_search", lang))]
+            picked = self._pick(turn, ordinals[:1] or [1]) if (ordinals or len(shown) == 1) else None
+            if picked is None:
+                return [Reply(say("which_one", lang, n=len(shown)))]
+        if not picked:
+            return [Reply(say("unknown_product", lang))]
+        p = picked[0]
+        turn.query = None
+        lines = [p.title_for(lang)]
+        facts = [format_price(p.price, p.currency)]
+        if p.brand:
+            facts.append(p.brand)
+        if p.category:
+            facts.append(" > ".join(p.category))
+        lines.append(" · ".join(facts))
+        for name, values in p.attributes.items():
+            if name in {"rating"}:
+                continue
+            lines.append(f"{name}: {', '.join(values)}")
+        rating = p.attr("rating")
+        if rating:
+            lines.append(f"{say('row_rating', lang)}: {rating[0]}/5")
+        lines.append(say("details_stock", lang, stock=p.stock) if p.stock > 0 else say("details_oos", lang))
+        if p.description:
+            desc = p.description if len(p.description) <= 600 else p.description[:600].rsplit(" ", 1)[0] + " …"
+            lines.append(desc)
+        turn.state["focus"] = p.sku
+        buttons = [Button(say("btn_similar", lang), f"similar:{p.sku}"),
+                   Button(say("btn_up", lang), f"up:{turn.turn_id}:{p.sku}"),
+                   Button(say("btn_down", lang), f"down:{turn.turn_id}:{p.sku}")]
+        return [Reply("\n".join(lines), cards=[self._card(p, 1, lang)], buttons=buttons)]
+
+    def _compare(self, turn: _Turn, ordinals: Sequence[int]) -> list[Reply]:
+        lang = turn.lang
+        shown = turn.state.get("shown") or []
+        if not shown:
+            return [Reply(say("no_search", lang))]
+        if len(ordinals) < 2:
+            if len(shown) == 2 and not ordinals:
+                ordinals = [1, 2]
+            else:
+                return [Reply(say("compare_two", lang))]
+        picked = self._pick(turn, ordinals[:4])
+        if picked is None:
+            return [Reply(say("which_one", lang, n=len(shown)))]
+        header = [""] + [f"{n if n > 0 else len(shown)}. {p.title_for(lang)}" for n, p in zip(ordinals, picked, strict=False)]
+        rows = [header,
+                [say("row_price", lang)] + [format_price(p.price, p.currency) for p in picked],
+                [say("row_brand", lang)] + [p.brand or "-" for p in picked],
+                [say("row_category", lang)] + [p.category[-1] if p.category else "-" for p in picked]]
+        names: list[str] = []
+        for p in picked:
+            names += [a for a in p.attributes if a not in names]
+        for a in names:
+            label = say("row_rating", lang) if a == "rating" else a
+            rows.append([label] + [", ".join(p.attr(a)) or "-" for p in picked])
+        rows.append([say("row_stock", lang)] + [str(p.stock) if p.stock > 0 else say("details_oos", lang) for p in picked])
+        turn.query = None
+        cards = [self._card(p, i + 1, lang) for i, p in enumerate(picked)]
+        return [Reply(say("compare_head", lang), cards=cards, table=rows,
+                      buttons=[Button(say("btn_details", lang) + f" {n}", f"details:{p.sku}") for n, p in zip(ordinals, picked, strict=False)])]
+
+    def _similar(self, turn: _Turn, ordinals: Sequence[int], sku: str | None = None, offset: int = 0) -> list[Reply]:
+        lang = turn.lang
+        if sku is None:
+            shown = turn.state.get("shown") or []
+            if not shown:
+                return [Reply(say("no_search", lang))]
+            picked = self._pick(turn, ordinals[:1]) if ordinals else (
+                [p] if (p := self.engine.product(str(turn.state.get("focus") or ""))) else None)
+            if not picked:
+                return [Reply(say("which_one", lang, n=len(shown)))]
+            sku = picked[0].sku
+        anchor = self.engine.product(sku)
+        if anchor is None:
+            return [Reply(say("unknown_product", lang))]
+        hits = self.engine.similar(sku, k=offset + self.page_size)[offset:]
+        if not hits:
+            return [Reply(say("no_more", lang))]
+        turn.state.update({"mode": "similar", "anchor": sku, "offset": offset, "shown": [h.sku for h in hits]})
+        turn.query = f"similar:{sku}"
+        hits = [Hit(h.product, h.score, offset + i + 1, h.signals) for i, h in enumerate(hits)]
+        head = say("similar_head", lang, title=anchor.title_for(lang))
+        return [self._cards_reply(turn, head, hits, offset + len(hits) + self.page_size, offset,
+                                  reason=f"like {anchor.sku}")]
+
+    def _recommend(self, turn: _Turn) -> list[Reply]:
+        """Best-rated products in stock, from the categories the shopper has been looking at (if any)."""
+        lang = turn.lang
+        seen = [p for p in (self.engine.product(s) for s in turn.state.get("shown") or []) if p is not None]
+        cats = {p.category[0] for p in seen if p.category}
+        pool = [p for p in self.engine.products if p.stock > 0 and p.sku not in {q.sku for q in seen}
+                and (not cats or (p.category and p.category[0] in cats))]
+        pool.sort(key=lambda p: (-float((p.attr("rating") or ("0",))[0] or 0), p.price))
+        picks: list[Product] = []
+        per_cat: dict[str, int] = {}
+        for p in pool:  # at most two per category, so the list is varied
+            c = " > ".join(p.category[:2])
+            if per_cat.get(c, 0) < 2:
+                picks.append(p)
+                per_cat[c] = per_cat.get(c, 0) + 1
+            if len(picks) == self.page_size:
+                break
+        turn.state.update({"mode": "recommend", "shown": [p.sku for p in picks], "offset": 0})
+        turn.query = "recommend"
+        hits = [Hit(p, 0.0, i + 1, {}) for i, p in enumerate(picks)]
+        return [self._cards_reply(turn, say("recommend_head", lang), hits, len(hits), 0, reason="top rated")]
+
+    # ------------------------------------------------------------------------ service & feedback
+
+    def _support(self, turn: _Turn, u: Understanding) -> list[Reply]:
+        lang = turn.lang
+        sections = CS_SECTIONS.get(u.intent, ())
+        text = self.answer(turn.text, u.intent, lang, sections)
+        buttons = [Button(say("btn_up", lang), f"up:{turn.turn_id}"), Button(say("btn_down", lang), f"down:{turn.turn_id}")]
+        if text is None:
+            turn.zero_results = True
+            return [Reply(say("support_fallback", lang), buttons=[Button(say("btn_handoff", lang), "handoff")])]
+        if (u.intent in ORDER_SPECIFIC and u.order_number) or u.intent == "complaint":
+            text += "\n\n" + say("order_specific", lang)
+            buttons.insert(0, Button(say("btn_handoff", lang), "handoff"))
+        return [Reply(text, buttons=buttons)]
+
+    def _handoff(self, turn: _Turn, reason: str) -> list[Reply]:
+        self.store.handoff(turn.user_id, reason)
+        return [Reply(say("handoff", turn.lang), handoff=True)]
+
+    def _feedback(self, turn: _Turn, *, positive: bool, ref_turn: str | None = None, sku: str | None = None) -> list[Reply]:
+        target = ref_turn or turn.state.get("last_turn")
+        if positive:
+            self.store.feedback(turn.user_id, "thumb_up", turn_id=target, sku=sku)
+            return [Reply(say("feedback_up", turn.lang))]
+        kind = "thumb_down" if ref_turn else "not_what_i_meant"
+        self.store.feedback(turn.user_id, kind, turn_id=target, sku=sku)
+        return [Reply(say("feedback_down", turn.lang))]
+
+
+@dataclass
+class _Turn:
+    turn_id: str
+    user_id: str
+    lang: str
+    state: dict[str, Any]
+    text: str
+    intent: str = "other"
+    confidence: float | None = None
+    slots: dict[str, Any] = field(default_factory=dict)
+    query: str | None = None
+    zero_results: bool = False
+    error: str | None = None
+
+
+def _fields(f: Filters) -> dict[str, Any]:
+    return {k: getattr(f, k) for k in ("min_price", "max_price", "currency", "categories", "brands", "colors", "sizes", "in_stock")}
+
+
+def _query_label(query: str, f: Filters) -> str:
+    """How the search is logged: its words plus the filters, so "cheaper" turns are told apart."""
+    d = f.describe()
+    return f"{query} ({d})" if d and query else query or d

@@ -1,0 +1,142 @@
+"""Every sentence the assistant says by itself, in English and Chinese.
+
+Kept in one table so a shop can reword the bot (or add a language) without touching the logic, and so
+tests can check that every message exists in every language.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LANGUAGES", "MESSAGES", "say"]
+
+LANGUAGES = ("en", "zh")
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "greet": {
+        "en": "Hi! I'm the shop assistant. Tell me what you're looking for, e.g. {examples}. "
+              "I can also answer questions about shipping, returns, refunds and payment.",
+        "zh": "您好！我是店铺助手。告诉我您想买什么，例如：{examples}。我也可以回答配送、退货、退款和支付方面的问题。",
+    },
+    "help": {
+        "en": "I can find products ({examples}), narrow them down (\"cheaper\", \"in blue\", \"size 42\", "
+              "\"only Nike\"), show more, compare (\"compare 1 and 3\"), describe one (\"tell me about the second "
+              "one\"), find similar ones (\"more like the first one\") and answer questions about orders, returns, "
+              "refunds, shipping and payment. Say \"talk to a person\" at any time to reach our team.",
+        "zh": "我可以帮您找商品（{examples}），继续筛选（“便宜一点的”“要红色的”“42码”），查看更多，比较（“比较第一个和第三个”），"
+              "详细介绍（“第二个详细介绍一下”），找相似商品（“类似第一个的”），也可以回答订单、退货、退款、配送和支付问题。"
+              "随时说“转人工”即可联系客服。",
+    },
+    "thanks": {"en": "You're welcome! Anything else I can find for you?", "zh": "不客气！还需要找点什么吗？"},
+    "goodbye": {"en": "Bye, and happy shopping!", "zh": "再见，购物愉快！"},
+    "empty": {
+        "en": "I didn't get any text. Tell me what you're looking for, e.g. {examples}.",
+        "zh": "没有收到文字。告诉我您想买什么，例如：{examples}。",
+    },
+    "too_long": {
+        "en": "That's a long message, so I read only its beginning.",
+        "zh": "消息太长了，我只读取了开头部分。",
+    },
+    "other": {
+        "en": "Sorry, I didn't understand that. You can ask for products ({examples}) or about orders, returns "
+              "and shipping.",
+        "zh": "抱歉，我没有理解。您可以找商品（{examples}），或咨询订单、退货和配送问题。",
+    },
+    "results": {"en": "{total} products match{understood}:", "zh": "找到 {total} 件商品{understood}："},
+    "results_more": {"en": "More results ({first}-{last} of {total}):", "zh": "更多结果（第 {first}-{last} 件，共 {total} 件）："},
+    "no_results": {
+        "en": "I couldn't find products for \"{query}\"{understood}. Try other words or fewer filters.",
+        "zh": "没有找到“{query}”的相关商品{understood}。请换个说法或减少筛选条件。",
+    },
+    "no_results_relaxed": {
+        "en": "Nothing matches \"{query}\" with {understood}; here is what I have without those filters:",
+        "zh": "没有符合“{query}”（{understood}）的商品；去掉这些条件后有这些：",
+    },
+    "no_more": {"en": "That's all I have for this search.", "zh": "这个搜索没有更多结果了。"},
+    "no_search": {
+        "en": "Tell me first what you're looking for, e.g. {examples}.",
+        "zh": "请先告诉我您想找什么，例如：{examples}。",
+    },
+    "cheapest_already": {
+        "en": "These are already the cheapest matches I have.",
+        "zh": "这些已经是最便宜的了。",
+    },
+    "priciest_already": {
+        "en": "These are already the most expensive matches I have.",
+        "zh": "这些已经是最贵的了。",
+    },
+    "which_one": {
+        "en": "Which one do you mean? Say for example \"the second one\" (1-{n}).",
+        "zh": "您指的是哪一个？例如“第二个”（1-{n}）。",
+    },
+    "compare_two": {
+        "en": "Tell me which two to compare, e.g. \"compare 1 and 3\".",
+        "zh": "请告诉我比较哪两个，例如“比较第一个和第三个”。",
+    },
+    "compare_head": {"en": "Here is how they compare:", "zh": "对比如下："},
+    "similar_head": {"en": "Products like {title}:", "zh": "与“{title}”相似的商品："},
+    "recommend_head": {"en": "You might like these:", "zh": "为您推荐："},
+    "details_stock": {"en": "In stock ({stock} left).", "zh": "有货（剩余 {stock} 件）。"},
+    "details_oos": {"en": "Out of stock at the moment.", "zh": "暂时缺货。"},
+    "feedback_up": {"en": "Thanks for the feedback!", "zh": "谢谢您的反馈！"},
+    "feedback_down": {
+        "en": "Sorry about that. Tell me a bit more about what you need (what it's for, a price range, a "
+              "colour), or say \"talk to a person\".",
+        "zh": "抱歉。请再多告诉我一些您的需求（用途、价格范围、颜色等），或说“转人工”。",
+    },
+    "handoff": {
+        "en": "I've asked a colleague to take over this conversation; they'll reply here as soon as they can "
+              "(Mon-Fri 9:00-18:00 CET). You can also write to support@demo-shop.example.",
+        "zh": "已为您转接人工客服，客服会尽快在这里回复您（周一至周五 9:00-18:00 中欧时间）。您也可以发邮件至 support@demo-shop.example。",
+    },
+    "handoff_offer": {
+        "en": "I'm not getting this right. Would you like to talk to a person?",
+        "zh": "我好像没能帮上忙。需要转接人工客服吗？",
+    },
+    "handoff_waiting": {
+        "en": "A colleague will reply here shortly.",
+        "zh": "人工客服会尽快在这里回复您。",
+    },
+    "released": {
+        "en": "You're back with the shop assistant. What can I find for you?",
+        "zh": "您已回到店铺助手。需要找点什么？",
+    },
+    "support_fallback": {
+        "en": "I couldn't find that in our policies. A colleague can help: say \"talk to a person\".",
+        "zh": "在我们的政策中没有找到相关内容。需要的话请说“转人工”，客服会帮您。",
+    },
+    "order_specific": {
+        "en": "I can't see individual orders. For this order a colleague can check it: tap \"Talk to a person\".",
+        "zh": "我无法查看具体订单。客服可以帮您查询这个订单：请点“转人工”。",
+    },
+    "unknown_product": {"en": "I can't find that product any more.", "zh": "找不到这个商品了。"},
+    "degraded": {
+        "en": "Search is unavailable right now; please try again in a minute.",
+        "zh": "搜索暂时不可用，请稍后再试。",
+    },
+    # buttons
+    "btn_more": {"en": "More", "zh": "更多"},
+    "btn_cheaper": {"en": "Cheaper", "zh": "便宜一点"},
+    "btn_up": {"en": "👍", "zh": "👍"},
+    "btn_down": {"en": "👎", "zh": "👎"},
+    "btn_handoff": {"en": "Talk to a person", "zh": "转人工"},
+    "btn_details": {"en": "Details", "zh": "详情"},
+    "btn_similar": {"en": "Similar", "zh": "相似商品"},
+    # comparison rows
+    "row_price": {"en": "price", "zh": "价格"},
+    "row_brand": {"en": "brand", "zh": "品牌"},
+    "row_category": {"en": "category", "zh": "类别"},
+    "row_stock": {"en": "stock", "zh": "库存"},
+    "row_rating": {"en": "rating", "zh": "评分"},
+}
+
+EXAMPLES = {
+    "en": "\"a red winter coat under $80\", \"running shoes size 42\", \"wireless earbuds\"",
+    "zh": "“我想买一款新的手机”“红色的外套”“500元以下的跑步鞋”",
+}
+
+
+def say(key: str, language: str = "en", **values: object) -> str:
+    """The message ``key`` in ``language`` (English when that language lacks it), filled in."""
+    table = MESSAGES[key]
+    text = table.get(language) or table["en"]
+    values.setdefault("examples", EXAMPLES.get(language, EXAMPLES["en"]))
+    return text.format(**values)
