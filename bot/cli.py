@@ -37,13 +37,15 @@ class UserError(click.ClickException):
 @contextmanager
 def user_errors(debug: bool = False) -> Iterator[None]:
     """Turn the library's clear-sentence exceptions into a clean exit."""
+    from bot.intents import IntentDataError, IntentModelError
+    from bot.store import StoreUnavailable
     from retrieval.catalog import CatalogError
     from retrieval.encoders import EncoderError
     from retrieval.index import IndexLoadError
 
     try:
         yield
-    except (CatalogError, EncoderError, IndexLoadError) as exc:
+    except (CatalogError, EncoderError, IndexLoadError, IntentDataError, IntentModelError, StoreUnavailable) as exc:
         if debug:
             raise
         raise UserError(str(exc)) from None
@@ -223,51 +225,162 @@ def search(
 
 
 @cli.command()
+@click.option("--user", default="local", show_default=True, help="Who is chatting (conversation state is kept per user).")
 @click.pass_context
-def chat(ctx: click.Context) -> None:
+def chat(ctx: click.Context, user: str) -> None:
     """A terminal chat with the shop assistant over the current catalog (the demo catalog by default)."""
-    from retrieval.lexical import has_cjk
+    from bot.replies import Event, render_text
 
     s = _settings(ctx)
     with user_errors(ctx.obj["debug"]):
-        engine = _engine(s)
-    click.echo(f"shopbot: {len(engine.products)} products. Ask in English or Chinese, e.g. "
-               f"'{EXAMPLES_EN[0]}' or '{EXAMPLES_ZH[0]}'. 'more' shows the next page; 'quit' leaves.")
-    last: str | None = None
-    offset = 0
+        assistant = _assistant(s)
+    click.echo(f"shopbot: {len(assistant.engine.products)} products. Ask in English or Chinese, e.g. "
+               f"'{EXAMPLES_EN[0]}' or '{EXAMPLES_ZH[0]}'. 'quit' leaves.")
     interactive = sys.stdin.isatty()
-    while True:
+    try:
+        while True:
+            try:
+                line = input("you> ") if interactive else sys.stdin.readline()
+            except (EOFError, KeyboardInterrupt):
+                click.echo("")
+                break
+            if not interactive and line == "":
+                break
+            text = line.strip()
+            if text.lower() in {"quit", "exit", ":q", "退出"}:
+                click.echo("bot> Bye! / 再见！")
+                break
+            # buttons are typed as "/payload" in the terminal, e.g. "/more" or "/details:SKU"
+            event = Event(user=user, channel="cli", payload=text[1:]) if text.startswith("/") and len(text) > 1 \
+                else Event(user=user, channel="cli", text=line)
+            replies = assistant.handle(event)
+            if not replies:
+                click.echo("bot> (a colleague has taken over this conversation; `shopbot handoffs release cli:"
+                           f"{user}` gives it back)")
+            for r in replies:
+                click.echo("bot> " + render_text(r).replace("\n", "\n     "))
+    finally:
+        assistant.close()
+
+
+def _assistant(s: Settings):  # type: ignore[no-untyped-def]
+    from bot.app import build_assistant
+
+    return build_assistant(s, engine=_engine(s))
+
+
+def _store(s: Settings):  # type: ignore[no-untyped-def]
+    from bot.store import Store
+
+    return Store(s.db_url, s.buffer_dir)
+
+
+@cli.group(name="feedback")
+def feedback_group() -> None:
+    """The logged conversations as training data."""
+
+
+@feedback_group.command(name="export")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="JSON-lines file to write.")
+@click.pass_context
+def feedback_export(ctx: click.Context, out: Path) -> None:
+    """One JSON line per turn that showed products or got feedback: query, shown products with ranks,
+    clicks, thumbs, purchases, reply text and model versions."""
+    with user_errors(ctx.obj["debug"]):
+        store = _store(_settings(ctx))
         try:
-            line = input("you> ") if interactive else sys.stdin.readline()
-        except (EOFError, KeyboardInterrupt):
-            click.echo("")
-            break
-        if not interactive and line == "":
-            break
-        text = line.strip()[:1000]
-        if text.lower() in {"quit", "exit", "bye", "q", "再见", "退出"}:
-            click.echo("bot> Bye! / 再见！")
-            break
-        if not text:
-            click.echo("bot> Tell me what you are looking for, e.g. " + ", ".join(repr(e) for e in EXAMPLES_EN[:3]) + ".")
-            continue
-        if text.lower() in {"more", "next", "next page", "更多", "下一页"} and last:
-            offset += s.page_size
-            query = last
-        else:
-            query, offset = text, 0
-        lang = "zh" if has_cjk(query) else None
-        result = engine.search(query, k=s.page_size, offset=offset)
-        if not result.hits:
-            msg = "没有更多结果了。" if lang == "zh" else "No (more) products match that; try other words or fewer filters."
-            click.echo(f"bot> {msg}")
-            continue
-        last = query
-        understood = result.query.filters.describe()
-        head = f"找到 {result.total} 件商品" if lang == "zh" else f"{result.total} products match"
-        click.echo(f"bot> {head}" + (f" ({understood})" if understood else "") + ":")
-        for h in result.hits:
-            click.echo("     " + format_hit(h.rank, h.product, lang))
+            n = store.export_feedback(out)
+        finally:
+            store.close()
+    click.echo(f"{n} turns written to {out}.")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool) -> None:
+    """Turns, users, top queries, zero-result queries, thumbs ratio, open handoffs."""
+    with user_errors(ctx.obj["debug"]):
+        store = _store(_settings(ctx))
+        try:
+            st = store.stats()
+        finally:
+            store.close()
+    if as_json:
+        click.echo(json.dumps(st, ensure_ascii=False, default=str))
+        return
+    click.echo(f"turns {st['turns']}  users {st['users']}  sessions {st['sessions']}  "
+               f"median turn {st['latency_ms_p50']} ms  open handoffs {st['open_handoffs']}")
+    ratio = "-" if st["thumbs_ratio"] is None else f"{st['thumbs_ratio']:.0%}"
+    click.echo(f"thumbs up {st['thumbs_up']}  down {st['thumbs_down']}  ({ratio} positive)")
+    if st["pending_writes"]:
+        click.echo(f"{st['pending_writes']} writes are still buffered on disk (the database was down).")
+    for title, key in (("top queries", "top_queries"), ("zero-result queries", "zero_result_queries")):
+        click.echo(f"{title}:")
+        for q, n in st[key] or [("(none)", "")]:
+            click.echo(f"  {n:>5}  {q}")
+
+
+@cli.group(name="handoffs", invoke_without_command=True)
+@click.pass_context
+def handoffs(ctx: click.Context) -> None:
+    """Conversations handed over to a person (list them; `release USER` gives one back to the bot)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with user_errors(ctx.obj["debug"]):
+        store = _store(_settings(ctx))
+        try:
+            rows = store.open_handoffs()
+        finally:
+            store.close()
+    if not rows:
+        click.echo("No open handoffs.")
+    for h in rows:
+        click.echo(f"{h['user_id']}  since {h['since']:%Y-%m-%d %H:%M} UTC  ({h['reason']})  last: {h['last_message']!r}")
+
+
+@handoffs.command(name="release")
+@click.argument("user_id")
+@click.pass_context
+def handoffs_release(ctx: click.Context, user_id: str) -> None:
+    """Give USER_ID's conversation back to the bot (ids as listed, e.g. telegram:12345)."""
+    with user_errors(ctx.obj["debug"]):
+        store = _store(_settings(ctx))
+        try:
+            ok = store.release(user_id)
+        finally:
+            store.close()
+    click.echo(f"{user_id} is back with the bot." if ok else f"{user_id} has no open handoff.")
+
+
+@cli.group(name="train")
+def train_group() -> None:
+    """Retrain models from the shop's own data."""
+
+
+@train_group.command(name="intents")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="CSV with columns utterance,intent[,language].")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where to write the model (default: DATA_DIR/models/intent_model.npz; point SHOPBOT_INTENT_MODEL at it).")
+@click.option("--with-builtin/--only-data", default=True, show_default=True,
+              help="Also learn from the packaged examples, so shopping intents keep working.")
+@click.pass_context
+def train_intents_cmd(ctx: click.Context, data: Path, out: Path | None, with_builtin: bool) -> None:
+    """Retrain the intent classifier from a shop's own labelled utterances."""
+    from bot.intents import DATA_DIR, DEFAULT_ENCODERS, load_training_csv, train_intents
+    from retrieval.encoders import get_encoder
+
+    s = _settings(ctx)
+    with user_errors(ctx.obj["debug"]):
+        rows = load_training_csv(data)
+        if with_builtin:
+            rows = load_training_csv(DATA_DIR / "intents.csv") + rows
+        model = train_intents(rows, [get_encoder(n) for n in DEFAULT_ENCODERS])
+        target = out or s.data_dir / "models" / "intent_model.npz"
+        model.save(target)
+    click.echo(f"{len(rows)} examples, {len(model.labels)} intents -> {target}")
+    if out is None or s.intent_model != target:
+        click.echo(f"Use it with: export SHOPBOT_INTENT_MODEL={target}")
 
 
 @cli.group(name="eval")
@@ -337,6 +450,41 @@ def eval_search(
         if len(modes) > 1:
             final["modes"] = results
         click.echo(json.dumps(final))
+
+
+@eval_group.command(name="intents")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="CSV with columns utterance,intent (Bitext format).")
+@click.option("--train", "train_csv", type=click.Path(path_type=Path), default=None,
+              help="Retrain on this CSV first (plus the packaged examples, as `shopbot train intents` does).")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
+@click.pass_context
+def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json: bool) -> None:
+    """Accuracy and macro-F1 of the intent classifier (the configured or packaged one) on DATA."""
+    from bot.intents import (
+        DATA_DIR,
+        DEFAULT_ENCODERS,
+        IntentModel,
+        evaluate_intents,
+        load_default_model,
+        load_training_csv,
+        train_intents,
+    )
+    from retrieval.encoders import get_encoder
+
+    s = _settings(ctx)
+    with user_errors(ctx.obj["debug"]):
+        if train_csv is not None:
+            rows = load_training_csv(DATA_DIR / "intents.csv") + load_training_csv(train_csv)
+            model = train_intents(rows, [get_encoder(n) for n in DEFAULT_ENCODERS])
+        else:
+            model = IntentModel.load(s.intent_model) if s.intent_model else load_default_model()
+        report = evaluate_intents(model, load_training_csv(data, strict=False))
+    click.echo(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  n={report['n']}  "
+               f"({report['ms_per_utterance']} ms per utterance)")
+    for c in report["confusions"][:5]:
+        click.echo(f"  {c['gold']} -> {c['predicted']}: {c['count']}")
+    if as_json:
+        click.echo(json.dumps({k: report[k] for k in ("accuracy", "macro_f1", "n")} | {"model_version": report["model_version"]}))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

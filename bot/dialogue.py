@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from bot.messages import say
 from bot.replies import Button, Card, Event, Reply, format_price
+from bot.store import TurnRecord
 from retrieval.catalog import Product
 from retrieval.lexical import has_cjk
 from retrieval.query import Filters, ParsedQuery
@@ -104,30 +105,14 @@ class PolicyAnswers(Protocol):
     def __call__(self, question: str, intent: str, language: str, sections: Sequence[str]) -> str | None: ...
 
 
-@dataclass
-class TurnLog:
-    turn_id: str
-    user_id: str
-    text_in: str
-    text_out: str
-    intent: str
-    confidence: float | None
-    language: str
-    latency_ms: float
-    slots: dict[str, Any]
-    shown: list[tuple[str, int, float | None]]
-    query: str | None
-    error: str | None = None
-
-
 class Store(Protocol):
     """What the dialogue needs from the SQL store (bot/store.py implements it)."""
 
     def touch(self, channel: str, external_id: str, language: str | None) -> tuple[str, bool]: ...
     def load_state(self, user_id: str) -> dict[str, Any] | None: ...
     def save_state(self, user_id: str, state: dict[str, Any]) -> None: ...
-    def log(self, turn: TurnLog) -> None: ...
-    def feedback(self, user_id: str, kind: str, *, turn_id: str | None = None, sku: str | None = None) -> None: ...
+    def log(self, turn: TurnRecord) -> str: ...
+    def feedback(self, user_id: str, kind: str, *, turn_id: str | None = None, sku: str | None = None) -> str: ...
     def handoff(self, user_id: str, reason: str) -> None: ...
 
 
@@ -230,11 +215,12 @@ class DialogueManager:
         elif turn.intent not in {"handed_over", "feedback_positive", "thanks"}:
             turn.state["fails"] = 0
         text_in = event.text if event.text is not None else f"[button] {event.payload}"
-        self.store.log(TurnLog(
+        self.store.log(TurnRecord(
             turn_id=turn.turn_id, user_id=turn.user_id, text_in=(text_in or "")[:10_000],
             text_out="\n".join(r.text for r in replies), intent=turn.intent, confidence=turn.confidence,
             language=turn.lang, latency_ms=(self.clock() - t0) * 1000, slots=turn.slots,
             shown=[(c.sku, c.rank, None) for r in replies for c in r.cards], query=turn.query, error=turn.error,
+            model_versions=self.versions,
         ))
         self.store.save_state(turn.user_id, turn.state)
 

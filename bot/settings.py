@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; a SQLite file in the data dir when unset (postgresql+psycopg://... for scale-out)."
     )
+    policy: Path | None = Field(default=None, description="Policy document (.md/.txt) or a directory of them; the demo policy when unset.")
     intent_model: Path | None = Field(default=None, description="Intent classifier file; the packaged one when unset.")
 
     @property

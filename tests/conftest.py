@@ -58,3 +58,14 @@ def engine(products, tmp_path):
     root = tmp_path / "index"
     build_bundle(products, root, encoders={"en": "hashing", "multi": "hashing"}, encoder_factory=hashing_factory)
     return load_engine(root, encoders={"en": "hashing", "multi": "hashing"}, encoder_factory=hashing_factory)
+
+
+@pytest.fixture(scope="session")
+def demo_engine(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The real encoders over the bundled demo catalog (titles only: the title+description view triples
+    indexing time and is covered by the eval figures). Built once per test session."""
+    from retrieval.indexer import build_bundle, load_engine
+
+    root: Path = tmp_path_factory.mktemp("demo") / "index"
+    build_bundle(load_catalog().products, root, body_view=False)
+    return load_engine(root)

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from retrieval.catalog import load_catalog
-from retrieval.indexer import build_bundle, load_engine
 
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    root: Path = tmp_path_factory.mktemp("demo") / "index"
-    # titles only: the title+description view triples indexing time and is covered by the eval figures
-    build_bundle(load_catalog().products, root, body_view=False)
-    return load_engine(root)
+@pytest.fixture
+def demo(demo_engine):  # type: ignore[no-untyped-def]
+    return demo_engine
 
 
 def _cats(result, n: int) -> set[str]:  # type: ignore[no-untyped-def]

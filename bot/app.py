@@ -1,0 +1,91 @@
+"""Wiring: one function builds the whole assistant from Settings, for every adapter.
+
+The terminal chat, the Telegram bot and the Rasa action server all call :func:`build_assistant` and
+then only translate events and replies; what the assistant does is decided in bot/dialogue.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.dialogue import DialogueManager, Understanding
+from bot.nlu import NLU
+from bot.replies import Event, Reply
+from bot.settings import Settings
+from bot.store import Store
+from retrieval.policy import PolicyIndex
+from retrieval.search import SearchEngine
+
+__all__ = ["Assistant", "build_assistant", "nlu_understander", "policy_answerer"]
+
+log = logging.getLogger(__name__)
+
+
+def nlu_understander(nlu: NLU) -> Any:
+    """Adapt the NLU's result to what the dialogue manager needs."""
+
+    def understand(text: str, state: Mapping[str, Any]) -> Understanding:
+        r = nlu.parse(text, state)
+        s = r.slots
+        return Understanding(
+            intent=r.intent, confidence=r.confidence, query=s.query, filters=s.with_categories(),
+            sort=None if s.sort == "relevance" else s.sort, ordinals=list(s.ordinals), order_number=s.order_number,
+        )
+
+    return understand
+
+
+def policy_answerer(policy: PolicyIndex) -> Any:
+    def answer(question: str, intent: str, language: str, sections: Sequence[str]) -> str | None:
+        return policy.answer(question, language=language, sections=sections)
+
+    return answer
+
+
+@dataclass
+class Assistant:
+    dialogue: DialogueManager
+    store: Store
+    engine: SearchEngine
+    nlu: NLU
+    policy: PolicyIndex
+
+    def handle(self, event: Event) -> list[Reply]:
+        return self.dialogue.handle(event)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_assistant(
+    settings: Settings,
+    *,
+    engine: SearchEngine | None = None,
+    store: Store | None = None,
+    nlu: NLU | None = None,
+    policy: PolicyIndex | None = None,
+) -> Assistant:
+    """The assistant over the current index (built on first use), the configured database and models."""
+    from bot.intents import IntentModel, load_default_model
+
+    if engine is None:
+        from bot.cli import _engine
+
+        engine = _engine(settings)
+    if nlu is None:
+        model = IntentModel.load(settings.intent_model) if settings.intent_model else load_default_model()
+        categories = sorted({c.lower() for p in engine.products for c in p.category})
+        nlu = NLU(model, brands=engine.brands, categories=categories)
+    if policy is None:
+        # the search engine's own query encoders, so no model is loaded twice
+        encoders = {key: d.encoder for key, d in engine.dense.items()}
+        policy = PolicyIndex.from_path(settings.policy, encoders)
+    versions = {"intent": nlu.model.version, "ranker": engine.config.mode}
+    if store is None:
+        store = Store(settings.db_url, settings.buffer_dir, versions=versions)
+    dm = DialogueManager(engine, store, nlu_understander(nlu), policy_answerer(policy),
+                         page_size=settings.page_size, versions=versions)
+    return Assistant(dm, store, engine, nlu, policy)

@@ -1,0 +1,237 @@
+"""Find the passage of the shop's policy documents that answers a customer-service question.
+
+The policy is Markdown: ``## Section`` headings over paragraphs (the bundled demo: ``policy.md``, with
+a Chinese summary whose paragraphs start with a topic label such as ``退货：``). Each paragraph or
+bullet list is one passage. Scoring fuses BM25 (English stemming, jieba for Chinese) with the
+cosine of the question's encoder, the same split as product search: MiniLM for English, the
+multilingual encoder for Chinese. The answer text is the policy's own words, so nothing is invented;
+the language model (a later layer) may rephrase it, checked against these passages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .encoders import Encoder
+from .lexical import BM25, has_cjk, tokenize
+
+__all__ = ["Passage", "PolicyHit", "PolicyIndex", "answer_text"]
+
+# Chinese topic words for the English section headings, so a section boost works for Chinese passages
+# whose label ("退款与换货：") names the topic in Chinese.
+SECTION_ALIASES: dict[str, tuple[str, ...]] = {
+    "shipping": ("配送", "运费", "发货"),
+    "order tracking": ("订单跟踪", "物流"),
+    "changing or cancelling an order": ("修改", "取消"),
+    "returns": ("退货",),
+    "refunds": ("退款",),
+    "exchanges and sizes": ("换货", "尺码"),
+    "payment": ("支付", "付款"),
+    "invoices": ("发票",),
+    "warranty": ("保修",),
+    "promotions and discount codes": ("优惠",),
+    "account and privacy": ("账户", "隐私"),
+    "contacting a person": ("人工", "客服"),
+    "complaints": ("投诉",),
+    "lost or damaged parcels": ("丢失", "损坏"),
+}
+# question words that say nothing about the topic ("how do I ...", "can you tell me ...")
+_STOP = frozenset(tokenize(
+    "a an the i me my mine you your yours we our us it its is are was were be been am do does did can could "
+    "would should will shall may might must how what when where which who whom why there here this that these "
+    "those to of in on at for from with about by as and or if then so not no yes please tell know want need "
+    "get got have has had some any just also there's what's it's i'm hi hello thanks thank 我 你 的 吗 呢 了 是 "
+    "怎么 什么 可以 能 请问 一下 吧 啊 有 在 要 想"
+))
+_HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*$")
+_ZH_LABEL = re.compile(r"^([^：:\n]{1,12})[：:]")
+_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
+
+
+@dataclass(frozen=True)
+class Passage:
+    doc: str
+    section: str
+    text: str
+    language: str
+    anchor: str
+    index: int
+
+    @property
+    def label(self) -> str:
+        """The topic a reader sees: the section, or a Chinese paragraph's own label."""
+        if self.language == "zh":
+            m = _ZH_LABEL.match(self.text)
+            if m:
+                return m.group(1)
+        return self.section
+
+
+@dataclass(frozen=True)
+class PolicyHit:
+    passage: Passage
+    score: float  # fused, in [0, 1]
+    coverage: float  # share of the question's (idf-weighted) words found in the passage
+    cosine: float | None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^\w]+", "-", text.lower()).strip("-")
+
+
+def split_passages(text: str, doc: str) -> list[Passage]:
+    """One passage per paragraph or bullet list, each remembering its ``##`` section."""
+    out: list[Passage] = []
+    section = doc
+    block: list[str] = []
+
+    def flush() -> None:
+        body = "\n".join(block).strip()
+        block.clear()
+        if body:
+            lang = "zh" if has_cjk(body) else "en"
+            out.append(Passage(doc, section, body, lang, _slug(section), len(out)))
+
+    for line in text.splitlines():
+        m = _HEADING.match(line)
+        if m:
+            flush()
+            if len(m.group(1)) >= 2 or section == doc:
+                section = m.group(2)
+            continue
+        if not line.strip():
+            flush()
+            continue
+        block.append(line.rstrip())
+    flush()
+    # the document's own introduction under the "# title" is kept, named after the document
+    return out
+
+
+class PolicyIndex:
+    def __init__(self, passages: Sequence[Passage], encoders: Mapping[str, Encoder] | None = None) -> None:
+        if not passages:
+            raise ValueError("The policy documents contain no text.")
+        self.passages = list(passages)
+        # the heading is part of what is matched ("Refunds" answers "refund?"), not of what is shown
+        docs = [f"{p.section} {p.label if p.language == 'zh' else ''} {p.text}" for p in self.passages]
+        self.bm25 = BM25.build(docs)
+        n = self.bm25.n_docs
+        df = np.diff(self.bm25.matrix.indptr).astype(np.float32)
+        self.idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        self.encoders = dict(encoders or {})
+        self.vectors = {key: enc.encode(docs, kind="passage") for key, enc in self.encoders.items()}
+        self.languages = np.asarray([p.language for p in self.passages])
+
+    @classmethod
+    def from_path(cls, path: str | Path | None = None, encoders: Mapping[str, Encoder] | None = None) -> PolicyIndex:
+        """Index a Markdown/text file, or every .md/.txt file of a directory (the demo policy when None)."""
+        from .catalog import policy_path
+
+        p = Path(path) if path is not None else policy_path()
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in {".md", ".txt", ".markdown"}) if p.is_dir() else [p]
+        if not files:
+            raise ValueError(f"No .md or .txt policy documents in {p}.")
+        passages: list[Passage] = []
+        for f in files:
+            for q in split_passages(f.read_text(encoding="utf-8"), f.stem):
+                passages.append(Passage(q.doc, q.section, q.text, q.language, q.anchor, len(passages)))
+        return cls(passages, encoders)
+
+    def sections(self) -> list[str]:
+        return list(dict.fromkeys(p.section for p in self.passages))
+
+    def section(self, name: str) -> list[Passage]:
+        return [p for p in self.passages if p.section.lower() == name.lower()]
+
+    def _in_sections(self, sections: Sequence[str]) -> np.ndarray:
+        wanted = {s.lower() for s in sections}
+        aliases = [a for s in wanted for a in SECTION_ALIASES.get(s, ())]
+        return np.asarray([
+            p.section.lower() in wanted or (p.language == "zh" and any(a in p.label for a in aliases))
+            for p in self.passages
+        ])
+
+    def search(self, question: str, k: int = 3, language: str | None = None,
+               sections: Sequence[str] = (), section_boost: float = 0.15) -> list[PolicyHit]:
+        lang = language or ("zh" if has_cjk(question) else "en")
+        tokens = [t for t in tokenize(question) if t not in _STOP] or tokenize(question)
+        lex = self.bm25.scores(tokens)
+        top = float(lex.max()) if lex.size else 0.0
+        lex_n = lex / top if top > 0 else lex
+        # idf-weighted share of the question's words present in each passage: an absolute measure
+        ids = sorted(set(self.bm25.term_ids(tokens)))
+        unknown = len(set(tokens)) - len(ids)
+        total_idf = float(self.idf[ids].sum()) + unknown * float(self.idf.max(initial=1.0)) * 0.5
+        cov = np.zeros(len(self.passages), dtype=np.float32)
+        for j in ids:
+            rows = self.bm25.matrix.indices[self.bm25.matrix.indptr[j]: self.bm25.matrix.indptr[j + 1]]
+            cov[rows] += self.idf[j]
+        cov = cov / total_idf if total_idf > 0 else cov
+        key = "multi" if lang == "zh" and "multi" in self.vectors else ("en" if "en" in self.vectors else next(iter(self.vectors), None))
+        cos = None
+        score = lex_n.copy()
+        if key is not None:
+            qv = self.encoders[key].encode([question], kind="query")[0]
+            cos = self.vectors[key] @ qv
+            score = 0.5 * lex_n + 0.5 * np.clip(cos, 0.0, 1.0)
+        if sections:
+            score = score + section_boost * self._in_sections(sections)
+        # answer in the question's language when the documents have that language
+        if (self.languages == lang).any():
+            score = np.where(self.languages == lang, score, score * 0.5)
+        order = np.argsort(-score, kind="stable")[:k]
+        return [PolicyHit(self.passages[i], float(min(1.0, score[i])), float(cov[i]),
+                          None if cos is None else float(cos[i])) for i in order]
+
+    @staticmethod
+    def confident(hit: PolicyHit, *, in_sections: bool = False) -> bool:
+        """Whether ``hit`` really answers the question (vs. the best of nothing relevant)."""
+        if hit.cosine is not None and hit.cosine >= 0.45:
+            return True
+        if in_sections:
+            return hit.coverage >= 0.2 or (hit.cosine is not None and hit.cosine >= 0.25)
+        return hit.coverage >= 0.45 and (hit.cosine is None or hit.cosine >= 0.2)
+
+    def answer(self, question: str, *, language: str | None = None, sections: Sequence[str] = ()) -> str | None:
+        """The policy's own words for ``question``, or None when nothing relevant was found."""
+        hits = self.search(question, k=3, language=language, sections=sections)
+        if not hits:
+            return None
+        best = hits[0]
+        inside = bool(sections) and bool(self._in_sections(sections)[best.passage.index])
+        if not self.confident(best, in_sections=inside):
+            return None
+        return answer_text(hits, self.passages)
+
+
+def _plain(text: str) -> str:
+    text = _LINK.sub(r"\1", text)
+    return _EMPHASIS.sub(r"\2", text)
+
+
+def _cut(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    stops = [head.rfind(s) for s in (". ", "。", "！", "？", "; ", "；", "\n")]
+    end = max(stops)
+    return head[: end + 1].rstrip() if end > max_chars // 3 else head.rsplit(" ", 1)[0] + " …"
+
+
+def answer_text(hits: Sequence[PolicyHit], passages: Sequence[Passage] = (), max_chars: int = 700) -> str:
+    """The best passage as plain text (plus the next one of its section when short), with its source."""
+    best = hits[0].passage
+    text = _plain(best.text)
+    nxt = passages[best.index + 1] if passages and best.index + 1 < len(passages) else None
+    if len(text) < 250 and nxt is not None and nxt.section == best.section and nxt.language == best.language:
+        text += "\n\n" + _plain(nxt.text)
+    text = _cut(text, max_chars)
+    source = f"— 摘自：{best.label}" if best.language == "zh" else f"— from our {best.section} policy"
+    return f"{text}\n{source}"
