@@ -13,6 +13,7 @@ Everything the retraining code learns from is written here, so two rules shape t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -227,7 +228,8 @@ class Store:
         if url.startswith("sqlite"):
             db = url.split(":///", 1)[-1]
             if db and db != ":memory:":
-                Path(db).parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(OSError):  # connecting fails below; the store buffers until it works
+                    Path(db).parent.mkdir(parents=True, exist_ok=True)
             # pooled connections: a new SQLite connection per call costs ~10 ms (WAL pragma), a pooled one 0.1
             eng = create_engine(url, pool_pre_ping=True, connect_args={"timeout": 10, "check_same_thread": False})
 

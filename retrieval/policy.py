@@ -159,7 +159,7 @@ class PolicyIndex:
         ])
 
     def search(self, question: str, k: int = 3, language: str | None = None,
-               sections: Sequence[str] = (), section_boost: float = 0.15) -> list[PolicyHit]:
+               sections: Sequence[str] = (), section_boost: float = 0.3) -> list[PolicyHit]:
         lang = language or ("zh" if has_cjk(question) else "en")
         tokens = [t for t in tokenize(question) if t not in _STOP] or tokenize(question)
         lex = self.bm25.scores(tokens)
@@ -197,18 +197,33 @@ class PolicyIndex:
             return True
         if in_sections:
             return hit.coverage >= 0.2 or (hit.cosine is not None and hit.cosine >= 0.25)
-        return hit.coverage >= 0.45 and (hit.cosine is None or hit.cosine >= 0.2)
+        return hit.coverage >= 0.4 and (hit.cosine is None or hit.cosine >= 0.2)
 
     def answer(self, question: str, *, language: str | None = None, sections: Sequence[str] = ()) -> str | None:
         """The policy's own words for ``question``, or None when nothing relevant was found."""
-        hits = self.search(question, k=3, language=language, sections=sections)
+        hits = self.search(question, k=len(self.passages), language=language, sections=sections)
         if not hits:
             return None
         best = hits[0]
-        inside = bool(sections) and bool(self._in_sections(sections)[best.passage.index])
-        if not self.confident(best, in_sections=inside):
-            return None
-        return answer_text(hits, self.passages)
+        if not sections:
+            return answer_text(hits, self.passages) if self.confident(best) else None
+        mask = self._in_sections(sections)
+        if not mask[best.passage.index]:
+            # the classifier named another topic: only a clear match outside it overrides it
+            strong = (best.cosine is not None and best.cosine >= 0.5) or (best.cosine is None and best.coverage >= 0.7)
+            if strong:
+                return answer_text(hits, self.passages)
+        inside = [h for h in hits if mask[h.passage.index]]
+        if inside and self.confident(inside[0], in_sections=True):
+            return answer_text(inside, self.passages)
+        # The topic is certain but the words match nothing in particular ("I want my money back"):
+        # the section's opening passage in the question's language states the rule.
+        lang = language or ("zh" if has_cjk(question) else "en")
+        rows = [i for i in np.flatnonzero(mask) if self.passages[i].language == lang] or list(np.flatnonzero(mask))
+        if rows:
+            p = self.passages[int(rows[0])]
+            return answer_text([PolicyHit(p, 0.0, 0.0, None)], self.passages)
+        return None
 
 
 def _plain(text: str) -> str:

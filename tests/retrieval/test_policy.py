@@ -1,0 +1,101 @@
+"""Policy passage retrieval over the bundled policy and a shop's own documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retrieval.encoders import HashingEncoder
+from retrieval.policy import PolicyIndex, answer_text, split_passages
+
+
+@pytest.fixture(scope="module")
+def policy() -> PolicyIndex:
+    return PolicyIndex.from_path()
+
+
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        ("how do I return shoes?", "Returns"),
+        ("can I pay with PayPal?", "Payment"),
+        ("where is my order?", "Order tracking"),
+        ("how long does shipping take to Canada", "Shipping"),
+        ("my parcel arrived broken", "Lost or damaged parcels"),
+        ("I want to cancel my order", "Changing or cancelling an order"),
+        ("can I use two discount codes at once", "Promotions and discount codes"),
+    ],
+)
+def test_english_questions_find_their_section(policy: PolicyIndex, question: str, section: str) -> None:
+    [best, *_] = policy.search(question)
+    assert best.passage.section == section
+    assert policy.confident(best)
+
+
+@pytest.mark.parametrize(("question", "label"), [("怎么退货？", "退货"), ("可以用支付宝付款吗", "支付与发票"), ("运费多少钱", "配送")])
+def test_chinese_questions_get_chinese_passages(policy: PolicyIndex, question: str, label: str) -> None:
+    [best, *_] = policy.search(question)
+    assert best.passage.language == "zh" and best.passage.label == label
+    text = policy.answer(question)
+    assert text is not None and text.endswith(f"— 摘自：{label}")
+
+
+def test_unrelated_questions_are_not_answered(policy: PolicyIndex) -> None:
+    assert policy.answer("what is the weather in paris") is None
+    assert policy.answer("tell me a joke") is None
+
+
+def test_section_hint_from_the_intent(policy: PolicyIndex) -> None:
+    q = "how long until I get my money"
+    text = policy.answer(q, sections=["Refunds"])  # the classifier said get_refund
+    assert text is not None and text.endswith("— from our Refunds policy")
+    # a strong match elsewhere still wins over the hint
+    assert "PayPal" in (policy.answer("can I pay with PayPal?", sections=["Refunds"]) or "")
+
+
+def test_answer_text_is_plain_cut_and_sourced(policy: PolicyIndex) -> None:
+    text = policy.answer("how do I return shoes?")
+    assert text is not None and text.endswith("— from our Returns policy")
+    assert "**" not in text and len(text) <= 700 + len("\n— from our Returns policy")
+    hits = policy.search("how do I return shoes?")
+    short = answer_text(hits, policy.passages, max_chars=120)
+    body = short.rsplit("\n", 1)[0]
+    assert len(body) <= 120 and (body.endswith(".") or body.endswith("…"))
+
+
+def test_a_shops_own_documents_in_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "shipping.md").write_text("# Shipping\n\n## Delivery\n\nWe deliver **bikes** by van within 2 days.\n\n"
+                                          "## Pickup\n\nYou can collect your order at our Leeds workshop.\n")
+    (tmp_path / "faq.txt").write_text("## Repairs\n\nWe service any bike brand; a basic tune-up costs 40 pounds.\n")
+    (tmp_path / "notes.csv").write_text("ignored")
+    idx = PolicyIndex.from_path(tmp_path, {"en": HashingEncoder(), "multi": HashingEncoder()})
+    assert set(idx.sections()) == {"Delivery", "Pickup", "Repairs"}
+    assert idx.search("how much is a tune-up")[0].passage.section == "Repairs"
+    answer = idx.answer("can I collect my order in Leeds?")
+    assert answer is not None and "Leeds workshop" in answer and answer.endswith("— from our Pickup policy")
+    with pytest.raises(ValueError, match=r"No \.md or \.txt"):
+        (tmp_path / "empty").mkdir()
+        PolicyIndex.from_path(tmp_path / "empty")
+
+
+def test_split_passages_keeps_sections_and_bullets() -> None:
+    ps = split_passages("# Doc\n\nIntro.\n\n## A\n\n- one\n- two\n\nPara.\n\n## B\n\n退货：三十天内。\n", "doc")
+    assert [(p.section, p.text, p.language) for p in ps] == [
+        ("Doc", "Intro.", "en"), ("A", "- one\n- two", "en"), ("A", "Para.", "en"), ("B", "退货：三十天内。", "zh")]
+    assert ps[-1].label == "退货"
+
+
+@pytest.mark.slow
+def test_real_encoders_on_paraphrases() -> None:
+    from retrieval.encoders import get_encoder
+
+    idx = PolicyIndex.from_path(None, {"en": get_encoder("minilm"), "multi": get_encoder("use-multilingual")})
+    cases = {
+        "do you ship overseas": "Shipping", "what's your refund timeline": "Refunds",
+        "is there a warranty on electronics": "Warranty", "can I swap my shoes for a bigger size": "Exchanges and sizes",
+        "I need a receipt for my company": "Invoices", "the box came damaged": "Lost or damaged parcels",
+        "how do I remove my personal data": "Account and privacy", "promo code not stacking": "Promotions and discount codes",
+    }
+    right = sum(idx.search(q)[0].passage.section == s for q, s in cases.items())
+    assert right >= len(cases) - 1
