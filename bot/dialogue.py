@@ -300,7 +300,9 @@ class DialogueManager:
             return self._feedback(turn, positive=kind == "up", ref_turn=ref_turn or None, sku=sku or None)
         if kind == "click":
             turn.intent = "click"
-            self.store.feedback(turn.user_id, "click", turn_id=turn.state.get("last_turn"), sku=arg)
+            # a click belongs to the turn that showed the product
+            shown_in = turn.state.get("shown_turn") if arg in (turn.state.get("shown") or []) else None
+            self.store.feedback(turn.user_id, "click", turn_id=shown_in or turn.state.get("last_turn"), sku=arg)
             return self._details(turn, [], sku=arg)
         turn.intent = "other"
         return [Reply(say("other", turn.lang))]
@@ -392,6 +394,7 @@ class DialogueManager:
     def _cards_reply(self, turn: _Turn, head: str, hits: Sequence[Hit], total: int, offset: int,
                      reason: str | None = None) -> Reply:
         lang = turn.lang
+        turn.state["shown_turn"] = turn.turn_id
         cards = [self._card(h.product, h.rank, lang, reason) for h in hits]
         buttons = []
         if offset + len(hits) < total:

@@ -1,0 +1,231 @@
+"""Scripted conversations through the real dialogue manager: demo catalog with the real encoders, the
+packaged intent model, the demo policy and a real SQLite store. What each step must show is what a
+shopper would check on screen."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.app import Assistant, build_assistant
+from bot.intents import load_default_model
+from bot.nlu import NLU
+from bot.replies import Event, Reply, render_text
+from bot.settings import Settings
+from bot.store import Store
+from retrieval.policy import PolicyIndex
+
+
+@pytest.fixture(scope="module")
+def shared(demo_engine):  # type: ignore[no-untyped-def]
+    categories = sorted({c.lower() for p in demo_engine.products for c in p.category})
+    nlu = NLU(load_default_model(), brands=demo_engine.brands, categories=categories)
+    policy = PolicyIndex.from_path(None, {k: d.encoder for k, d in demo_engine.dense.items()})
+    return demo_engine, nlu, policy
+
+
+def _assistant(shared, tmp_path: Path, **settings) -> Assistant:  # type: ignore[no-untyped-def]
+    engine, nlu, policy = shared
+    s = Settings(data_dir=tmp_path, **settings)
+    return build_assistant(s, engine=engine, nlu=nlu, policy=policy)
+
+
+@pytest.fixture
+def bot(shared, tmp_path: Path) -> Iterator[Assistant]:  # type: ignore[no-untyped-def]
+    a = _assistant(shared, tmp_path)
+    yield a
+    a.close()
+
+
+class Chat:
+    def __init__(self, bot: Assistant, user: str = "alice", channel: str = "test") -> None:
+        self.bot, self.user, self.channel = bot, user, channel
+
+    def say(self, text: str) -> list[Reply]:
+        return self.bot.handle(Event(user=self.user, channel=self.channel, text=text))
+
+    def press(self, payload: str) -> list[Reply]:
+        return self.bot.handle(Event(user=self.user, channel=self.channel, payload=payload))
+
+
+def _cards(replies: list[Reply]):  # type: ignore[no-untyped-def]
+    return [c for r in replies for c in r.cards]
+
+
+def _product(bot: Assistant, sku: str):  # type: ignore[no-untyped-def]
+    p = bot.engine.product(sku)
+    assert p is not None
+    return p
+
+
+def test_english_search_and_refinement(bot: Assistant) -> None:
+    chat = Chat(bot)
+    r = chat.say("show me running shoes under 80 dollars")
+    cards = _cards(r)
+    assert r[0].intent == "search" and len(cards) == 5
+    assert all(c.price <= 80 for c in cards)
+    assert all("running" in _product(bot, c.sku).title.lower() for c in cards)
+    assert any(b.payload == "more" for b in r[0].buttons)
+
+    r = chat.say("in black")
+    cards = _cards(r)
+    assert cards and all("black" in _product(bot, c.sku).attr("color") and c.price <= 80 for c in cards)
+
+    r = chat.say("cheaper")
+    cheaper = _cards(r)
+    assert cheaper and max(c.price for c in cheaper) < min(c.price for c in cards)
+
+    first_page = {c.sku for c in _cards(chat.say("show me running shoes"))}
+    page2 = chat.say("next page")
+    assert page2[0].intent == "more" and _cards(page2)[0].rank == 6
+    assert not first_page & {c.sku for c in _cards(page2)}
+
+
+def test_brand_and_size_refinements(bot: Assistant) -> None:
+    chat = Chat(bot)
+    chat.say("running shoes")
+    r = chat.say("only Nike")
+    assert _cards(r) and all(_product(bot, c.sku).brand == "Nike" for c in _cards(r))
+    r = chat.say("size 42")
+    assert _cards(r) and all("42" in _product(bot, c.sku).attr("size") and _product(bot, c.sku).brand == "Nike"
+                             for c in _cards(r))
+
+
+def test_compare_details_and_similar(bot: Assistant) -> None:
+    chat = Chat(bot)
+    shown = _cards(chat.say("wireless earbuds"))
+    r = chat.say("compare 1 and 3")
+    assert r[0].intent == "compare" and r[0].table is not None
+    header, price_row = r[0].table[0], r[0].table[1]
+    assert header[1].startswith("1. ") and header[2].startswith("3. ")
+    assert price_row[1:] == [f"${shown[0].price:,.2f}", f"${shown[2].price:,.2f}"]
+
+    r = chat.say("tell me about the second one")
+    assert r[0].intent == "details" and r[0].cards[0].sku == shown[1].sku
+    p = _product(bot, shown[1].sku)
+    assert p.title in r[0].text and f"${p.price:,.2f}" in r[0].text
+
+    r = chat.say("more like the first one")
+    sims = _cards(r)
+    assert r[0].intent == "similar" and sims and shown[0].sku not in {c.sku for c in sims}
+    assert _product(bot, sims[0].sku).category[0] == _product(bot, shown[0].sku).category[0]
+
+
+def test_chinese_conversation(bot: Assistant) -> None:
+    chat = Chat(bot, user="li")
+    r = chat.say("我想买一款新的手机")
+    phones = _cards(r)
+    assert r[0].language == "zh" and len(phones) == 5
+    assert all(_product(bot, c.sku).category[:2] == ("Phones", "Smartphones") for c in phones)
+    assert any(c.title != _product(bot, c.sku).title for c in phones)  # Chinese titles where the catalog has them
+
+    r = chat.say("便宜一点的")
+    cheaper = _cards(r)
+    assert cheaper and max(c.price for c in cheaper) < min(c.price for c in phones)
+    assert all(_product(bot, c.sku).category[1] == "Smartphones" for c in cheaper)
+
+    r = chat.say("第二个详细介绍一下")
+    assert r[0].intent == "details" and r[0].cards[0].sku == cheaper[1].sku and "有货" in r[0].text
+
+    r = chat.say("要红色的")
+    assert all("red" in _product(bot, c.sku).attr("color") for c in _cards(r))
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("how do I return shoes?", "30 days"),
+        ("can I pay with PayPal?", "PayPal"),
+        ("where is my order?", "tracking"),
+        ("怎么退货？", "30 天"),
+    ],
+)
+def test_customer_service_answers_come_from_the_policy(bot: Assistant, question: str, expected: str) -> None:
+    r = Chat(bot).say(question)
+    assert expected in r[0].text
+    assert "— from our" in r[0].text or "摘自" in r[0].text
+
+
+def test_handoff_silences_the_bot_until_released(bot: Assistant) -> None:
+    chat = Chat(bot, user="bob")
+    r = chat.say("I want to talk to a person")
+    assert r[0].handoff and "colleague" in r[0].text
+    assert chat.say("hello? anyone there?") == []
+    [h] = bot.store.open_handoffs()
+    assert h["user_id"] == "test:bob" and h["last_message"] == "hello? anyone there?"
+    assert bot.store.release("test:bob")
+    assert chat.say("red winter coat")[0].cards
+
+
+def test_feedback_is_recorded_against_the_turn(bot: Assistant, tmp_path: Path) -> None:
+    chat = Chat(bot, user="carol")
+    r = chat.say("yoga mat")
+    turn_id, sku = r[0].turn_id, r[0].cards[1].sku
+    chat.press(f"up:{turn_id}:{sku}")
+    chat.press(f"click:{sku}")
+    chat.say("that's not what I meant")
+    bot.store.export_feedback(tmp_path / "fb.jsonl")
+    rows = {json.loads(x)["turn_id"]: json.loads(x) for x in (tmp_path / "fb.jsonl").read_text().splitlines()}
+    row = rows[turn_id]
+    assert [s["sku"] for s in row["shown"]][:5] == [c.sku for c in r[0].cards]
+    assert row["clicks"] == [sku]
+    assert {"sku": sku, "kind": "thumb_up"} in row["thumbs"]
+    assert any(t["kind"] == "not_what_i_meant" for x in rows.values() for t in x["thumbs"])
+
+
+def test_state_survives_a_restart(shared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    a = _assistant(shared, tmp_path)
+    shown = _cards(Chat(a).say("laptop sleeve"))
+    a.close()
+    b = _assistant(shared, tmp_path)  # a new process: same database
+    r = Chat(b).say("tell me about the third one")
+    assert r[0].cards[0].sku == shown[2].sku
+    b.close()
+
+
+@pytest.mark.parametrize("text", ["", "   ", "🙂🙂", "\x00\x01\x02", "x" * 10_000, "'; DROP TABLE turns; --",
+                                  "asdkjh qwpoe zmxn"])
+def test_bad_input_gets_a_polite_reply_and_is_logged(bot: Assistant, text: str) -> None:
+    r = Chat(bot, user="eve").say(text)
+    assert r and all(render_text(x).strip() for x in r)
+    assert "Traceback" not in " ".join(x.text for x in r)
+    assert bot.store.stats()["turns"] == 1
+
+
+def test_greeting_help_and_unknown(bot: Assistant) -> None:
+    chat = Chat(bot)
+    assert "looking for" in chat.say("hi there")[0].text
+    assert "compare" in chat.say("what can you do?")[0].text
+    zh = chat.say("你好")
+    assert zh[0].language == "zh" and "想买什么" in zh[0].text
+
+
+def test_stuck_conversation_offers_a_person(bot: Assistant) -> None:
+    chat = Chat(bot, user="dan")
+    chat.say("running shoes")
+    chat.say("no, that's not what I meant")
+    r = chat.say("still not what I meant")
+    assert any(b.payload == "handoff" for x in r for b in x.buttons)
+    r = chat.press("handoff")
+    assert r[0].handoff
+
+
+def test_store_outage_does_not_stop_the_conversation(shared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    engine, nlu, policy = shared
+    blocker = tmp_path / "db"
+    blocker.write_text("")  # the database cannot be opened: SQLite sees a file where its directory should be
+    store = Store(f"sqlite:///{blocker / 'shop.db'}", tmp_path / "buffer")
+    a = build_assistant(Settings(data_dir=tmp_path), engine=engine, nlu=nlu, policy=policy, store=store)
+    chat = Chat(a)
+    shown = _cards(chat.say("red winter coat"))
+    assert shown
+    r = chat.say("tell me about the second one")  # the state lives in memory while the database is down
+    assert r[0].cards[0].sku == shown[1].sku
+    assert store.pending() >= 4
+    blocker.unlink()
+    blocker.mkdir()
+    assert store.flush() > 0
+    assert store.stats()["turns"] == 2
