@@ -252,7 +252,7 @@ def chat(ctx: click.Context, user: str) -> None:
                 break
             # buttons are typed as "/payload" in the terminal, e.g. "/more" or "/details:SKU"
             event = Event(user=user, channel="cli", payload=text[1:]) if text.startswith("/") and len(text) > 1 \
-                else Event(user=user, channel="cli", text=line)
+                else Event(user=user, channel="cli", text=line.rstrip("\r\n"))
             replies = assistant.handle(event)
             if not replies:
                 click.echo("bot> (a colleague has taken over this conversation; `shopbot handoffs release cli:"

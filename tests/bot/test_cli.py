@@ -79,7 +79,7 @@ def test_chat_pages_and_answers_in_both_languages(run, tmp_path: Path, monkeypat
     out = r.output
     assert "No search index yet" in out  # first use builds the index from SHOPBOT_CATALOG
     assert " 1. " in out and " 3. " in out  # page 2 continues the numbering
-    assert "Tell me what you are looking for" in out
+    assert "Tell me what you're looking for" in out
     assert "女款红色冬季棉服外套" in out
     assert out.rstrip().endswith("Bye! / 再见！")
 
@@ -100,3 +100,51 @@ def test_eval_search_prints_metrics_and_json(run, tmp_path: Path) -> None:  # ty
     assert set(result) >= {"ndcg@10", "recall@10", "p50_ms", "p99_ms", "queries", "products"}
     assert result["queries"] == 2 and result["products"] == 2
     assert result["ndcg@10"] == 1.0 and result["recall@10"] == 1.0
+
+
+def test_chat_logs_turns_for_stats_export_and_handoffs(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SHOPBOT_CATALOG", str(write_catalog(tmp_path / "c.csv")))
+    r = run("chat", "--user", "ann", input="running shoes\n/click:SHO-2\nzzqx unicorn saddle\ntalk to a person\nhello?\nquit\n")
+    assert r.exit_code == 0, r.output
+    assert "colleague" in r.output and "handoffs release cli:ann" in r.output
+
+    st = json.loads(run("stats", "--json").output)
+    assert st["turns"] == 5 and st["users"] == 1 and st["open_handoffs"] == 1
+    assert st["feedback"] == {"click": 1}
+    assert "zzqx unicorn saddle" in run("stats").output
+
+    out = tmp_path / "fb.jsonl"
+    r = run("feedback", "export", "--out", str(out))
+    assert r.exit_code == 0 and "turns written" in r.output
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first["text_in"] == "running shoes" and first["shown"][0]["rank"] == 1 and first["clicks"] == ["SHO-2"]
+
+    listing = run("handoffs").output
+    assert "cli:ann" in listing and "hello?" in listing
+    assert "back with the bot" in run("handoffs", "release", "cli:ann").output
+    assert run("handoffs").output.strip() == "No open handoffs."
+
+
+def test_train_and_eval_intents(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "mine.csv"
+    data.write_text("utterance,intent\n" + "".join(
+        f"{u},{i}\n" for i, us in {
+            "track_order": ["where is my parcel", "track my order please", "has my package shipped"],
+            "get_refund": ["i want my money back", "refund me please", "how do i get a refund"],
+        }.items() for u in us))
+    model = tmp_path / "m.npz"
+    r = run("train", "intents", "--data", str(data), "--only-data", "--out", str(model))
+    assert r.exit_code == 0, r.output
+    assert "6 examples, 2 intents" in r.output and model.exists()
+
+    test = tmp_path / "test.csv"
+    test.write_text("utterance,intent\nwhere is my package,track_order\ni would like a refund,get_refund\n")
+    r = run("eval", "intents", "--data", str(test), "--json")
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.output.strip().splitlines()[-1])
+    assert result["n"] == 2 and result["accuracy"] == 1.0 and set(result) >= {"accuracy", "macro_f1", "n"}
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nhello,greet\n")
+    r = run("eval", "intents", "--data", str(bad))
+    assert r.exit_code == 1 and r.output.startswith("Error: ") and "Traceback" not in r.output
