@@ -18,7 +18,7 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bot.messages import say
@@ -27,13 +27,14 @@ from bot.store import TurnRecord
 from retrieval.catalog import Product
 from retrieval.lexical import has_cjk
 from retrieval.query import Filters, ParsedQuery
-from retrieval.search import Hit, SearchEngine
+from retrieval.search import Hit, SearchEngine, SearchResult
 
 __all__ = ["CS_SECTIONS", "DialogueManager", "Understanding"]
 
 log = logging.getLogger(__name__)
 
-MAX_CHARS = 1000  # what we read of one message; the rest is dropped with a note
+MAX_CHARS = 1000
+POOL = 100  # how many of a search's best results can count as relevant when a price nudge narrows them  # what we read of one message; the rest is dropped with a note
 ORDER_SPECIFIC = {"track_order", "cancel_order", "change_order", "track_refund", "get_refund", "payment_issue",
                   "change_shipping_address", "get_invoice", "check_invoice"}
 # customer-service intent -> policy sections that answer it (the document's own headings)
@@ -314,7 +315,7 @@ class DialogueManager:
             turn.intent = "other"
             return [Reply(say("no_search", turn.lang))]
         turn.state.update({"mode": "search", "query": u.query, "filters": filters_to_dict(u.filters),
-                           "sort": u.sort or "relevance", "offset": 0, "anchor": None})
+                           "sort": u.sort or "relevance", "offset": 0, "anchor": None, "bounded": False})
         return self._run_search(turn, first=True)
 
     def _refine(self, turn: _Turn, u: Understanding) -> list[Reply]:
@@ -334,8 +335,10 @@ class DialogueManager:
             if prices[0] <= (f.min_price or 0.0) + 0.01:
                 return [Reply(say("cheapest_already", turn.lang))]
             f = Filters(**{**_fields(f), "max_price": round(prices[0] - 0.01, 2), "min_price": None})
+            st["bounded"] = True
         elif _PRICIER.search(said) and prices:
             f = Filters(**{**_fields(f), "min_price": round(prices[-1] + 0.01, 2), "max_price": None})
+            st["bounded"] = True
         extra = _REFINE_NOISE.sub(" ", u.query)
         extra = re.sub(r"[^\w\s-]", " ", extra)
         extra = " ".join(extra.split())
@@ -367,7 +370,10 @@ class DialogueManager:
         offset = int(st.get("offset", 0))
         pq = ParsedQuery(text=query, filters=f, sort=st.get("sort") or "relevance", raw=query)  # type: ignore[arg-type]
         turn.query = _query_label(query, f)
-        res = self.engine.search(pq, k=self.page_size, offset=offset)
+        if st.get("bounded") and query:
+            res = self._bounded_search(pq, offset)
+        else:
+            res = self.engine.search(pq, k=self.page_size, offset=offset)
         understood = f.describe()
         lang = turn.lang
         if not res.hits and offset > 0:
@@ -390,6 +396,22 @@ class DialogueManager:
         else:
             head = say("results_more", lang, first=offset + 1, last=offset + len(res.hits), total=res.total)
         return [self._cards_reply(turn, head, res.hits, res.total, offset)]
+
+    def _bounded_search(self, pq: ParsedQuery, offset: int) -> SearchResult:
+        """A price nudge ("cheaper") among products that are relevant to the search at any price.
+
+        A plain price filter ranks whatever is left: "cheaper running shoes" below the cheapest running
+        shoe would list sandals. Here only the search's relevant pool (its top results without a price
+        limit) is narrowed by price, so "cheaper" can run out, which is the honest answer.
+        """
+        loose = replace(pq.filters, min_price=None, max_price=None)
+        hits = self.engine.search(replace(pq, filters=loose, sort="relevance"), k=POOL).hits
+        # relevant = close to the best match (the same floor the engine uses when sorting by price)
+        pool = {h.sku for h in hits if h.score >= 0.75 * hits[0].score} if hits else set()
+        full = self.engine.search(pq, k=POOL)
+        kept = [h for h in full.hits if h.sku in pool]
+        page = [Hit(h.product, h.score, offset + i + 1, h.signals) for i, h in enumerate(kept[offset: offset + self.page_size])]
+        return SearchResult(full.query, page, len(kept), offset, full.timings_ms)
 
     def _cards_reply(self, turn: _Turn, head: str, hits: Sequence[Hit], total: int, offset: int,
                      reason: str | None = None) -> Reply:
