@@ -74,9 +74,20 @@ def test_english_search_and_refinement(bot: Assistant) -> None:
     cards = _cards(r)
     assert cards and all("black" in _product(bot, c.sku).attr("color") and c.price <= 80 for c in cards)
 
-    r = chat.say("cheaper")
-    cheaper = _cards(r)
-    assert cheaper and max(c.price for c in cheaper) < min(c.price for c in cards)
+    # "cheaper" narrows the same search by price until no running shoe is cheaper: then it says so
+    chat.say("running shoes")
+    shown = _cards(chat.say("cheaper"))
+    assert shown and all("running shoe" in _product(bot, c.sku).title.lower() for c in shown)
+    for _ in range(10):
+        r = chat.say("cheaper")
+        if not r[0].cards:
+            break
+        assert max(c.price for c in r[0].cards) < min(c.price for c in shown)
+        assert all("running shoe" in _product(bot, c.sku).title.lower() for c in r[0].cards)
+        shown = r[0].cards
+    assert "cheapest" in r[0].text
+    floor = min(c.price for c in shown)
+    assert not [p for p in bot.engine.products if "running shoe" in p.title.lower() and p.price < floor]
 
     first_page = {c.sku for c in _cards(chat.say("show me running shoes"))}
     page2 = chat.say("next page")
