@@ -102,21 +102,11 @@ def _reindex(s: Settings, path: Path | None, *, full: bool, progress: bool, on_e
     return report
 
 
-def format_price(price: float, currency: str) -> str:
-    symbol = {"USD": "$", "EUR": "€", "GBP": "£", "CNY": "¥"}.get(currency)
-    return f"{symbol}{price:,.2f}" if symbol else f"{price:,.2f} {currency}"
-
-
 def format_hit(rank: int, p: Any, language: str | None = None) -> str:
-    stock = f"in stock ({p.stock})" if p.stock > 0 else "out of stock"
-    if language == "zh":
-        stock = f"有货 ({p.stock})" if p.stock > 0 else "缺货"
-    extra = []
-    for attr in ("color", "size"):
-        if p.attr(attr):
-            extra.append("/".join(p.attr(attr)))
-    tail = f" [{'; '.join(extra)}]" if extra else ""
-    return f"{rank:>2}. {p.title_for(language)} - {format_price(p.price, p.currency)} - {stock} - {p.sku}{tail}"
+    from bot.replies import card_from_product, card_line
+
+    lang = language or "en"
+    return card_line(card_from_product(p, rank, lang), lang)
 
 
 @click.group()

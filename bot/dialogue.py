@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bot.messages import say
-from bot.replies import Button, Card, Event, Reply, format_price
+from bot.replies import Button, Card, Event, Reply, card_from_product, format_price
 from bot.store import TurnRecord
 from retrieval.catalog import Product
 from retrieval.lexical import has_cjk
@@ -428,9 +428,7 @@ class DialogueManager:
 
     @staticmethod
     def _card(p: Product, rank: int, lang: str, reason: str | None = None) -> Card:
-        attrs = {a: "/".join(p.attr(a)) for a in ("color", "size", "material") if p.attr(a)}
-        return Card(sku=p.sku, title=p.title_for(lang), price=p.price, currency=p.currency, stock=p.stock, rank=rank,
-                    image_url=p.image_url, brand=p.brand, reason=reason, attributes=attrs)
+        return card_from_product(p, rank, lang, reason)
 
     def _pick(self, turn: _Turn, ordinals: Sequence[int]) -> list[Product] | None:
         """The shown products the ordinals point at; None (and nothing picked) when one is out of range."""

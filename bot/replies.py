@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Button", "Card", "Event", "Reply", "format_price", "render_text"]
+if TYPE_CHECKING:
+    from retrieval.catalog import Product
+
+__all__ = ["Button", "Card", "Event", "Reply", "card_from_product", "card_line", "format_price", "render_text"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,12 @@ class Reply:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def card_from_product(p: Product, rank: int, language: str = "en", reason: str | None = None) -> Card:
+    attrs = {a: "/".join(p.attr(a)) for a in ("color", "size", "material") if p.attr(a)}
+    return Card(sku=p.sku, title=p.title_for(language), price=p.price, currency=p.currency, stock=p.stock, rank=rank,
+                image_url=p.image_url, brand=p.brand, reason=reason, attributes=attrs)
 
 
 _SYMBOL = {"USD": "$", "EUR": "€", "GBP": "£", "CNY": "¥"}
