@@ -1,0 +1,598 @@
+"""Natural-language understanding for one shopper message: intent + slots, English and Chinese.
+
+``parse("compare the first and third", state)`` -> ``NLUResult(intent="compare", slots.ordinals=(1, 3))``.
+
+Two layers, on purpose:
+
+- the intent classifier (:mod:`bot.intents`): embeddings -> softmax regression over 41 intents (27
+  customer-service, 14 shopping/dialogue). It is good at "what kind of request is this" across
+  phrasings and typos, and it is the only place that learns.
+- slots and a handful of rules, here, by pattern: prices/colours/sizes/brands/stock/sort come from
+  :func:`retrieval.query.parse_query` (the search engine's own parser, so the bot and the search box
+  agree); this module adds what only a conversation has: references to shown results ("the second
+  one", "#2", "第三款", "last"), order numbers, and the catalog's categories.
+
+Rules override the classifier only where a pattern is certain; each one is listed in ``RULES`` with why,
+and ``bot/data/README-intents.md`` records that together they do not lower the Bitext accuracy.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.intents import CS_INTENTS, IntentModel, load_default_model
+from retrieval.lexical import has_cjk
+from retrieval.query import Filters, SortOrder, parse_query
+
+__all__ = [
+    "NLU",
+    "RULES",
+    "CategoryMatcher",
+    "NLUResult",
+    "Slots",
+    "find_order_number",
+    "find_ordinals",
+    "parse",
+]
+
+MAX_SLOT_CHARS = 2000  # patterns run on at most this much of a message (the dialogue keeps 1000)
+
+# Rule name -> why it is safe to override the classifier with it.
+RULES: dict[str, str] = {
+    "no_words": "a message with no letters or digits (blank, emoji, punctuation) has no intent to classify; "
+    "thumbs/hearts are praise, a thumbs-down is a complaint about the results",
+    "compare": "a reference to shown results plus a comparison word ('compare', 'vs', 'which is better', '比较') "
+    "cannot be anything but a comparison; two or more references alone ('1 and 3') likewise",
+    "similar": "a reference to shown results plus 'similar'/'类似'/'more like' asks for neighbours of that product",
+    "ordinal_only": "a message that is only a reference ('the second one', '#2', '第二个') asks about that product",
+    "refinement": "with a search on screen, a message made only of filters or a price nudge ('cheaper', 'in blue', "
+    "'size 42', '便宜一点的') narrows that search",
+    "product": "a short message (at most 6 words / 16 characters) naming a catalog category or brand with no "
+    "customer-service word ('order', 'refund', '账户' ...) is a product request, whatever the classifier "
+    "thinks of a bare noun phrase",
+}
+
+# --------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Slots:
+    """What the message says besides its intent. ``filters`` is exactly what parse_query found."""
+
+    query: str = ""  # product words left after filters, ordinals and order numbers are taken out
+    filters: Filters = field(default_factory=Filters)
+    sort: SortOrder = "relevance"
+    categories: tuple[str, ...] = ()  # catalog category names (lower case) the message names; words stay in `query`
+    ordinals: tuple[int, ...] = ()  # 1-based positions in the shown results; -1 = the last one
+    order_number: str | None = None
+
+    def with_categories(self) -> Filters:
+        """The filters plus the named categories, for callers that want category as a hard filter."""
+        if not self.categories:
+            return self.filters
+        return self.filters.merged(Filters(categories=frozenset(self.categories)))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data for logging and for adapters (Rasa slots)."""
+        f = self.filters
+        return {
+            "query": self.query, "min_price": f.min_price, "max_price": f.max_price, "currency": f.currency,
+            "colors": sorted(f.colors), "sizes": sorted(f.sizes), "brands": sorted(f.brands), "in_stock": f.in_stock,
+            "sort": self.sort, "categories": list(self.categories), "ordinals": list(self.ordinals),
+            "order_number": self.order_number,
+        }
+
+
+@dataclass(frozen=True)
+class NLUResult:
+    intent: str
+    confidence: float
+    slots: Slots = field(default_factory=Slots)
+    language: str = "en"
+    source: str = "model"  # "model" or "rule:<name>" (see RULES)
+    model_intent: str | None = None  # what the classifier said, when a rule overrode it
+
+
+# -------------------------------------------------------------------------------------- ordinals
+
+_EN_ORD = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+    "ninth": 9, "tenth": 10, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "6th": 6, "7th": 7, "8th": 8,
+    "9th": 9, "10th": 10, "last": -1,
+}
+_EN_COUNT = {"two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5}
+_ZH_DIGIT = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+# A reference word is a result reference only next to one of these (so "first time", "last month" are not).
+_REF_NOUN = r"(?:one|ones|item|items|product|products|option|options|result|results|choice|pick|model|pair|listing)"
+_NOT_AFTER = (
+    r"(?:time|times|order|orders|purchase|purchases|month|week|year|night|day|days|minute|step|steps|place|thing|"
+    r"invoice|invoices|payment|payments|refund|delivery|account|address|name|page|of)\b"
+)
+_EN_ORD_RX = re.compile(
+    r"(?P<pre>\b(?:the|my|at|your|this|that)\s+)?\b(?P<w>" + "|".join(sorted(_EN_ORD, key=len, reverse=True)) + r")\b"
+    r"(?P<post>\s+" + _REF_NOUN + r"\b)?",
+    re.I,
+)
+_EN_FIRST_N = re.compile(r"\b(?:the\s+)?(?:first|top)\s+(two|three|four|five|[2-5])\b(?!\s*" + _NOT_AFTER + ")", re.I)
+_HASH_NUM = re.compile(r"(?<![\w#])#\s?(\d{1,2})(?![\w-])")
+_NUMBER_WORD = re.compile(r"(?<!order )\b(?:number|no\.|num|item|option|product|result|choice)\s*#?\s*(\d{1,2})\b(?![\w.-])", re.I)
+_ZH_NUM = "[一二两三四五六七八九十0-9]{1,3}"
+_ZH_MEASURE = "[个款件种条双台部本项样位套只把顶张支块瓶盒]"
+_ZH_ORD_RX = re.compile(rf"第\s*({_ZH_NUM})\s*(?:{_ZH_MEASURE}|(?=[和跟与及、，,。？?！!的\s]|$))")
+_ZH_LAST = re.compile(rf"最后(?:一{_ZH_MEASURE}|那{_ZH_MEASURE}?|{_ZH_MEASURE})")
+_ZH_FIRST_N = re.compile(rf"前\s*([两二三四五2-5])\s*{_ZH_MEASURE}")
+_BARE_NUM = re.compile(r"(?<![A-Za-z0-9_.$€£¥#-])(\d{1,2})(?![A-Za-z0-9_.%$€£¥-])")
+_BARE_OK = set(
+    ["compare", "comparison", "vs", "vs.", "versus", "and", "or", "with", "to", "between", "the", "difference", "differences", "which", "is", "are", "better", "best", "one", "ones", "tell", "me", "more", "about", "info", "information", "on", "of", "details", "detail", "show", "like", "similar", "what", "whats", "what's", "item", "items", "number", "no", "option", "please", "pls", "between", "cheaper", "lighter", "bigger", "smaller", "vs,", "or,", "and,", "see", "open"]
+)
+_ZH_BARE_CUE = re.compile(r"比较|对比|比一比|比一下|区别|不同|哪个|详情|介绍|详细|类似|相似|差不多|看看|看一下")
+_ZH_CONNECT = re.compile(r"^[\s和跟与及、,，还是或者号个款vs]*$")
+
+
+def _zh_int(s: str) -> int | None:
+    s = s.strip()
+    if s.isdigit():
+        return int(s)
+    if s in _ZH_DIGIT:
+        return _ZH_DIGIT[s]
+    if s == "十":
+        return 10
+    if len(s) == 2 and s[0] == "十" and s[1] in _ZH_DIGIT:
+        return 10 + _ZH_DIGIT[s[1]]
+    if len(s) == 2 and s[1] == "十" and s[0] in _ZH_DIGIT:
+        return 10 * _ZH_DIGIT[s[0]]
+    if len(s) == 3 and s[1] == "十" and s[0] in _ZH_DIGIT and s[2] in _ZH_DIGIT:
+        return 10 * _ZH_DIGIT[s[0]] + _ZH_DIGIT[s[2]]
+    return None
+
+
+def _ordinal_spans(text: str) -> list[tuple[int, int, list[int]]]:
+    """(start, end, positions) of every result reference, in text order."""
+    spans: list[tuple[int, int, list[int]]] = []
+    for m in _EN_FIRST_N.finditer(text):
+        spans.append((m.start(), m.end(), list(range(1, _EN_COUNT[m.group(1).lower()] + 1))))
+    for m in _EN_ORD_RX.finditer(text):
+        word = m.group("w").lower()
+        after = text[m.end() :]
+        pre = (m.group("pre") or "").strip().lower()
+        if m.group("post"):
+            ok = pre not in {"my", "your"}
+        elif re.match(r"\s+" + _NOT_AFTER, after, re.I) or pre in {"at", "my", "your", "this", "that"}:
+            ok = False
+        elif re.match(r"\s*(?:$|[,.?!;:]|and\b|or\b|vs\b|versus\b|with\b|to\b|&)", after, re.I):
+            ok = True
+        else:
+            ok = pre == "the"  # "is the second waterproof?"
+        if ok:
+            spans.append((m.start(), m.end(), [_EN_ORD[word]]))
+    for rx in (_HASH_NUM, _NUMBER_WORD):
+        for m in rx.finditer(text):
+            n = int(m.group(1))
+            if 1 <= n <= 20:
+                spans.append((m.start(), m.end(), [n]))
+    for m in _ZH_ORD_RX.finditer(text):
+        zn = _zh_int(m.group(1))
+        if zn and 1 <= zn <= 20:
+            spans.append((m.start(), m.end(), [zn]))
+    for m in _ZH_LAST.finditer(text):
+        spans.append((m.start(), m.end(), [-1]))
+    for m in _ZH_FIRST_N.finditer(text):
+        spans.append((m.start(), m.end(), list(range(1, (_zh_int(m.group(1)) or 2) + 1))))
+    spans.sort()
+    kept: list[tuple[int, int, list[int]]] = []
+    for s in spans:  # overlapping matches ("the first two" and "first"): keep the earliest, longest
+        if kept and s[0] < kept[-1][1]:
+            if s[1] - s[0] > kept[-1][1] - kept[-1][0]:
+                kept[-1] = s
+            continue
+        kept.append(s)
+    if not kept:
+        kept = _bare_number_spans(text)
+    return kept
+
+
+def _bare_number_spans(text: str) -> list[tuple[int, int, list[int]]]:
+    """'compare 1 and 3', '1 vs 2', '比较1和3': bare small numbers count only when every other word is
+    comparison/reference vocabulary, so 'iphone 15', 'size 9' and '2 pairs of socks' stay what they are."""
+    nums = [(m.start(), m.end(), int(m.group(1))) for m in _BARE_NUM.finditer(text)]
+    nums = [n for n in nums if 1 <= n[2] <= 10]
+    if not nums:
+        return []
+    if has_cjk(text):
+        rest = _BARE_NUM.sub(" ", text)
+        cue = _ZH_BARE_CUE.search(rest)
+        if not cue:
+            return []
+        leftover = _ZH_BARE_CUE.sub("", rest)
+        leftover = re.sub(r"[一下吧吗呢啊请帮我给你的这那个款些？?！!。，,\s]", "", leftover)
+        if leftover and not _ZH_CONNECT.match(leftover):
+            return []
+    else:
+        words = re.findall(r"[a-z']+|[?,]", _BARE_NUM.sub(" ", text.lower()))
+        if any(w not in _BARE_OK and w not in {"?", ","} for w in words):
+            return []
+        if len(nums) == 1 and not words:
+            return []  # a lone "2" is too ambiguous (quantity, size, reply to a question)
+    return [(s, e, [n]) for s, e, n in nums]
+
+
+def find_ordinals(text: str) -> list[int]:
+    """1-based positions the message refers to, in order, without repeats; -1 is "the last one"."""
+    out: list[int] = []
+    for _, _, ps in _ordinal_spans(text[:MAX_SLOT_CHARS]):
+        for p in ps:
+            if p not in out:
+                out.append(p)
+    return out
+
+
+# --------------------------------------------------------------------------------- order numbers
+
+_ORDER_ID = r"([A-Za-z0-9][A-Za-z0-9-]{3,23})"
+_ORDER_RX = [
+    re.compile(r"\b(?:order|purchase)\s*(?:number|no\.?|num|id|#)?\s*[:#]?\s*(?:is\s+)?#?" + _ORDER_ID + r"\b", re.I),
+    re.compile(r"(?:订单号?|单号|订单编号)\s*(?:是|为)?\s*[:：#]?\s*" + _ORDER_ID),
+    re.compile(r"(?<![\w#])#\s?([A-Za-z0-9][A-Za-z0-9-]{3,23})\b"),
+    re.compile(r"\b([A-Z]{2,5}-\d{3,12})\b"),
+]
+_CS_CONTEXT = re.compile(
+    r"\b(?:order|package|parcel|shipment|delivery|refund|invoice|track|tracking|purchase)\b|订单|包裹|快递|退款|发票|物流",
+    re.I,
+)
+_LONG_NUMBER = re.compile(r"(?<![\w.$€£¥])(\d{5,14})(?![\w.])")
+
+
+def _order_span(text: str) -> tuple[int, int, str] | None:
+    for rx in _ORDER_RX:
+        for m in rx.finditer(text):
+            value = m.group(1)
+            if any(c.isdigit() for c in value):
+                return m.start(), m.end(), value.upper()
+    if _CS_CONTEXT.search(text):
+        long = _LONG_NUMBER.search(text)
+        if long and not re.search(r"(?:\$|usd|eur|€|£|¥|元|块|dollars?)\s*$", text[: long.start()], re.I):
+            return long.start(), long.end(), long.group(1)
+    return None
+
+
+def find_order_number(text: str) -> str | None:
+    """An order reference like 'order 12345', '#A1B2C3', '订单号 12345' (upper-cased, no '#')."""
+    span = _order_span(text[:MAX_SLOT_CHARS])
+    return span[2] if span else None
+
+
+# ------------------------------------------------------------------------------------ categories
+
+# Surface words -> catalog category names they mean, most specific first; a name is used only when
+# the catalog has it. Obvious synonyms only: a wrong category would hide the right products.
+CATEGORY_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "phone": ("smartphones", "phones"), "smartphone": ("smartphones", "phones"), "mobile phone": ("smartphones", "phones"),
+    "cell phone": ("smartphones", "phones"), "手机": ("smartphones", "phones"), "智能手机": ("smartphones", "phones"),
+    "laptop": ("notebooks", "laptops"), "notebook computer": ("notebooks", "laptops"), "笔记本": ("notebooks", "laptops"),
+    "笔记本电脑": ("notebooks", "laptops"), "电脑": ("laptops",), "gaming laptop": ("gaming laptops",),
+    "游戏本": ("gaming laptops",), "游戏笔记本": ("gaming laptops",),
+    "earbuds": ("headphones",), "earphones": ("headphones",), "headset": ("headphones",), "耳机": ("headphones",),
+    "外套": ("coats",), "大衣": ("coats",), "棉服": ("coats",), "夹克": ("jackets",), "羽绒服": ("jackets", "coats"),
+    "tee": ("t-shirts",), "tshirt": ("t-shirts",), "t恤": ("t-shirts",), "牛仔裤": ("jeans",), "连衣裙": ("dresses",),
+    "裙子": ("dresses",), "jumper": ("sweaters",), "毛衣": ("sweaters",), "针织衫": ("sweaters",),
+    "跑鞋": ("running",), "跑步鞋": ("running",), "运动鞋": ("sneakers",), "trainers": ("sneakers",), "登山鞋": ("hiking",),
+    "徒步鞋": ("hiking",), "靴子": ("boots",), "凉鞋": ("sandals",), "鞋": ("shoes",), "鞋子": ("shoes",),
+    "背包": ("backpacks",), "双肩包": ("backpacks",), "手提包": ("handbags",), "包包": ("handbags", "bags"),
+    "suitcase": ("luggage",), "行李箱": ("luggage",), "护肤": ("skincare",), "护肤品": ("skincare",), "化妆品": ("makeup",),
+    "彩妆": ("makeup",), "书": ("books",), "小说": ("fiction",), "音箱": ("speakers",), "智能手表": ("smartwatches",),
+    "手表": ("smartwatches",), "相机": ("cameras",), "电视": ("tvs",), "television": ("tvs",), "手机壳": ("cases",),
+    "phone case": ("cases",), "充电器": ("chargers",), "screen protector": ("screen protectors",), "贴膜": ("screen protectors",),
+    "钢化膜": ("screen protectors",), "鼠标": ("mice",), "mouse": ("mice",), "键盘": ("keyboards",), "咖啡": ("coffee",),
+    "茶": ("coffee & tea",), "tea": ("coffee & tea",), "零食": ("snacks",), "床上用品": ("bedding",), "sheets": ("bedding",),
+    "lamp": ("lighting",), "灯": ("lighting",), "台灯": ("lighting",), "锅": ("cookware",), "玩具": ("toys",),
+    "积木": ("building sets",), "lego": ("building sets",), "桌游": ("board games",), "娃娃": ("dolls",), "露营": ("camping",),
+    "帐篷": ("camping",), "tent": ("camping",), "骑行": ("cycling",), "自行车": ("cycling",), "bike": ("cycling",),
+    "健身": ("fitness",), "存储卡": ("memory cards",), "内存卡": ("memory cards",), "sd card": ("memory cards",),
+    "集线器": ("usb hubs",), "护发": ("hair care",), "洗发水": ("hair care",), "shampoo": ("hair care",),
+    "电脑包": ("laptop bags",), "厨房电器": ("appliances",), "家电": ("appliances",),
+}
+
+
+def _forms(name: str) -> set[str]:
+    """Singular/plural spellings of one English category word or phrase."""
+    n = name.lower()
+    out = {n}
+    if n.endswith("ies"):
+        out.add(n[:-3] + "y")
+    elif n.endswith(("ches", "shes", "sses", "xes")):
+        out.add(n[:-2])
+    elif n.endswith("s") and not n.endswith("ss"):
+        out.add(n[:-1])
+    else:
+        out.add(n + "s")
+    if n == "mice":
+        out.add("mouse")
+    return out
+
+
+class CategoryMatcher:
+    """Finds the catalog's categories in a message: names as written, plurals, '<child> <parent>'
+    compounds ('running shoes' for Shoes > Running), and the synonym table (English and Chinese).
+
+    Built once per catalog (the NLU object keeps it); matching is a longest-first scan, so 'laptop bags'
+    is one category, not 'laptops' plus 'bags'.
+    """
+
+    def __init__(self, categories: Iterable[str]) -> None:
+        self.surface: dict[str, str] = {}  # surface form -> category key ("shoes > running" or "coats")
+        self.parent: dict[str, str] = {}
+        levels: set[str] = set()
+        for cat in categories:
+            path = [p.strip().lower() for p in re.split(r"\s*>\s*", str(cat)) if p.strip()]
+            for i, name in enumerate(path):
+                levels.add(name)
+                key = " > ".join(path[: i + 1]) if i and self._ambiguous(name) else name
+                if i:
+                    self.parent[name] = path[i - 1]
+                    for child in _forms(name):
+                        for par in _forms(path[i - 1]):
+                            self.surface.setdefault(f"{child} {par}", " > ".join(path[: i + 1]))
+                if name.endswith("ing") and i:
+                    continue  # "running", "camping", "lighting" alone are too often not the category
+                for form in _forms(name):
+                    self.surface.setdefault(form, key)
+                for part in re.split(r"\s*(?:&|\band\b|/|,)\s*", name):
+                    if part and part != name:
+                        for form in _forms(part):
+                            self.surface.setdefault(form, key)
+        for word, targets in CATEGORY_SYNONYMS.items():
+            for t in targets:
+                if t in levels:
+                    key = t
+                    if t in self.parent and self._ambiguous(t):
+                        key = f"{self.parent[t]} > {t}"
+                    self.surface[word] = key  # a synonym is more specific than a generated plural
+                    break
+        forms = sorted(self.surface, key=len, reverse=True)
+        en = [re.escape(f) for f in forms if f.isascii()]
+        zh = [re.escape(f) for f in forms if not f.isascii()]
+        parts = []
+        if en:
+            parts.append(r"(?<![\w-])(?:" + "|".join(en) + r")(?![\w-])")
+        if zh:
+            parts.append("(?:" + "|".join(zh) + ")")
+        self._rx = re.compile("|".join(parts), re.I) if parts else None
+
+    @staticmethod
+    def _ambiguous(name: str) -> bool:
+        """Modifier-like sub-category names ('running', 'cases') are reported with their parent."""
+        return name.endswith("ing") or name in {"cases", "appliances", "accessories", "coffee", "fiction", "decor"}
+
+    def find(self, text: str) -> tuple[str, ...]:
+        if self._rx is None:
+            return ()
+        found: list[str] = []
+        for m in self._rx.finditer(text.lower()):
+            key = self.surface.get(m.group(0).lower())
+            if key and key not in found:
+                found.append(key)
+        # a parent named next to its child ("shoes" in "running shoes" matched separately) adds nothing
+        leaves = [k.split(" > ")[-1] for k in found]
+        return tuple(k for k in found if not any(self.parent.get(leaf) == k for leaf in leaves))
+
+
+# ------------------------------------------------------------------------------------------ rules
+
+_COMPARE_CUE = re.compile(
+    r"\b(?:compare|comparison|comparing|vs\.?|versus|difference|differences|differ|better|best|side by side|"
+    r"pros and cons|which (?:one|is|should)|or)\b|比较|对比|比一比|比一下|区别|不同|哪个好|哪个更|哪款|还是",
+    re.I,
+)
+_SIMILAR_CUE = re.compile(r"\b(?:similar|alike|alternatives?|more like|anything like|something like)\b|类似|相似|差不多|同款|像", re.I)
+_REFINE_WORDS = re.compile(
+    r"\b(?:cheaper|less expensive|more affordable|lower price[sd]?|more expensive|pricier|higher[- ]end|premium|"
+    r"better quality|too expensive|too pricey|only|just|in|the|ones?|please|pls|any|some|something|what about|how about|"
+    r"show me|do you have|it|them|those|these|same but|but|instead|sort by|sorted by|price|rating|ratings|with|"
+    r"better|first|from|brand|make it|a bit|bit|not so expensive|filter by|of|do they come|come|is there|are there|"
+    r"available|size|colou?r|i want|i'd like|prefer|and|or|also|too)\b|"
+    r"便宜一点|便宜点|便宜一些|再便宜|更便宜|便宜|贵一点|贵点|太贵|实惠|换成|换个|只要|只看|要|的|吗|呢|吧|有没有|有|"
+    r"一点|一些|颜色|尺码|码|也行|按|排序|价格|从低到高|从高到低|评分最高|大一号|小一号|再|还|呢",
+    re.I,
+)
+_PRICE_NUDGE = re.compile(
+    r"\b(?:cheaper|less expensive|more affordable|lower price|more expensive|pricier|too expensive|too pricey|"
+    r"higher[- ]end|premium|better quality)\b|便宜|贵|实惠",
+    re.I,
+)
+_CS_WORDS = re.compile(
+    r"\b(?:orders?|ordered|refunds?|refunded|invoices?|receipt|accounts?|password|login|log in|sign ?up|register|"
+    r"registration|deliver\w*|shipping|ship|shipped|address|payments?|pay|paid|charged?|card|cancel\w*|track\w*|"
+    r"complain\w*|complaint|review|feedback|newsletter|subscri\w*|unsubscribe|agent|human|person|customer service|"
+    r"support|contact|fee|fees|penalty|status|return|money back|parcel|package|help|assistance|service|"
+    r"phone number|number|email|call|talk|speak|website|site|app)\b|"
+    r"订单|退款|退钱|发票|收据|账户|账号|密码|登录|注册|配送|快递|发货|物流|送货|地址|付款|支付|扣款|取消|投诉|评价|"
+    r"订阅|退订|人工|客服|手续费|违约金|包裹|到货|退货|帮助",
+    re.I,
+)
+_POSITIVE_EMOJI = re.compile(r"^[\s👍👌❤️♥😊🙂😀😃😄😁😍🥰👏✅🎉💯🙏⭐🌟!]+$")
+_NEGATIVE_EMOJI = re.compile(r"[👎😠😡🤬😞😕🙁☹❌]")
+_HAS_WORD = re.compile(r"\w", re.UNICODE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+_SHOPPING_REFS = {"compare", "details", "similar", "more", "refine", "search", "other", "recommend", "feedback_negative"}
+
+
+def _clean(text: str | None) -> str:
+    t = unicodedata.normalize("NFKC", text or "")[: MAX_SLOT_CHARS * 2]
+    t = _CONTROL.sub(" ", t)
+    return re.sub(r"\s+", " ", t).strip()[:MAX_SLOT_CHARS]
+
+
+def _has_search(state: Mapping[str, Any] | None) -> bool:
+    """Whether the conversation has results on screen that a refinement could narrow."""
+    if not state:
+        return False
+    return bool(state.get("query") or state.get("shown") or state.get("mode") in {"search", "similar", "recommend"})
+
+
+def _cut(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    for s, e in sorted(spans, reverse=True):
+        text = text[:s] + " " + text[e:]
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _only_refinement(rest: str) -> bool:
+    """True when nothing but refinement vocabulary is left (after the filters were taken out)."""
+    left = _REFINE_WORDS.sub(" ", rest)
+    left = re.sub(r"[^\w]+", " ", left).strip()
+    return not left
+
+
+def extract_slots(
+    text: str, *, brands: Iterable[str] = (), matcher: CategoryMatcher | None = None
+) -> tuple[Slots, list[tuple[int, int, list[int]]], bool]:
+    """Slots of a cleaned message, the ordinal spans, and whether it is nothing but filters/refinements."""
+    ord_spans = _ordinal_spans(text)
+    order = _order_span(text)
+    spans = [(s, e) for s, e, _ in ord_spans] + ([(order[0], order[1])] if order else [])
+    rest = _cut(text, spans)
+    pq = parse_query(rest, brands=brands)
+    positions: list[int] = []
+    for _, _, ps in ord_spans:
+        positions += [p for p in ps if p not in positions]
+    cats = matcher.find(rest) if matcher else ()
+    slots = Slots(
+        query=pq.text, filters=pq.filters, sort=pq.sort, categories=cats, ordinals=tuple(positions),
+        order_number=order[2] if order else None,
+    )
+    has_constraint = not pq.filters.is_empty() or pq.sort != "relevance" or bool(_PRICE_NUDGE.search(rest))
+    refinement_only = has_constraint and not ord_spans and not order and _only_refinement(pq.text)
+    return slots, ord_spans, refinement_only
+
+
+# -------------------------------------------------------------------------------------------- NLU
+
+
+class NLU:
+    """Intent + slots for one catalog: holds the classifier, the brand set and the category matcher.
+
+    Build one per engine (brands and categories come from the catalog) and call it per message; it
+    is thread-safe (no per-call state).
+    """
+
+    def __init__(
+        self,
+        model: IntentModel | None = None,
+        *,
+        brands: Iterable[str] = (),
+        categories: Iterable[str] = (),
+        use_rules: bool = True,
+    ) -> None:
+        self._model = model
+        self.brands = frozenset(b.lower() for b in brands if b)
+        self.matcher = CategoryMatcher(categories)
+        self.use_rules = use_rules
+
+    @property
+    def model(self) -> IntentModel:
+        if self._model is None:
+            self._model = load_default_model()
+        return self._model
+
+    def __call__(self, text: str | None, state: Mapping[str, Any] | None = None) -> NLUResult:
+        return self.parse(text, state)
+
+    def parse(self, text: str | None, state: Mapping[str, Any] | None = None) -> NLUResult:
+        t = _clean(text)
+        lang = "zh" if has_cjk(t) else "en"
+        if not _HAS_WORD.search(t):
+            if t and _NEGATIVE_EMOJI.search(t):
+                return NLUResult("feedback_negative", 1.0, Slots(), lang, "rule:no_words")
+            if t and _POSITIVE_EMOJI.match(t):
+                return NLUResult("feedback_positive", 1.0, Slots(), lang, "rule:no_words")
+            return NLUResult("other", 0.0 if not t else 1.0, Slots(), lang, "rule:no_words")
+        slots, ord_spans, refinement_only = extract_slots(t, brands=self.brands, matcher=self.matcher)
+        intent, conf = self.model.predict(t)
+        if not self.use_rules:
+            return NLUResult(intent, conf, slots, lang)
+        rule = self._rule(t, intent, slots, ord_spans, refinement_only, state)
+        if rule is None:
+            return NLUResult(intent, conf, slots, lang)
+        name, new_intent = rule
+        if new_intent == intent:
+            return NLUResult(intent, conf, slots, lang)
+        return NLUResult(new_intent, max(conf, 0.9), slots, lang, f"rule:{name}", model_intent=intent)
+
+    def _rule(
+        self,
+        text: str,
+        intent: str,
+        slots: Slots,
+        ord_spans: Sequence[tuple[int, int, list[int]]],
+        refinement_only: bool,
+        state: Mapping[str, Any] | None,
+    ) -> tuple[str, str] | None:
+        cs_word = bool(_CS_WORDS.search(text))
+        if ord_spans and not slots.order_number and (intent in _SHOPPING_REFS or not cs_word):
+            rest = _cut(text, [(s, e) for s, e, _ in ord_spans])
+            if _COMPARE_CUE.search(rest) or (len(slots.ordinals) >= 2 and intent not in {"similar"}):
+                return "compare", "compare"
+            if _SIMILAR_CUE.search(rest):
+                return "similar", "similar"
+            if not re.sub(r"[\W_]+|\b(?:the|one|ones|please|pls|and|what about|how about|个|款|呢|吧)\b", "", rest, flags=re.I):
+                return "ordinal_only", "details"
+        if refinement_only and _has_search(state):
+            return "refinement", "refine"
+        short = len(text) <= 16 if has_cjk(text) else len(text.split()) <= 6
+        if (slots.categories or slots.filters.brands) and short and not cs_word and not ord_spans and (
+            intent in CS_INTENTS or intent in {"other", "help", "greet", "goodbye", "thanks"}
+        ):
+            return "product", "search"
+        return None
+
+
+_DEFAULT_NLU: dict[tuple[frozenset[str], tuple[str, ...]], NLU] = {}
+
+
+def parse(
+    text: str | None,
+    state: Mapping[str, Any] | None = None,
+    brands: Iterable[str] = (),
+    categories: Iterable[str] = (),
+    *,
+    model: IntentModel | None = None,
+) -> NLUResult:
+    """One message -> intent, confidence and slots (see :class:`NLU`; build one per catalog in servers).
+
+    ``state`` is the dialogue state (a previous search makes bare filters a refinement); ``brands`` and
+    ``categories`` are the catalog's vocabularies. Never raises on odd input (empty, emoji-only,
+    control characters, a 10,000-character paste).
+    """
+    if model is not None:
+        return NLU(model, brands=brands, categories=categories).parse(text, state)
+    key = (frozenset(b.lower() for b in brands), tuple(categories))
+    nlu = _DEFAULT_NLU.get(key)
+    if nlu is None:
+        if len(_DEFAULT_NLU) > 8:
+            _DEFAULT_NLU.clear()
+        nlu = _DEFAULT_NLU[key] = NLU(brands=key[0], categories=key[1])
+    return nlu.parse(text, state)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bot.nlu train`` rebuilds the packaged model; ``python -m bot.nlu "text"`` parses."""
+    import json
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["train"] or args[:1] == ["eval"]:
+        from bot.intents import _main as intents_main
+
+        return intents_main(args)
+    for line in args or sys.stdin.read().splitlines():
+        r = parse(line)
+        print(json.dumps({"text": line, "intent": r.intent, "confidence": round(r.confidence, 3), "source": r.source,
+                          **r.slots.as_dict()}, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
