@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bot.messages import say
+from bot.nlu import refinement_extra
 from bot.replies import Button, Card, Event, Reply, card_from_product, format_price
 from bot.store import TurnRecord
 from retrieval.catalog import Product
@@ -72,14 +73,6 @@ CS_SECTIONS: dict[str, tuple[str, ...]] = {
 SHOPPING = {"search", "refine", "more", "compare", "details", "similar", "recommend"}
 _CHEAPER = re.compile(r"\b(?:cheaper|less expensive|lower price[sd]?|more affordable|budget|lower)\b|便宜|实惠|低一点|低点", re.I)
 _PRICIER = re.compile(r"\b(?:more expensive|pricier|higher[- ]end|premium|fancier|better quality)\b|贵一点|贵点|高端|更好", re.I)
-_REFINE_NOISE = re.compile(
-    r"\b(?:cheaper|less expensive|lower price[sd]?|more affordable|budget|lower|more expensive|pricier|higher[- ]end|"
-    r"premium|fancier|better quality|only|just|show|me|the|ones?|in|with|please|pls|do|you|have|any|some|something|"
-    r"instead|what about|how about|and|a|an|them|those|these|it|color|colour|size|brand|by|from|of|want|i|need|"
-    r"would|like|prefer|rather|maybe|one|but|same|thing|also|again|too)\b|"
-    r"便宜|实惠|一点|一些|低点|贵点|的|要|有没有|吗|呢|吧|请|给我|看看|换成|只要|只看|颜色|尺码|码|那个|这个|些|点",
-    re.I,
-)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 
 
@@ -339,9 +332,7 @@ class DialogueManager:
         elif _PRICIER.search(said) and prices:
             f = Filters(**{**_fields(f), "min_price": round(prices[-1] + 0.01, 2), "max_price": None})
             st["bounded"] = True
-        extra = _REFINE_NOISE.sub(" ", u.query)
-        extra = re.sub(r"[^\w\s-]", " ", extra)
-        extra = " ".join(extra.split())
+        extra = refinement_extra(u.query)
         if extra and len(extra) > 1:
             st["query"] = f"{st.get('query', '')} {extra}".strip()
         st["filters"] = filters_to_dict(f)

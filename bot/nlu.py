@@ -393,9 +393,10 @@ _REFINE_WORDS = re.compile(
     r"better quality|too expensive|too pricey|only|just|in|the|ones?|please|pls|any|some|something|what about|how about|"
     r"show me|do you have|it|them|those|these|same but|but|instead|sort by|sorted by|price|rating|ratings|with|"
     r"better|first|from|brand|make it|a bit|bit|not so expensive|filter by|of|do they come|come|is there|are there|"
-    r"available|size|colou?r|i want|i'd like|prefer|and|or|also|too)\b|"
+    r"available|size|colou?r|i want|i'd like|prefer|and|or|also|too|budget|lower|fancier|show|me|do|you|have|a|an|"
+    r"by|want|i|need|would|like|rather|maybe|one|same|thing|again)\b|"
     r"便宜一点|便宜点|便宜一些|再便宜|更便宜|便宜|贵一点|贵点|太贵|实惠|换成|换个|只要|只看|要|的|吗|呢|吧|有没有|有|"
-    r"一点|一些|颜色|尺码|码|也行|按|排序|价格|从低到高|从高到低|评分最高|大一号|小一号|再|还|呢",
+    r"一点|一些|颜色|尺码|码|也行|按|排序|价格|从低到高|从高到低|评分最高|大一号|小一号|再|还|呢|低点|请|给我|看看|那个|这个|些|点",
     re.I,
 )
 _PRICE_NUDGE = re.compile(
@@ -439,11 +440,15 @@ def _cut(text: str, spans: Sequence[tuple[int, int]]) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def refinement_extra(text: str) -> str:
+    """The content words a refinement adds to the search ("cheaper ones with a hood" -> "hood")."""
+    left = _REFINE_WORDS.sub(" ", text)
+    return " ".join(re.sub(r"[^\w\s-]", " ", left).split())
+
+
 def _only_refinement(rest: str) -> bool:
     """True when nothing but refinement vocabulary is left (after the filters were taken out)."""
-    left = _REFINE_WORDS.sub(" ", rest)
-    left = re.sub(r"[^\w]+", " ", left).strip()
-    return not left
+    return not refinement_extra(rest).strip("-")
 
 
 def extract_slots(
