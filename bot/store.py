@@ -1,12 +1,15 @@
 """The SQL log and conversation state: users, turns, impressions, feedback, handoffs.
 
-Everything the retraining code learns from is written here, so two rules shape the design:
+Everything the retraining code learns from is written here, so three rules shape the design:
 
 * Nothing is lost when the database is down. Every write is expressed as a list of plain *operations*
-  (insert this row, upsert that one) with ids and timestamps made by us, not by the database. When
-  the database cannot be reached, the operations are appended to a JSON-lines file on disk (fsync'ed)
-  and replayed, in order and idempotently, before the next write that succeeds. Ids made client-side
-  let a buffered impression point at a buffered turn.
+  (insert this row, move that user's last-seen time forward) with ids and timestamps made here, not by
+  the database. When the database cannot be reached the operations are appended as one JSON line to
+  ``buffer_dir/pending.jsonl`` (fsync'ed) and replayed, in order, before the next write that gets
+  through. Ids made client-side let a buffered impression point at a buffered turn.
+* Replaying is idempotent: an insert whose primary key exists is skipped and every update carries its
+  own timestamp and never moves a row backwards in time, so a crash between replaying the buffer and
+  truncating it (or two processes sharing one buffer directory) duplicates and reorders nothing.
 * One code path for SQLite (the embedded default) and PostgreSQL (``SHOPBOT_DATABASE_URL``); the
   schema comes from Alembic migrations (``bot/migrations``), run by :meth:`Store.migrate`.
 """
@@ -16,16 +19,20 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
+import sqlite3
+import sys
 import threading
+import time
 import uuid
-from collections import Counter, OrderedDict, defaultdict
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Generic, TypedDict, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -37,39 +44,46 @@ from sqlalchemy import (
     String,
     Text,
     create_engine,
+    event,
+    exists,
     func,
+    or_,
     select,
     update,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-__all__ = ["FEEDBACK_KINDS", "Store", "StoreUnavailable", "TurnRecord"]
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = [
+    "FEEDBACK_KINDS",
+    "OpenHandoff",
+    "Stats",
+    "Store",
+    "StoreUnavailable",
+    "TurnInfo",
+    "TurnRecord",
+    "UserInfo",
+]
 
 log = logging.getLogger(__name__)
 
 FEEDBACK_KINDS = ("thumb_up", "thumb_down", "click", "add_to_cart", "purchase", "not_what_i_meant", "rating")
+#: Kinds that count as a thumbs down in stats and export ("that's not what I meant" is a judgement on the turn).
+NEGATIVE_KINDS = ("thumb_down", "not_what_i_meant")
 SESSION_GAP = timedelta(minutes=30)
-SEARCH_INTENTS = ("search", "refine", "more")
+#: Turns whose query is a shopper's search; "more" repeats the previous query and would count it twice.
+SEARCH_INTENTS = ("search", "refine")
+CACHE_USERS = 10_000
+
+ShownItem = tuple[str, int, float | None]  # (sku, rank from 1, score)
 
 
 class StoreUnavailable(RuntimeError):
-    """The database cannot be reached for a read that has no fallback (stats, export)."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(dt: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything we write is UTC
-    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
-
-
-def _clean(text: str | None) -> str | None:
-    # PostgreSQL text cannot hold NUL; nothing else is altered
-    return None if text is None else text.replace("\x00", "")
+    """The database cannot be reached for a read that has no offline fallback (stats, export, handoffs)."""
 
 
 # ------------------------------------------------------------------------------------------ schema
@@ -87,6 +101,7 @@ class User(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the session is decided from last_seen_at and kept here so that every worker and a restart agree on it
     session_id: Mapped[str] = mapped_column(String(32))
     handed_over: Mapped[bool] = mapped_column(Boolean, default=False)
     handed_over_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -96,7 +111,7 @@ class User(Base):
 class ConversationState(Base):
     __tablename__ = "conversation_state"
     user_id: Mapped[str] = mapped_column(String(200), ForeignKey("users.id"), primary_key=True)
-    state: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text)  # JSON; opaque to the store
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -112,10 +127,10 @@ class Turn(Base):
     text_out: Mapped[str] = mapped_column(Text)
     intent: Mapped[str | None] = mapped_column(String(64))
     confidence: Mapped[float | None] = mapped_column(Float)
-    query: Mapped[str | None] = mapped_column(Text)
-    slots: Mapped[str | None] = mapped_column(Text)
+    query: Mapped[str | None] = mapped_column(Text)  # the search the turn ran (after refinement), if any
+    slots: Mapped[str | None] = mapped_column(Text)  # JSON
     latency_ms: Mapped[float | None] = mapped_column(Float)
-    model_versions: Mapped[str | None] = mapped_column(Text)
+    model_versions: Mapped[str | None] = mapped_column(Text)  # JSON {"ranker": ..., "intent": ..., "llm": ...}
     error: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (Index("ix_turns_user_created", "user_id", "created_at"),)
 
@@ -155,12 +170,15 @@ class Handoff(Base):
 
 
 _MODELS: dict[str, type[Base]] = {m.__tablename__: m for m in (User, ConversationState, Turn, Impression, Feedback, Handoff)}
-_DATETIME_COLUMNS = {"created_at", "last_seen_at", "updated_at", "handed_over_at", "released_at"}
+_DATETIME_KEYS = {"created_at", "last_seen_at", "updated_at", "handed_over_at", "released_at", "at"}
+
+
+# ------------------------------------------------------------------------------------- plain data
 
 
 @dataclass
 class TurnRecord:
-    """One turn as the dialogue manager reports it."""
+    """One turn as the dialogue manager reports it (``shown`` becomes impression rows)."""
 
     turn_id: str
     user_id: str
@@ -171,20 +189,180 @@ class TurnRecord:
     language: str | None = None
     latency_ms: float | None = None
     slots: Mapping[str, Any] | None = None
-    shown: Sequence[tuple[str, int, float | None]] = ()
+    shown: Sequence[ShownItem] = ()
     query: str | None = None
     error: str | None = None
     model_versions: Mapping[str, str] | None = None
 
 
-Op = dict[str, Any]  # {"op": "insert" | "upsert" | "release", "table": ..., "row": {...}}
+@dataclass(frozen=True)
+class UserInfo:
+    user_id: str
+    session_id: str
+    handed_over: bool
+
+
+@dataclass(frozen=True)
+class TurnInfo:
+    turn_id: str
+    user_id: str
+    session_id: str
+    created_at: datetime
+    text_in: str
+    text_out: str
+    intent: str | None
+    query: str | None
+
+
+class OpenHandoff(TypedDict):
+    user_id: str
+    reason: str | None
+    since: datetime
+    last_message: str | None
+
+
+class Stats(TypedDict):
+    turns: int
+    users: int
+    sessions: int
+    top_queries: list[tuple[str, int]]
+    zero_result_queries: list[tuple[str, int]]
+    feedback: dict[str, int]
+    thumbs_up: int
+    thumbs_down: int
+    thumbs_ratio: float | None
+    open_handoffs: int
+    latency_ms_p50: float | None
+    pending_writes: int
+
+
+Op = dict[str, Any]  # {"op": "insert" | "touch" | "ensure_user" | "state" | "handoff_flag" | "release", ...}
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _LRU(Generic[K, V]):
+    """A bounded dict: the offline fallbacks must not grow with every shopper a long-running bot has seen.
+    Locked, because reads (which reorder it) come from many threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._d: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._d.get(key)
+            if value is not None:
+                self._d.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+
+
+@dataclass
+class _Seen:
+    session_id: str
+    last_seen_at: datetime
+    handed_over: bool
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(dt: datetime) -> datetime:
+    # SQLite compares timestamps as text, so every stored one must be in the same zone
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we write is UTC
+    return None if dt is None else _utc(dt)
+
+
+def _clean(text: str | None, limit: int | None = None) -> str | None:
+    """Text any database accepts: PostgreSQL text cannot hold NUL, no UTF-8 codec takes a lone surrogate,
+    and PostgreSQL refuses a string longer than its column. Nothing else is altered."""
+    if text is None:
+        return None
+    text = str(text).replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text[:limit] if limit is not None else text
+
+
+def _num(x: float | None) -> float | None:
+    # NaN/inf would make the export invalid JSON and mean nothing to a trainer
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+def _dumps(value: Any) -> str:
+    return _clean(json.dumps(value, ensure_ascii=False, default=str)) or "null"
+
+
+def _split_user(user_id: str) -> tuple[str, str]:
+    channel, sep, external = user_id.partition(":")
+    return (channel[:40], external[:160]) if sep else ("unknown", user_id[:160])
+
+
+def _is_down(exc: BaseException) -> bool:
+    """Errors that mean "the database is not there" (buffer and carry on), not a bug (raise).
+
+    Every OperationalError counts, not only refused connections: a locked SQLite file or a PostgreSQL
+    restart in the middle of a transaction loses nothing when the write is buffered and retried."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc.orig, sqlite3.OperationalError):
+            return True
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            return True
+        text = str(exc.orig or exc).lower()
+        return any(w in text for w in ("connection", "could not connect", "server closed", "unable to open", "terminat"))
+    if isinstance(exc, sqlite3.OperationalError):
+        return True
+    psycopg = sys.modules.get("psycopg")  # only a loaded driver can raise its own errors
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return lines[0].rstrip(".") if lines else type(orig).__name__
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot buffer {type(value).__name__}")
+
+
+def _decode(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (_utc(datetime.fromisoformat(v)) if k in _DATETIME_KEYS and isinstance(v, str) else v) for k, v in row.items()}
 
 
 # ------------------------------------------------------------------------------------------- store
 
 
 class Store:
-    """Repository over one database URL, with an on-disk buffer for the times it is down."""
+    """Repository over one database URL, with an on-disk buffer for the times it is down.
+
+    Safe to share between threads: writes are serialised by a lock (which is also what keeps the buffer
+    in order), every call opens its own session, and the buffer file is additionally locked with
+    ``flock`` so a CLI command and the bot sharing one buffer directory cannot lose each other's lines.
+    """
 
     def __init__(
         self,
@@ -195,416 +373,678 @@ class Store:
         clock: Callable[[], datetime] = utcnow,
         session_gap: timedelta = SESSION_GAP,
         versions: Mapping[str, str] | None = None,
+        retry_interval: float = 1.0,
+        connect_timeout: int = 5,
     ) -> None:
+        """``retry_interval``: after a failure, writes go straight to the buffer for this many seconds, so
+        an unreachable host costs one connect timeout per interval instead of one per message
+        (:meth:`flush` always tries). ``versions`` are merged into every turn's ``model_versions``."""
         self.url = url
         self.clock = clock
         self.session_gap = session_gap
         self.versions = dict(versions or {})
-        self.buffer_path = Path(buffer_dir) / "pending.jsonl"
+        self.retry_interval = retry_interval
+        self.buffer_dir = Path(buffer_dir)
+        self.buffer_path = self.buffer_dir / "pending.jsonl"
+        self.bad_path = self.buffer_dir / "pending.bad"
         self._lock = threading.RLock()
-        self._states: OrderedDict[str, dict[str, Any]] = OrderedDict()  # fallback while the DB is down
-        self._users: dict[str, tuple[str, datetime, bool]] = {}  # user -> (session, last seen, handed over)
-        self.engine = self._make_engine(url)
+        self._memory: list[str] = []  # buffered lines the disk refused (full, read-only): kept until replayed
+        self._states: _LRU[str, str] = _LRU(CACHE_USERS)  # last state saved per user, as JSON
+        self._users: _LRU[str, _Seen] = _LRU(CACHE_USERS)
+        self._turns: _LRU[str, deque[TurnInfo]] = _LRU(1_000)
+        self.engine = self._make_engine(url, connect_timeout)
+        # SQLite: writers take the write lock at BEGIN, so busy_timeout applies instead of a deadlock error
+        self._write_engine = self.engine.execution_options(sqlite_immediate=True)
         self.down = False
+        self._retry_at = 0.0
+        self._auto_migrate = migrate
         self._migrated = not migrate
         if migrate:
-            self._try_migrate()
+            try:
+                self._ensure_schema()
+            except Exception as exc:  # the bot starts anyway and migrates when the database is back
+                if not _is_down(exc):
+                    raise
+                self._mark_down(exc)
 
-    def _try_migrate(self) -> bool:
-        """Migrate now, or later when the database is down at start-up (the bot starts anyway)."""
-        try:
-            self.migrate()
-            self._migrated = True
-        except (OperationalError, DBAPIError) as exc:
-            if not _is_connection_error(exc):
-                raise
-            log.warning("The database is unreachable at start-up; rows are buffered in %s until it is back.",
-                        self.buffer_path)
-            self.down = True
-        return self._migrated
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     @staticmethod
-    def _make_engine(url: str) -> Engine:
+    def _make_engine(url: str, connect_timeout: int) -> Engine:
         if url.startswith("sqlite"):
-            db = url.split(":///", 1)[-1]
+            db = url.split(":///", 1)[-1].split("?", 1)[0]
             if db and db != ":memory:":
                 with contextlib.suppress(OSError):  # connecting fails below; the store buffers until it works
                     Path(db).parent.mkdir(parents=True, exist_ok=True)
             # pooled connections: a new SQLite connection per call costs ~10 ms (WAL pragma), a pooled one 0.1
             eng = create_engine(url, pool_pre_ping=True, connect_args={"timeout": 10, "check_same_thread": False})
 
-            from sqlalchemy import event
-
             @event.listens_for(eng, "connect")
-            def _pragmas(conn: Any, _record: Any) -> None:
-                cur = conn.cursor()
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # SQLAlchemy emits BEGIN itself (below): pysqlite's own transaction handling leaves DDL
+                # outside transactions, so a crash mid-migration would leave half a schema behind
+                dbapi_conn.isolation_level = None
+                cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.execute("PRAGMA busy_timeout=10000")
+                cur.execute("PRAGMA foreign_keys=ON")  # the same integrity as PostgreSQL, so bugs show up here too
                 cur.close()
 
+            @event.listens_for(eng, "begin")
+            def _begin(conn: Connection) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "BEGIN")
+
             return eng
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        args: dict[str, Any] = {}
+        if url.startswith("postgresql") and "connect_timeout" not in url:
+            args["connect_timeout"] = connect_timeout  # an unreachable host must not hang a turn for minutes
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=args)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+        """Bring the schema to the newest migration (idempotent; safe when several workers start at once)."""
         from alembic import command
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        with self.engine.begin() as conn:
+        with self._write_engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7241190331)")  # workers migrate one at a time
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def _ensure_schema(self) -> None:
+        if not self._migrated:
+            self.migrate()
+            self._migrated = True
 
     def close(self) -> None:
         self.engine.dispose()
 
-    # ------------------------------------------------------------------------------ writing
+    # -------------------------------------------------------------------------- up and down
 
-    def _apply(self, s: Session, ops: Sequence[Op], *, idempotent: bool) -> None:
-        for op in ops:
-            model = _MODELS[op["table"]]
-            row = {k: (datetime.fromisoformat(v) if k in _DATETIME_COLUMNS and isinstance(v, str) else v)
-                   for k, v in op["row"].items()}
-            if op["op"] == "insert":
-                if idempotent:
-                    pk = row[model.__mapper__.primary_key[0].name]
-                    if s.get(model, pk) is not None:
-                        continue
-                s.add(model(**row))
-            elif op["op"] == "upsert":
-                s.merge(model(**row))
-            elif op["op"] == "upsert_user_flag":
-                s.execute(update(User).where(User.id == row["id"]).values(
-                    handed_over=row["handed_over"], handed_over_at=row["handed_over_at"], handoff_reason=row["handoff_reason"]))
-            elif op["op"] == "release":
-                s.execute(update(Handoff).where(Handoff.user_id == row["user_id"], Handoff.released_at.is_(None))
-                          .values(released_at=row["at"] if isinstance(row["at"], datetime) else datetime.fromisoformat(row["at"]),
-                                  released_by=row["by"]))
-                s.execute(update(User).where(User.id == row["user_id"]).values(handed_over=False))
-            s.flush()
+    def _now(self) -> datetime:
+        return _utc(self.clock())
 
-    def _write(self, ops: Sequence[Op]) -> bool:
-        """Apply ``ops`` in one transaction; when the database is down, append them to the buffer."""
-        with self._lock:
-            try:
-                if not self._migrated:
-                    self.migrate()
-                    self._migrated = True
-                if self._pending():
-                    self._replay()
-                with Session(self.engine) as s, s.begin():
-                    self._apply(s, ops, idempotent=False)
-                if self.down:
-                    log.warning("The database is reachable again; buffered rows were written.")
-                self.down = False
-                return True
-            except (OperationalError, DBAPIError) as exc:
-                if not _is_connection_error(exc):
-                    raise
-                self._buffer(ops)
-                if not self.down:
-                    log.warning("The database is unreachable (%s); rows are buffered in %s until it is back.",
-                                str(exc.orig).strip().splitlines()[0] if exc.orig else exc, self.buffer_path)
-                self.down = True
-                return False
+    def _skip_db(self) -> bool:
+        return self.down and time.monotonic() < self._retry_at
 
-    def _pending(self) -> bool:
-        try:
-            return self.buffer_path.stat().st_size > 0
-        except FileNotFoundError:
-            return False
+    def _mark_down(self, exc: BaseException) -> None:
+        self._retry_at = time.monotonic() + self.retry_interval
+        if self._auto_migrate:
+            self._migrated = False  # a recreated database file comes back empty: check the schema once
+        if not self.down:
+            log.warning("The database is unreachable (%s); rows are buffered in %s until it is back.",
+                        _first_line(exc), self.buffer_path)
+        self.down = True
 
-    def _buffer(self, ops: Sequence[Op]) -> None:
-        self.buffer_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.buffer_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(list(ops), default=_json_default, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def _replay(self) -> int:
-        lines = [ln for ln in self.buffer_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        batches = []
-        for n, ln in enumerate(lines, 1):
-            try:
-                batches.append(json.loads(ln))
-            except json.JSONDecodeError:
-                # a line cut by a crash mid-write: keep it aside rather than lose the rest
-                log.warning("Buffer line %d is damaged; it was moved to %s.", n, self.buffer_path.with_suffix(".bad"))
-                with self.buffer_path.with_suffix(".bad").open("a", encoding="utf-8") as bad:
-                    bad.write(ln + "\n")
-        with Session(self.engine) as s, s.begin():
-            for ops in batches:
-                self._apply(s, ops, idempotent=True)
-        tmp = self.buffer_path.with_suffix(".tmp")
-        tmp.write_text("", encoding="utf-8")
-        os.replace(tmp, self.buffer_path)
-        return len(batches)
-
-    def flush(self) -> int:
-        """Write buffered rows now; returns how many buffered writes went in (0 when none or still down)."""
-        with self._lock:
-            if not self._pending():
-                return 0
-            try:
-                if not self._migrated:
-                    self.migrate()
-                    self._migrated = True
-                n = self._replay()
-                self.down = False
-                return n
-            except (OperationalError, DBAPIError) as exc:
-                if not _is_connection_error(exc):
-                    raise
-                self.down = True
-                return 0
-
-    def pending(self) -> int:
-        """Buffered writes waiting for the database."""
-        if not self._pending():
-            return 0
-        return sum(1 for ln in self.buffer_path.read_text(encoding="utf-8").splitlines() if ln.strip())
-
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        """A session for reads that have no offline fallback: a clear sentence when the DB is down."""
-        try:
-            with Session(self.engine) as s:
-                yield s
-        except (OperationalError, DBAPIError) as exc:
-            if not _is_connection_error(exc):
-                raise
-            raise StoreUnavailable(
-                f"The database at {self._safe_url()} cannot be reached; start it (or fix SHOPBOT_DATABASE_URL) and try again."
-            ) from None
+    def _mark_up(self) -> None:
+        if self.down:
+            log.warning("The database is reachable again; the buffered rows were written.")
+        self.down = False
 
     def _safe_url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
-    # --------------------------------------------------------------------------- the dialogue
+    @contextmanager
+    def _read(self, *, hot: bool = False) -> Iterator[Session]:
+        """A session for reads. Buffered rows go in first, so the answer includes them; when the database
+        is down the caller gets StoreUnavailable with one sentence (``hot`` reads, which have a fallback,
+        get it at once during the retry interval instead of waiting for another connect timeout)."""
+        if hot and self._skip_db():
+            raise StoreUnavailable(self._unavailable(None))
+        if self._has_pending():
+            self.flush()
+        try:
+            self._ensure_schema()
+            with Session(self.engine) as s:
+                yield s
+        except Exception as exc:
+            if not _is_down(exc):
+                raise
+            self._mark_down(exc)
+            raise StoreUnavailable(self._unavailable(exc)) from None
+
+    def _unavailable(self, exc: BaseException | None) -> str:
+        why = f" ({_first_line(exc)})" if exc is not None else ""
+        return f"The database at {self._safe_url()} cannot be reached{why}; start it (or fix SHOPBOT_DATABASE_URL) and try again."
+
+    # ------------------------------------------------------------------------------ writing
+
+    def _write(self, method: str, ops: Sequence[Op]) -> bool:
+        """Apply ``ops`` in one transaction after any buffered ones; when the database is down, buffer them.
+
+        Returns True when the rows are in the database, False when they wait in the buffer."""
+        with self._lock:
+            if not self._skip_db():
+                try:
+                    self._ensure_schema()
+                    if self._has_pending():
+                        self._replay()
+                    with Session(self._write_engine) as s, s.begin():
+                        self._apply(s, ops, replay=False)
+                    self._mark_up()
+                    return True
+                except Exception as exc:
+                    if not _is_down(exc):
+                        raise
+                    self._mark_down(exc)
+            self._buffer(method, ops)
+            return False
+
+    def _apply(self, s: Session, ops: Sequence[Op], *, replay: bool) -> None:
+        for op in ops:
+            kind, row = op["op"], _decode(op["row"])
+            if kind == "insert":
+                model = _MODELS[op["table"]]
+                if replay and s.get(model, row[model.__mapper__.primary_key[0].name]) is not None:
+                    continue  # written before a crash cut the replay short
+                s.add(model(**row))
+            elif kind in ("touch", "ensure_user"):
+                u = s.get(User, row["id"])
+                if u is None:
+                    channel, external = _split_user(row["id"])
+                    s.add(User(id=row["id"], channel=row.get("channel") or channel, external_id=row.get("external_id") or external,
+                               language=row.get("language"), created_at=row["at"], last_seen_at=row["at"],
+                               session_id=row["session_id"], handed_over=False))
+                elif kind == "touch" and _utc(u.last_seen_at) <= row["at"]:  # never move a user back in time
+                    u.last_seen_at, u.session_id = row["at"], row["session_id"]
+                    u.language = row.get("language") or u.language
+            elif kind == "state":
+                st = s.get(ConversationState, row["user_id"])
+                if st is None:
+                    s.add(ConversationState(user_id=row["user_id"], state=row["state"], updated_at=row["at"]))
+                elif _utc(st.updated_at) <= row["at"]:
+                    st.state, st.updated_at = row["state"], row["at"]
+            elif kind == "handoff_flag":
+                s.execute(update(User).where(User.id == row["user_id"],
+                                             or_(User.handed_over_at.is_(None), User.handed_over_at <= row["at"]))
+                          .values(handed_over=True, handed_over_at=row["at"], handoff_reason=row["reason"])
+                          .execution_options(synchronize_session="fetch"))
+            elif kind == "release":
+                # only what was handed over before the release: a later handoff replayed again stays open
+                s.execute(update(Handoff).where(Handoff.user_id == row["user_id"], Handoff.released_at.is_(None),
+                                                Handoff.created_at <= row["at"])
+                          .values(released_at=row["at"], released_by=row["by"])
+                          .execution_options(synchronize_session="fetch"))
+                s.execute(update(User).where(User.id == row["user_id"],
+                                             or_(User.handed_over_at.is_(None), User.handed_over_at <= row["at"]))
+                          .values(handed_over=False)
+                          .execution_options(synchronize_session="fetch"))
+            elif kind == "upsert":  # buffers written by the first version of this module
+                s.merge(_MODELS[op["table"]](**row))
+            elif kind == "upsert_user_flag":
+                s.execute(update(User).where(User.id == row["id"]).values(
+                    handed_over=row["handed_over"], handed_over_at=row["handed_over_at"], handoff_reason=row["handoff_reason"])
+                    .execution_options(synchronize_session="fetch"))
+            else:
+                raise ValueError(f"Unknown buffered operation {kind!r}.")
+            s.flush()
+
+    @contextmanager
+    def _buffer_lock(self) -> Iterator[None]:
+        """In-process lock plus an advisory file lock, so processes sharing the buffer never interleave a
+        replay's truncation with another's append."""
+        with self._lock:
+            fh: IO[str] | None = None
+            try:
+                self.buffer_dir.mkdir(parents=True, exist_ok=True)
+                fh = (self.buffer_dir / "pending.lock").open("a")
+                if sys.platform != "win32":
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            except OSError:
+                pass  # no lock file (read-only disk): the in-process lock still orders this process
+            try:
+                yield
+            finally:
+                if fh is not None:
+                    fh.close()  # closing releases the flock
+
+    def _buffer(self, method: str, ops: Sequence[Op]) -> None:
+        line = json.dumps({"method": method, "ops": list(ops)}, default=_json_default)  # ASCII: any disk encoding reads it back
+        with self._buffer_lock():
+            try:
+                with self.buffer_path.open("a+b") as fh:
+                    if fh.tell() > 0:
+                        fh.seek(-1, os.SEEK_END)
+                        if fh.read(1) != b"\n":
+                            fh.write(b"\n")  # a crash cut the last line: keep it apart from this one
+                    fh.write(line.encode("ascii") + b"\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                if not self._memory:
+                    log.error("The buffer file %s cannot be written (%s); rows are kept in memory until the database is back.",
+                              self.buffer_path, exc.strerror or exc)
+                self._memory.append(line)
+
+    def _has_pending(self) -> bool:
+        if self._memory:
+            return True
+        try:
+            return self.buffer_path.stat().st_size > 0
+        except OSError:
+            return False
+
+    def _pending_lines(self) -> list[str]:
+        try:
+            text = self.buffer_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            text = ""
+        return [ln for ln in text.splitlines() if ln.strip()] + list(self._memory)
+
+    def _replay(self) -> int:
+        """Write every buffered line in one transaction, oldest first, then empty the buffer atomically.
+
+        A line that cannot be applied for a reason other than the database being down (cut by a crash,
+        or refused by a constraint) is moved to ``pending.bad`` with a warning instead of blocking every
+        later write forever."""
+        with self._buffer_lock():
+            lines = self._pending_lines()
+            if not lines:
+                return 0
+            bad: list[str] = []
+            n = 0
+            with Session(self._write_engine) as s, s.begin():
+                for ln in lines:
+                    try:
+                        rec = json.loads(ln)
+                        ops = rec["ops"] if isinstance(rec, dict) else rec
+                        with s.begin_nested():
+                            self._apply(s, ops, replay=True)
+                        n += 1
+                    except Exception as exc:
+                        if _is_down(exc):
+                            raise
+                        log.warning("A buffered write could not be applied (%s); it was moved to %s.", _first_line(exc), self.bad_path)
+                        bad.append(ln)
+            if bad:
+                with self.bad_path.open("a", encoding="utf-8") as fh:
+                    fh.write("\n".join(bad) + "\n")
+            tmp = self.buffer_path.with_suffix(".tmp")
+            tmp.write_bytes(b"")
+            os.replace(tmp, self.buffer_path)
+            self._memory.clear()
+            return n
+
+    def flush(self) -> int:
+        """Write buffered rows now; returns how many buffered writes went in (0 when none or still down)."""
+        with self._lock:
+            if not self._has_pending():
+                return 0
+            try:
+                self._ensure_schema()
+                n = self._replay()
+            except Exception as exc:
+                if not _is_down(exc):
+                    raise
+                self._mark_down(exc)
+                return 0
+            self._mark_up()
+            return n
+
+    def pending(self) -> int:
+        """Buffered writes waiting for the database."""
+        with self._buffer_lock():
+            return len(self._pending_lines()) if self._has_pending() else 0
+
+    # ------------------------------------------------------------------------------- users
+
+    def touch_user(self, channel: str, external_id: str, language: str | None = None) -> UserInfo:
+        """Record that a user wrote: the session continues unless the user was silent longer than the gap."""
+        channel = _clean(channel, 40) or "unknown"
+        external_id = _clean(external_id, 160) or ""
+        language = _clean(language, 16)
+        user_id = f"{channel}:{external_id}"[:200]
+        now = self._now()
+        known = self._known_user(user_id)
+        if known is None:
+            session, handed = uuid.uuid4().hex, False
+        else:
+            session = known.session_id if now - known.last_seen_at <= self.session_gap else uuid.uuid4().hex
+            handed = known.handed_over
+        with self._lock:
+            self._users.put(user_id, _Seen(session, now, handed))
+        self._write("touch_user", [{"op": "touch", "row": {
+            "id": user_id, "channel": channel, "external_id": external_id, "language": language,
+            "at": now, "session_id": session}}])
+        return UserInfo(user_id, session, handed)
 
     def touch(self, channel: str, external_id: str, language: str | None = None) -> tuple[str, bool]:
-        """Record that a user wrote; returns (user id, handed over?). Starts a new session after a pause."""
-        user_id = f"{channel}:{external_id}"[:200]
-        now = self.clock()
-        row: dict[str, Any] | None = None
+        """:meth:`touch_user` as (user id, handed over?), the shape the dialogue manager takes."""
+        info = self.touch_user(channel, external_id, language)
+        return info.user_id, info.handed_over
+
+    def _known_user(self, user_id: str) -> _Seen | None:
+        """What the database knows about the user; this process's copy while it is down or behind."""
+        cached = self._users.get(user_id)
         try:
-            with Session(self.engine) as s:
+            with self._read(hot=True) as s:
                 u = s.get(User, user_id)
-                if u is not None:
-                    row = {"session_id": u.session_id, "last_seen_at": _aware(u.last_seen_at), "handed_over": u.handed_over,
-                           "created_at": _aware(u.created_at), "handed_over_at": _aware(u.handed_over_at),
-                           "handoff_reason": u.handoff_reason, "language": u.language}
-        except (OperationalError, DBAPIError) as exc:
-            if not _is_connection_error(exc):
-                raise
-            cached = self._users.get(user_id)
-            if cached:
-                row = {"session_id": cached[0], "last_seen_at": cached[1], "handed_over": cached[2]}
-        if row is None:
-            session, handed, created = uuid.uuid4().hex, False, now
-            extra: dict[str, Any] = {"handed_over_at": None, "handoff_reason": None}
-        else:
-            session = row["session_id"]
-            if now - row["last_seen_at"] > self.session_gap:
-                session = uuid.uuid4().hex
-            handed, created = bool(row["handed_over"]), row.get("created_at") or now
-            extra = {k: row[k] for k in ("handed_over_at", "handoff_reason") if k in row}
-            language = language or row.get("language")
-        self._users[user_id] = (session, now, handed)
-        self._write([{"op": "upsert", "table": "users", "row": {
-            "id": user_id, "channel": channel[:40], "external_id": external_id[:160], "language": language,
-            "created_at": created, "last_seen_at": now, "session_id": session, "handed_over": handed, **extra}}])
-        return user_id, handed
+                row = None if u is None else _Seen(u.session_id, _utc(u.last_seen_at), bool(u.handed_over))
+        except StoreUnavailable:
+            return cached
+        if cached is not None and self._has_pending():
+            return cached  # the buffer holds newer rows than the database
+        return row
 
     def session_of(self, user_id: str) -> str:
+        """The user's current session (a new one when the store has never seen the user)."""
         cached = self._users.get(user_id)
-        return cached[0] if cached else uuid.uuid4().hex
+        if cached is not None:
+            return cached.session_id
+        known = self._known_user(user_id)
+        session = known.session_id if known is not None else uuid.uuid4().hex
+        with self._lock:
+            self._users.put(user_id, _Seen(session, known.last_seen_at if known else self._now(),
+                                           known.handed_over if known else False))
+        return session
+
+    def _ensure_user_op(self, user_id: str, at: datetime) -> Op:
+        # rows that point at a user (turns, state) must not fail when the caller skipped touch_user
+        return {"op": "ensure_user", "row": {"id": user_id, "at": at, "session_id": self.session_of(user_id)}}
+
+    # ------------------------------------------------------------------------------- state
 
     def load_state(self, user_id: str) -> dict[str, Any] | None:
+        """The dialogue state saved last for the user; this process's copy while the database is down."""
+        cached = self._states.get(user_id)
         try:
-            with Session(self.engine) as s:
+            with self._read(hot=True) as s:
                 row = s.get(ConversationState, user_id)
-                state = json.loads(row.state) if row is not None else None
-        except (OperationalError, DBAPIError) as exc:
-            if not _is_connection_error(exc):
-                raise
-            return self._states.get(user_id)
-        if self._pending() and user_id in self._states:
-            return self._states[user_id]  # newer than the database's copy until the buffer is replayed
-        return state  # type: ignore[no-any-return]
+                stored = row.state if row is not None else None
+        except StoreUnavailable:
+            stored = None
+        else:
+            if cached is None or not self._has_pending():
+                cached = None  # the database is authoritative once nothing newer waits in the buffer
+        text = cached if cached is not None else stored
+        if text is None:
+            return None
+        state = json.loads(text)
+        return state if isinstance(state, dict) else None
 
     def save_state(self, user_id: str, state: Mapping[str, Any]) -> None:
-        self._states[user_id] = dict(state)
-        self._states.move_to_end(user_id)
-        while len(self._states) > 10_000:
-            self._states.popitem(last=False)
-        self._write([{"op": "upsert", "table": "conversation_state", "row": {
-            "user_id": user_id, "state": json.dumps(state, ensure_ascii=False, default=str), "updated_at": self.clock()}}])
+        now = self._now()
+        text = _dumps(dict(state))
+        with self._lock:
+            self._states.put(user_id, text)
+        self._write("save_state", [self._ensure_user_op(user_id, now),
+                                   {"op": "state", "row": {"user_id": user_id, "state": text, "at": now}}])
 
-    def log(self, turn: TurnRecord | Any) -> str:
-        """Write one turn and the products it showed, in one transaction."""
-        now = self.clock()
-        versions = {**self.versions, **dict(getattr(turn, "model_versions", None) or {})}
-        ops: list[Op] = [{"op": "insert", "table": "turns", "row": {
-            "id": turn.turn_id, "user_id": turn.user_id, "session_id": self.session_of(turn.user_id),
-            "created_at": now, "channel": turn.user_id.split(":", 1)[0][:40], "language": turn.language,
-            "text_in": _clean(turn.text_in) or "", "text_out": _clean(turn.text_out) or "", "intent": turn.intent,
-            "confidence": turn.confidence, "query": _clean(turn.query), "latency_ms": turn.latency_ms,
-            "slots": json.dumps(turn.slots or {}, ensure_ascii=False, default=str),
-            "model_versions": json.dumps(versions, sort_keys=True), "error": _clean(turn.error)}}]
-        for sku, rank, score in turn.shown:
+    # ------------------------------------------------------------------------------- turns
+
+    def log_turn(
+        self,
+        user_id: str,
+        text_in: str,
+        text_out: str,
+        *,
+        turn_id: str | None = None,
+        intent: str | None = None,
+        confidence: float | None = None,
+        slots: Mapping[str, Any] | None = None,
+        language: str | None = None,
+        latency_ms: float | None = None,
+        model_versions: Mapping[str, str] | None = None,
+        error: str | None = None,
+        query: str | None = None,
+        shown: Sequence[ShownItem] = (),
+    ) -> str:
+        """Write one turn (and, in the same transaction, the products it showed); returns the turn id,
+        made here when not given, so that feedback can point at the turn even while the database is down."""
+        turn_id = turn_id or uuid.uuid4().hex
+        if len(turn_id) > 32:
+            raise ValueError(f"Turn id {turn_id[:40]!r} is longer than 32 characters; use uuid4().hex.")
+        now = self._now()
+        session = self.session_of(user_id)
+        versions = {**self.versions, **dict(model_versions or {})}
+        q = _clean(query)
+        ops: list[Op] = [self._ensure_user_op(user_id, now), {"op": "insert", "table": "turns", "row": {
+            "id": turn_id, "user_id": user_id, "session_id": session, "created_at": now,
+            "channel": _split_user(user_id)[0], "language": _clean(language, 16),
+            "text_in": _clean(text_in) or "", "text_out": _clean(text_out) or "", "intent": _clean(intent, 64),
+            "confidence": _num(confidence), "query": q, "latency_ms": _num(latency_ms),
+            "slots": _dumps(dict(slots or {})), "model_versions": _dumps(dict(sorted(versions.items()))),
+            "error": _clean(error)}}]
+        ops += self._impression_ops(turn_id, user_id, q, shown, now)
+        info = TurnInfo(turn_id, user_id, session, now, _clean(text_in) or "", _clean(text_out) or "", intent, q)
+        with self._lock:
+            recent = self._turns.get(user_id) or deque(maxlen=10)
+            recent.append(info)
+            self._turns.put(user_id, recent)
+        self._write("log_turn", ops)
+        return turn_id
+
+    def log(self, turn: TurnRecord) -> str:
+        """:meth:`log_turn` for a :class:`TurnRecord` (the dialogue manager's shape)."""
+        return self.log_turn(
+            turn.user_id, turn.text_in, turn.text_out, turn_id=turn.turn_id, intent=turn.intent,
+            confidence=turn.confidence, slots=turn.slots, language=turn.language, latency_ms=turn.latency_ms,
+            model_versions=turn.model_versions, error=turn.error, query=turn.query, shown=turn.shown)
+
+    @staticmethod
+    def _impression_ops(turn_id: str, user_id: str, query: str | None, items: Sequence[ShownItem], at: datetime) -> list[Op]:
+        ops: list[Op] = []
+        for sku, rank, score in items:
+            if int(rank) < 1:
+                raise ValueError(f"Impression ranks start at 1; {sku!r} has rank {rank}.")
             ops.append({"op": "insert", "table": "impressions", "row": {
-                "id": uuid.uuid4().hex, "turn_id": turn.turn_id, "user_id": turn.user_id, "query": _clean(turn.query),
-                "sku": sku, "rank": int(rank), "score": score, "created_at": now}})
-        self._write(ops)
-        return str(turn.turn_id)
+                "id": uuid.uuid4().hex, "turn_id": turn_id, "user_id": user_id, "query": query,
+                "sku": _clean(sku, 200) or "", "rank": int(rank), "score": _num(score), "created_at": at}})
+        return ops
+
+    def log_impressions(self, turn_id: str, user_id: str, query: str | None, items: Sequence[ShownItem]) -> int:
+        """Products shown in an already logged turn (e.g. a second message of the same turn); returns the count."""
+        ops = self._impression_ops(turn_id, user_id, _clean(query), items, self._now())
+        if ops:
+            self._write("log_impressions", ops)
+        return len(ops)
+
+    def log_feedback(self, user_id: str, kind: str, *, turn_id: str | None = None, sku: str | None = None,
+                     value: float | None = None, comment: str | None = None) -> str:
+        """One thing the shopper did or said about a turn or a product; returns the feedback id."""
+        if kind not in FEEDBACK_KINDS:
+            raise ValueError(f"Unknown feedback kind {kind!r}; use one of {', '.join(FEEDBACK_KINDS)}.")
+        if kind == "rating" and _num(value) is None:
+            raise ValueError("A rating needs a numeric value.")
+        fid = uuid.uuid4().hex
+        self._write("log_feedback", [{"op": "insert", "table": "feedback", "row": {
+            "id": fid, "user_id": user_id, "turn_id": turn_id, "sku": _clean(sku, 200), "kind": kind,
+            "value": _num(value), "comment": _clean(comment), "created_at": self._now()}}])
+        return fid
 
     def feedback(self, user_id: str, kind: str, *, turn_id: str | None = None, sku: str | None = None,
                  value: float | None = None, comment: str | None = None) -> str:
-        if kind not in FEEDBACK_KINDS:
-            raise ValueError(f"Unknown feedback kind {kind!r}; use one of {', '.join(FEEDBACK_KINDS)}.")
-        fid = uuid.uuid4().hex
-        self._write([{"op": "insert", "table": "feedback", "row": {
-            "id": fid, "user_id": user_id, "turn_id": turn_id, "sku": sku, "kind": kind, "value": value,
-            "comment": _clean(comment), "created_at": self.clock()}}])
-        return fid
+        """:meth:`log_feedback` under the name the dialogue manager uses."""
+        return self.log_feedback(user_id, kind, turn_id=turn_id, sku=sku, value=value, comment=comment)
+
+    def recent_turns(self, user_id: str, n: int = 10) -> list[TurnInfo]:
+        """The user's last ``n`` turns, newest first; while the database is down, those this process logged."""
+        try:
+            with self._read(hot=True) as s:
+                rows = s.execute(select(Turn).where(Turn.user_id == user_id)
+                                 .order_by(Turn.created_at.desc(), Turn.id.desc()).limit(n)).scalars().all()
+                return [TurnInfo(t.id, t.user_id, t.session_id, _utc(t.created_at), t.text_in, t.text_out, t.intent, t.query)
+                        for t in rows]
+        except StoreUnavailable:
+            return list(reversed(self._turns.get(user_id) or ()))[:n]
+
+    def last_turn(self, user_id: str) -> TurnInfo | None:
+        """The turn "that's not what I meant" refers to."""
+        turns = self.recent_turns(user_id, 1)
+        return turns[0] if turns else None
+
+    # ---------------------------------------------------------------------------- handoffs
 
     def handoff(self, user_id: str, reason: str) -> None:
         """Hand the conversation to a person: the bot stays quiet for this user until released."""
-        now = self.clock()
-        cached = self._users.get(user_id)
-        if cached:
-            self._users[user_id] = (cached[0], cached[1], True)
-        self._write([
-            {"op": "insert", "table": "handoffs", "row": {"id": uuid.uuid4().hex, "user_id": user_id,
-                                                          "reason": _clean(reason), "created_at": now}},
-            {"op": "upsert_user_flag", "table": "users", "row": {"id": user_id, "handed_over": True,
-                                                                 "handed_over_at": now, "handoff_reason": _clean(reason)}},
+        now = self._now()
+        hid = uuid.uuid4().hex
+        with self._lock:
+            seen = self._users.get(user_id)
+            if seen is not None:
+                seen.handed_over = True
+        self._write("handoff", [
+            self._ensure_user_op(user_id, now),
+            {"op": "insert", "table": "handoffs", "row": {"id": hid, "user_id": user_id, "reason": _clean(reason),
+                                                          "created_at": now}},
+            {"op": "handoff_flag", "row": {"user_id": user_id, "at": now, "reason": _clean(reason)}},
         ])
 
     def release(self, user_id: str, by: str = "owner") -> bool:
-        """Give the conversation back to the bot; False when it was not handed over."""
-        with self._read() as s:
-            u = s.get(User, user_id)
-            if u is None or not u.handed_over:
-                return False
-        cached = self._users.get(user_id)
-        if cached:
-            self._users[user_id] = (cached[0], cached[1], False)
-        self._write([{"op": "release", "table": "handoffs", "row": {"user_id": user_id, "by": by, "at": self.clock()}}])
+        """Give the conversation back to the bot; False when it was not handed over.
+
+        While the database is down the release is buffered like any write and the answer is the last
+        known state (True when this process never saw the user: the owner asked for it)."""
+        try:
+            with self._read() as s:
+                flag = s.execute(select(User.handed_over).where(User.id == user_id)).scalar()
+                open_ = s.execute(select(exists().where(Handoff.user_id == user_id, Handoff.released_at.is_(None)))).scalar()
+                was = bool(flag) or bool(open_)
+        except StoreUnavailable:
+            seen = self._users.get(user_id)
+            was = seen.handed_over if seen is not None else True
+        if not was:
+            return False
+        with self._lock:
+            seen = self._users.get(user_id)
+            if seen is not None:
+                seen.handed_over = False
+        self._write("release", [{"op": "release", "row": {"user_id": user_id, "by": _clean(by, 200), "at": self._now()}}])
         return True
 
     def is_handed_over(self, user_id: str) -> bool:
+        """Whether a person has this conversation; the last known answer while the database is down."""
+        seen = self._users.get(user_id)
         try:
-            with Session(self.engine) as s:
-                u = s.get(User, user_id)
-                return bool(u and u.handed_over)
-        except (OperationalError, DBAPIError) as exc:
-            if not _is_connection_error(exc):
-                raise
-            cached = self._users.get(user_id)
-            return bool(cached and cached[2])
+            with self._read(hot=True) as s:
+                flag = bool(s.execute(select(User.handed_over).where(User.id == user_id)).scalar())
+        except StoreUnavailable:
+            return bool(seen and seen.handed_over)
+        if seen is not None and self._has_pending():
+            return seen.handed_over
+        return flag
+
+    def open_handoffs(self) -> list[OpenHandoff]:
+        """Conversations waiting for a person, oldest first, with what the shopper said last."""
+        with self._read() as s:
+            rows = s.execute(select(Handoff).where(Handoff.released_at.is_(None))
+                             .order_by(Handoff.created_at, Handoff.id)).scalars().all()
+            out: list[OpenHandoff] = []
+            for h in rows:
+                last = s.execute(select(Turn.text_in).where(Turn.user_id == h.user_id)
+                                 .order_by(Turn.created_at.desc(), Turn.id.desc()).limit(1)).scalar()
+                out.append({"user_id": h.user_id, "reason": h.reason, "since": _utc(h.created_at), "last_message": last})
+            return out
 
     # ------------------------------------------------------------------------------ reading
 
-    def open_handoffs(self) -> list[dict[str, Any]]:
-        with self._read() as s:
-            rows = s.execute(select(Handoff).where(Handoff.released_at.is_(None)).order_by(Handoff.created_at)).scalars().all()
-            out = []
-            for h in rows:
-                last = s.execute(select(Turn.text_in).where(Turn.user_id == h.user_id).order_by(Turn.created_at.desc()).limit(1)).scalar()
-                out.append({"user_id": h.user_id, "reason": h.reason, "since": _aware(h.created_at), "last_message": last})
-            return out
-
-    def recent_turns(self, user_id: str, n: int = 10) -> list[dict[str, Any]]:
-        with self._read() as s:
-            rows = s.execute(select(Turn).where(Turn.user_id == user_id).order_by(Turn.created_at.desc()).limit(n)).scalars().all()
-            return [{"turn_id": t.id, "created_at": _aware(t.created_at), "text_in": t.text_in, "text_out": t.text_out,
-                     "intent": t.intent, "query": t.query} for t in reversed(rows)]
-
     def export_feedback(self, path: str | Path) -> int:
         """Training rows for re-ranking and recommendation: one JSON line per turn that showed products
-        or received feedback, oldest first. Returns the number of lines."""
-        n = 0
+        or received feedback, oldest first; returns the number of lines.
+
+        Feedback logged without a turn but with a product (a click from an old message) is attached to
+        the user's latest earlier turn that showed that product, so no signal is dropped. The file is
+        written next to ``path`` and renamed into place: a failed export never leaves half a file."""
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        with self._read() as s, out.open("w", encoding="utf-8") as fh:
-            shown_ids = select(Impression.turn_id)
-            fb_ids = select(Feedback.turn_id).where(Feedback.turn_id.is_not(None))
-            turns = s.execute(select(Turn).where(Turn.id.in_(shown_ids) | Turn.id.in_(fb_ids))
-                              .order_by(Turn.created_at, Turn.id)).scalars()
-            batch: list[Turn] = []
-            for t in turns:
-                batch.append(t)
-                if len(batch) == 500:
-                    n += self._export_batch(s, batch, fh)
-                    batch = []
-            if batch:
-                n += self._export_batch(s, batch, fh)
+        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+        n = 0
+        try:
+            with self._read() as s, tmp.open("w", encoding="utf-8") as fh:
+                orphans: dict[str, list[Feedback]] = defaultdict(list)
+                for f in s.execute(select(Feedback).where(Feedback.turn_id.is_(None), Feedback.sku.is_not(None))
+                                   .order_by(Feedback.created_at, Feedback.id)).scalars():
+                    tid = s.execute(select(Impression.turn_id).where(
+                        Impression.user_id == f.user_id, Impression.sku == f.sku, Impression.created_at <= f.created_at)
+                        .order_by(Impression.created_at.desc(), Impression.rank).limit(1)).scalar()
+                    if tid is not None:
+                        orphans[tid].append(f)
+                cond = Turn.id.in_(select(Impression.turn_id)) | Turn.id.in_(
+                    select(Feedback.turn_id).where(Feedback.turn_id.is_not(None)))
+                if orphans:
+                    cond = cond | Turn.id.in_(list(orphans))
+                batch: list[Turn] = []
+                for t in s.execute(select(Turn).where(cond).order_by(Turn.created_at, Turn.id)).scalars():
+                    batch.append(t)
+                    if len(batch) == 500:
+                        n += self._export_batch(s, batch, orphans, fh)
+                        batch = []
+                if batch:
+                    n += self._export_batch(s, batch, orphans, fh)
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
         return n
 
     @staticmethod
-    def _export_batch(s: Session, turns: Sequence[Turn], fh: Any) -> int:
+    def _export_batch(s: Session, turns: Sequence[Turn], orphans: Mapping[str, list[Feedback]], fh: IO[str]) -> int:
         ids = [t.id for t in turns]
         shown: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for i in s.execute(select(Impression).where(Impression.turn_id.in_(ids)).order_by(Impression.rank)).scalars():
+        for i in s.execute(select(Impression).where(Impression.turn_id.in_(ids))
+                           .order_by(Impression.turn_id, Impression.rank, Impression.id)).scalars():
             shown[i.turn_id].append({"sku": i.sku, "rank": i.rank, "score": i.score})
         fb: dict[str, list[Feedback]] = defaultdict(list)
-        for f in s.execute(select(Feedback).where(Feedback.turn_id.in_(ids)).order_by(Feedback.created_at, Feedback.id)).scalars():
+        for f in s.execute(select(Feedback).where(Feedback.turn_id.in_(ids))).scalars():
             fb[f.turn_id or ""].append(f)
         for t in turns:
-            fbs = fb.get(t.id, [])
+            fbs = sorted([*fb.get(t.id, []), *orphans.get(t.id, [])], key=lambda f: (_utc(f.created_at), f.id))
             rec = {
                 "turn_id": t.id, "user_id": t.user_id, "session_id": t.session_id,
-                "created_at": _aware(t.created_at).isoformat(),  # type: ignore[union-attr]
-                "language": t.language, "text_in": t.text_in, "query": t.query, "intent": t.intent, "reply": t.text_out,
+                "created_at": _utc(t.created_at).isoformat(), "language": t.language,
+                "text_in": t.text_in, "query": t.query, "intent": t.intent, "confidence": t.confidence,
+                "slots": json.loads(t.slots or "{}"), "reply": t.text_out,
                 "shown": shown.get(t.id, []),
                 "clicks": [f.sku for f in fbs if f.kind == "click"],
-                "thumbs": [{"sku": f.sku, "kind": f.kind} for f in fbs if f.kind in ("thumb_up", "thumb_down", "not_what_i_meant")],
-                "purchases": [f.sku for f in fbs if f.kind == "purchase"],
+                "thumbs": [{"sku": f.sku, "kind": f.kind} for f in fbs if f.kind in ("thumb_up", *NEGATIVE_KINDS)],
                 "add_to_cart": [f.sku for f in fbs if f.kind == "add_to_cart"],
+                "purchases": [f.sku for f in fbs if f.kind == "purchase"],
+                "ratings": [{"sku": f.sku, "value": f.value, "comment": f.comment} for f in fbs if f.kind == "rating"],
                 "model_versions": json.loads(t.model_versions or "{}"),
             }
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         return len(turns)
 
-    def stats(self, top: int = 10) -> dict[str, Any]:
+    def stats(self, top: int = 10) -> Stats:
+        """What the shop owner looks at: volume, what shoppers search for, what finds nothing, thumbs."""
         with self._read() as s:
             turns = s.execute(select(func.count()).select_from(Turn)).scalar_one()
             users = s.execute(select(func.count()).select_from(User)).scalar_one()
             sessions = s.execute(select(func.count(func.distinct(Turn.session_id)))).scalar_one()
-            searches = s.execute(select(Turn.query, Turn.id).where(Turn.intent.in_(SEARCH_INTENTS), Turn.query.is_not(None))).all()
-            with_results = set(s.execute(select(Impression.turn_id).distinct()).scalars())
-            kinds = Counter(dict(s.execute(select(Feedback.kind, func.count()).group_by(Feedback.kind)).all()))
+            q = func.coalesce(Turn.query, Turn.text_in)
+            searches = select(q, func.count()).where(Turn.intent.in_(SEARCH_INTENTS)).group_by(q)
+            queries = self._casefolded(s.execute(searches).all())
+            no_results = ~exists().where(Impression.turn_id == Turn.id)
+            zero = self._casefolded(s.execute(searches.where(no_results)).all())
+            kinds = {str(k): int(c) for k, c in s.execute(select(Feedback.kind, func.count()).group_by(Feedback.kind)).all()}
             open_handoffs = s.execute(select(func.count()).select_from(Handoff).where(Handoff.released_at.is_(None))).scalar_one()
-            latency = [float(v) for (v,) in s.execute(select(Turn.latency_ms).where(Turn.latency_ms.is_not(None))) if v is not None]
-        queries = Counter(q.lower() for q, _ in searches if q)
-        zero = Counter(q.lower() for q, tid in searches if q and tid not in with_results)
-        up, down = kinds.get("thumb_up", 0), kinds.get("thumb_down", 0) + kinds.get("not_what_i_meant", 0)
-        latency.sort()
+            n_lat = s.execute(select(func.count(Turn.latency_ms))).scalar_one()
+            p50 = s.execute(select(Turn.latency_ms).where(Turn.latency_ms.is_not(None))
+                            .order_by(Turn.latency_ms).offset(n_lat // 2).limit(1)).scalar() if n_lat else None
+        up = kinds.get("thumb_up", 0)
+        down = sum(kinds.get(k, 0) for k in NEGATIVE_KINDS)
         return {
-            "turns": turns, "users": users, "sessions": sessions,
-            "top_queries": queries.most_common(top), "zero_result_queries": zero.most_common(top),
-            "feedback": dict(kinds), "thumbs_up": up, "thumbs_down": down,
+            "turns": int(turns), "users": int(users), "sessions": int(sessions),
+            "top_queries": queries[:top], "zero_result_queries": zero[:top],
+            "feedback": kinds, "thumbs_up": up, "thumbs_down": down,
             "thumbs_ratio": round(up / (up + down), 3) if up + down else None,
-            "open_handoffs": open_handoffs,
-            "latency_ms_p50": round(latency[len(latency) // 2], 1) if latency else None,
+            "open_handoffs": int(open_handoffs),
+            "latency_ms_p50": round(float(p50), 1) if p50 is not None else None,
             "pending_writes": self.pending(),
         }
 
-
-def _is_connection_error(exc: DBAPIError) -> bool:
-    """Errors that mean "the database is not there" (buffer and carry on), not a bug (raise)."""
-    if exc.connection_invalidated or isinstance(exc, OperationalError):
-        return True
-    text = str(exc.orig or exc).lower()
-    return any(w in text for w in ("connection", "could not connect", "server closed", "unable to open", "terminat"))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot buffer {type(value).__name__}")
+    @staticmethod
+    def _casefolded(rows: Sequence[Any]) -> list[tuple[str, int]]:
+        # grouped in SQL, merged here: SQLite's lower() only knows ASCII, Python's knows every script
+        counts: dict[str, int] = defaultdict(int)
+        for text, count in rows:
+            if text:
+                counts[" ".join(str(text).split()).casefold()] += int(count)
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
