@@ -449,7 +449,7 @@ def eval_search(
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
 @click.pass_context
 def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json: bool) -> None:
-    """Accuracy and macro-F1 of the intent classifier (the configured or packaged one) on DATA."""
+    """Accuracy and macro-F1 of intent routing (the configured or packaged classifier + the NLU's rules) on DATA."""
     from bot.intents import (
         DATA_DIR,
         DEFAULT_ENCODERS,
@@ -459,6 +459,8 @@ def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json
         load_training_csv,
         train_intents,
     )
+    from bot.nlu import NLU
+    from retrieval.catalog import load_catalog
     from retrieval.encoders import get_encoder
 
     s = _settings(ctx)
@@ -468,9 +470,14 @@ def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json
             model = train_intents(rows, [get_encoder(n) for n in DEFAULT_ENCODERS])
         else:
             model = IntentModel.load(s.intent_model) if s.intent_model else load_default_model()
-        report = evaluate_intents(model, load_training_csv(data, strict=False))
-    click.echo(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  n={report['n']}  "
-               f"({report['ms_per_utterance']} ms per utterance)")
+        rows = load_training_csv(data, strict=False)
+        # the assistant's routing: the classifier plus the NLU's rules, with the catalog's vocabulary
+        products = load_catalog(s.catalog).products
+        nlu = NLU(model, brands={p.brand for p in products if p.brand},
+                  categories=sorted({c.lower() for p in products for c in p.category}))
+        routed = [r.intent for r in nlu.parse_batch([row.utterance for row in rows])]
+        report = evaluate_intents(model, rows, predictions=routed)
+    click.echo(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  n={report['n']}")
     for c in report["confusions"][:5]:
         click.echo(f"  {c['gold']} -> {c['predicted']}: {c['count']}")
     if as_json:

@@ -53,6 +53,7 @@ __all__ = [
     "load_default_model",
     "load_training_csv",
     "normalise_text",
+    "packaged_rows",
     "train_intents",
 ]
 
@@ -515,6 +516,17 @@ def default_model_path() -> Path:
     return DATA_DIR / "intent_model.npz"
 
 
+def packaged_rows() -> list[IntentRow]:
+    """The project's own training examples (``bot/data/intents.csv``), English and Chinese, 41 intents.
+
+    ``eval intents --train FILE`` should train on these plus FILE's rows: the shop's intents are
+    the packaged ones, and a customer-service-only file would otherwise teach a bot that cannot
+    search. Measured on Bitext with colloquial phrasings held out: 0.870 trained on the file alone,
+    0.988 with these rows added (README-intents.md).
+    """
+    return load_training_csv(DATA_DIR / "intents.csv")
+
+
 _DEFAULT: dict[str, IntentModel] = {}
 _DEFAULT_LOCK = threading.Lock()
 
@@ -538,7 +550,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     e = sub.add_parser("eval", help="accuracy and macro-F1 of a model on a labelled CSV")
     e.add_argument("--data", required=True)
     e.add_argument("--model", default=str(default_model_path()))
-    e.add_argument("--train", help="train on this CSV first instead of loading --model")
+    e.add_argument("--train", help="train on the packaged examples plus this CSV instead of loading --model")
+    e.add_argument("--train-only", action="store_true", help="with --train: leave the packaged examples out")
     e.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     try:
@@ -551,7 +564,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
             print(f"{len(rows)} rows, {len(model.labels)} intents, version {model.version} -> {args.out}")
             return 0
         if args.train:
-            model = train_intents(load_training_csv(args.train), [get_encoder(n) for n in DEFAULT_ENCODERS])
+            rows = load_training_csv(args.train, strict=False)
+            if not args.train_only:
+                rows = packaged_rows() + rows
+            model = train_intents(rows, [get_encoder(n) for n in DEFAULT_ENCODERS])
         else:
             model = IntentModel.load(args.model)
         report = evaluate_intents(model, load_training_csv(args.data, strict=False))

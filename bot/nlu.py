@@ -52,8 +52,8 @@ RULES: dict[str, str] = {
     "refinement": "with a search on screen, a message made only of filters or a price nudge ('cheaper', 'in blue', "
     "'size 42', '便宜一点的') narrows that search",
     "product": "a short message (at most 6 words / 16 characters) naming a catalog category or brand with no "
-    "customer-service word ('order', 'refund', '账户' ...) is a product request, whatever the classifier "
-    "thinks of a bare noun phrase",
+    "customer-service word ('order', 'refund', '账户' ...) is a product request unless the classifier is "
+    "sure (>= 0.9) of something else",
 }
 
 # --------------------------------------------------------------------------------------- results
@@ -297,6 +297,20 @@ CATEGORY_SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Chinese names of brands -> the catalog's (English, lower-case) brand; used only when the catalog has it.
+# Names that are also everyday words with another meaning (企鹅 penguin, 哥伦比亚 Colombia) are left out.
+ZH_BRANDS: dict[str, str] = {
+    "耐克": "nike", "阿迪达斯": "adidas", "阿迪": "adidas", "苹果": "apple", "小米": "xiaomi", "华为": "huawei",
+    "三星": "samsung", "索尼": "sony", "联想": "lenovo", "戴尔": "dell", "惠普": "hp", "华硕": "asus", "佳能": "canon",
+    "飞利浦": "philips", "乐高": "lego", "优衣库": "uniqlo", "李维斯": "levi's", "新百伦": "new balance", "亚瑟士": "asics",
+    "北面": "the north face", "巴塔哥尼亚": "patagonia", "宜家": "ikea", "罗技": "logitech", "闪迪": "sandisk",
+    "谷歌": "google", "欧莱雅": "l'oreal", "美宝莲": "maybelline", "妮维雅": "nivea", "适乐肤": "cerave",
+    "佳明": "garmin", "新秀丽": "samsonite", "安克": "anker", "萨洛蒙": "salomon",
+    "孩之宝": "hasbro", "美泰": "mattel", "飒拉": "zara", "拉瓦萨": "lavazza", "凯膳怡": "kitchenaid",
+    "哈珀柯林斯": "harpercollins", "斯凯奇": "skechers", "彪马": "puma", "李宁": "li-ning", "安踏": "anta",
+}
+
+
 def _forms(name: str) -> set[str]:
     """Singular/plural spellings of one English category word or phrase."""
     n = name.lower()
@@ -411,7 +425,8 @@ _CS_WORDS = re.compile(
     r"support|contact|fee|fees|penalty|status|return|money back|parcel|package|help|assistance|service|"
     r"phone number|number|email|call|talk|speak|website|site|app)\b|"
     r"订单|退款|退钱|发票|收据|账户|账号|密码|登录|注册|配送|快递|发货|物流|送货|地址|付款|支付|扣款|取消|投诉|评价|"
-    r"订阅|退订|人工|客服|手续费|违约金|包裹|到货|退货|帮助",
+    r"订阅|退订|人工|客服|手续费|违约金|包裹|到货|退货|帮助|手机号|电话|邮箱|修改|个人信息|资料|会员|昵称|头像|评论|"
+    r"售后|保修|网站|下单|购买流程",
     re.I,
 )
 _POSITIVE_EMOJI = re.compile(r"^[\s👍👌❤️♥😊🙂😀😃😄😁😍🥰👏✅🎉💯🙏⭐🌟!]+$")
@@ -464,12 +479,25 @@ def extract_slots(
     for _, _, ps in ord_spans:
         positions += [p for p in ps if p not in positions]
     cats = matcher.find(rest) if matcher else ()
+    filters = pq.filters
+    brand_set = brands if isinstance(brands, (set, frozenset)) else {b.lower() for b in brands}
+    zh_brands = {en for zh, en in ZH_BRANDS.items() if zh in rest and en in brand_set}
+    if zh_brands:
+        filters = filters.merged(Filters(brands=frozenset(filters.brands | zh_brands)))
     slots = Slots(
-        query=pq.text, filters=pq.filters, sort=pq.sort, categories=cats, ordinals=tuple(positions),
+        query=pq.text, filters=filters, sort=pq.sort, categories=cats, ordinals=tuple(positions),
         order_number=order[2] if order else None,
     )
-    has_constraint = not pq.filters.is_empty() or pq.sort != "relevance" or bool(_PRICE_NUDGE.search(rest))
-    refinement_only = has_constraint and not ord_spans and not order and _only_refinement(pq.text)
+    has_constraint = not filters.is_empty() or pq.sort != "relevance" or bool(_PRICE_NUDGE.search(rest))
+    refinement_only = False
+    if has_constraint and not ord_spans and not order:
+        words = pq.text
+        for b in filters.brands:  # a brand is a filter even though its name stays in the query text
+            words = re.sub(r"(?<!\w)" + re.escape(b) + r"(?!\w)", " ", words, flags=re.I)
+        for zh, en in ZH_BRANDS.items():
+            if en in filters.brands:
+                words = words.replace(zh, " ")
+        refinement_only = _only_refinement(words)
     return slots, ord_spans, refinement_only
 
 
@@ -506,19 +534,28 @@ class NLU:
         return self.parse(text, state)
 
     def parse(self, text: str | None, state: Mapping[str, Any] | None = None) -> NLUResult:
-        t = _clean(text)
+        return self.parse_batch([text], state)[0]
+
+    def parse_batch(self, texts: Sequence[str | None], state: Mapping[str, Any] | None = None) -> list[NLUResult]:
+        """Several messages at once (one batched encoder pass): what evaluation uses."""
+        cleaned = [_clean(t) for t in texts]
+        wordy = [t for t in cleaned if _HAS_WORD.search(t)]
+        predicted = iter(self.model.predict_batch(wordy) if wordy else [])
+        return [self._parse_one(t, next(predicted) if _HAS_WORD.search(t) else None, state) for t in cleaned]
+
+    def _parse_one(self, t: str, prediction: tuple[str, float] | None, state: Mapping[str, Any] | None) -> NLUResult:
         lang = "zh" if has_cjk(t) else "en"
-        if not _HAS_WORD.search(t):
+        if prediction is None:
             if t and _NEGATIVE_EMOJI.search(t):
                 return NLUResult("feedback_negative", 1.0, Slots(), lang, "rule:no_words")
             if t and _POSITIVE_EMOJI.match(t):
                 return NLUResult("feedback_positive", 1.0, Slots(), lang, "rule:no_words")
             return NLUResult("other", 0.0 if not t else 1.0, Slots(), lang, "rule:no_words")
         slots, ord_spans, refinement_only = extract_slots(t, brands=self.brands, matcher=self.matcher)
-        intent, conf = self.model.predict(t)
+        intent, conf = prediction
         if not self.use_rules:
             return NLUResult(intent, conf, slots, lang)
-        rule = self._rule(t, intent, slots, ord_spans, refinement_only, state)
+        rule = self._rule(t, intent, conf, slots, ord_spans, refinement_only, state)
         if rule is None:
             return NLUResult(intent, conf, slots, lang)
         name, new_intent = rule
@@ -530,6 +567,7 @@ class NLU:
         self,
         text: str,
         intent: str,
+        conf: float,
         slots: Slots,
         ord_spans: Sequence[tuple[int, int, list[int]]],
         refinement_only: bool,
@@ -547,7 +585,7 @@ class NLU:
         if refinement_only and _has_search(state):
             return "refinement", "refine"
         short = len(text) <= 16 if has_cjk(text) else len(text.split()) <= 6
-        if (slots.categories or slots.filters.brands) and short and not cs_word and not ord_spans and (
+        if (slots.categories or slots.filters.brands) and short and conf < 0.9 and not cs_word and not ord_spans and (
             intent in CS_INTENTS or intent in {"other", "help", "greet", "goodbye", "thanks"}
         ):
             return "product", "search"

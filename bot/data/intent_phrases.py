@@ -40,7 +40,7 @@ CS: dict[str, dict[str, Any]] = {
             "i regret buying this, can you cancel before it ships?", "where's the button to cancel an order",
             "you can cancel my order, I found it cheaper elsewhere", "cancel my order!!!!",
             "cnacel order", "i wanna cancel what i bought", "stop my order from being sent",
-            "I don't want that order any more, cancel it", "please don't process order {num}",
+            "I don't want that order any more, cancel it", "please don't process order {num}", "cancel the laptop I ordered yesterday", "I don't want the coat from order {num} anymore, cancel",
             "how can I cancel an order I placed this morning", "I'd like to cancel my recent order please",
             "cancel order {num} right now, I've waited too long", "kindly cancel my purchase",
             "cancelation of my last order please", "order cancel",
@@ -51,7 +51,7 @@ CS: dict[str, dict[str, Any]] = {
             "怎么取消订单？", "不想要了，取消订单吧", "我想撤销刚才的订单", "请帮我取消最近的那个订单",
             "订单可以取消吗", "刚下的单能不能取消", "取消订单在哪里操作", "麻烦把我的订单作废",
             "我不要了，帮我取消", "取消一下订单号{num}", "我买错了，把订单取消", "别发货了，我要取消",
-            "这个订单我不要了",
+            "这个订单我不要了", "买的手机不想要了，帮我取消订单", "那件外套的订单取消掉",
         ],
     },
     "change_order": {
@@ -74,13 +74,14 @@ CS: dict[str, dict[str, Any]] = {
             "the quantity on my order is wrong", "i want to alter what i ordered", "can items be added after checkout?",
             "modify order {num}, remove the case", "I'd like to make a change to my existing order",
             "put one more in my order", "i ordered the wrong model, can you change it before shipping",
+            "change the running shoes in my order to size 43", "swap the black headphones in order {num} for the white ones",
         ],
         "zh_acts": ["修改订单", "更改订单", "修改我的订单", "在订单里加一件商品", "从订单里删掉一个商品", "改订单数量"],
         "zh": [
             "我想修改订单", "订单里想再加一件", "帮我把订单里的一个商品删掉", "能改一下订单的数量吗",
             "订单下错尺码了，能改成L吗", "我要更换订单里的颜色", "怎么修改已经下的订单", "订单{num}想加购一个充电器",
             "订单里少加了一样东西", "把订单里的蓝色换成黑色", "能不能改订单", "下单后还能改吗", "修改订单内容",
-            "订单数量改成两个", "已付款的订单还能修改吗",
+            "订单数量改成两个", "已付款的订单还能修改吗", "我订单里的鞋子想换个尺码", "订单里的耳机换成黑色的", "把订单里的手机壳换成透明的",
         ],
     },
     "change_shipping_address": {
@@ -236,7 +237,7 @@ CS: dict[str, dict[str, Any]] = {
             "paypal payment stuck on pending", "I got charged the wrong amount", "the payment page crashes", "transaction failed",
             "my payment didn't go through", "you charged my card but I never got a confirmation", "money gone, no order, WTF",
             "cant pay, keeps saying error", "there's a problem with my payment", "payment isue",
-            "i was billed for something i didn't buy",
+            "i was billed for something i didn't buy", "paid for the tv but the order still says waiting for payment",
         ],
         "zh_acts": ["解决付款问题", "反馈支付问题"],
         "zh": [
@@ -279,13 +280,13 @@ CS: dict[str, dict[str, Any]] = {
             "how do I get refunded", "give me a refund for the shoes, they don't fit", "I'd like a refund instead of a replacement",
             "refund please", "I deserve a refund for this garbage", "start a refund for me", "can i get a refud",
             "money back please", "the product never worked, refund it", "I want to be reimbursed", "refund order {num}",
-            "you owe me a refund",
+            "you owe me a refund", "the headphones stopped working after a week, I want a refund", "refund me for the shoes in order {num}",
         ],
         "zh_acts": ["申请退款", "退款", "办理退款", "把钱退给我"],
         "zh": [
             "我要退款", "请给我退款", "怎么申请退款", "东西坏了，我要退钱", "订单{num}申请退款", "我想退货退款",
             "质量太差了，退款", "我不想要了，能退钱吗", "退款怎么操作", "要求全额退款", "收到的商品有问题，要退款",
-            "我要把钱要回来",
+            "我要把钱要回来", "耳机坏了，申请退款", "买的外套质量不行，我要退款",
         ],
     },
     "track_refund": {
@@ -342,12 +343,12 @@ CS: dict[str, dict[str, Any]] = {
             "how do I leave feedback", "I want to give 5 stars", "can I post a review with photos", "let me review my purchase",
             "I have some feedback about your website", "where's the feedback form", "want to share my experience",
             "can I edit a review I left", "i wanna leave a reveiw", "how can I rate the seller", "give feedback",
-            "I'd like to say something nice about your delivery team",
+            "I'd like to say something nice about your delivery team", "I want to review the coffee maker I bought", "how do I rate the running shoes from my last order",
         ],
         "zh_acts": ["写评价", "给商品评价", "提交反馈", "给你们打分"],
         "zh": [
             "我想写个评价", "在哪里留言评价", "我想给个好评", "想提点建议", "评价入口在哪", "我要写评论", "可以上传图片评价吗",
-            "给订单评价", "我想反馈一下使用感受", "怎么提交反馈意见", "想分享一下购物体验", "怎么修改我的评价", "给五星好评",
+            "给订单评价", "我想反馈一下使用感受", "怎么提交反馈意见", "想分享一下购物体验", "怎么修改我的评价", "给五星好评", "我想给买的耳机写个评价", "手机用了一周，想写个评论",
         ],
     },
     "contact_customer_service": {
@@ -446,7 +447,7 @@ CS: dict[str, dict[str, Any]] = {
         "zh_acts": ["修改个人信息", "修改账户资料", "编辑个人资料", "更新账户信息", "修改用户名"],
         "zh": [
             "我想换绑手机号", "更改邮箱地址", "我的名字写错了，要改", "改一下生日", "账户信息怎么修改", "我要改昵称",
-            "修改注册邮箱", "更新联系方式", "个人资料在哪改", "改一下账户设置",
+            "修改注册邮箱", "更新联系方式", "个人资料在哪改", "改一下账户设置", "我想改一下绑定的手机号", "修改账户里的电话号码", "换个头像和昵称",
         ],
     },
     "recover_password": {
@@ -558,7 +559,7 @@ CS: dict[str, dict[str, Any]] = {
         ],
         "zh_acts": ["订阅新闻邮件", "取消订阅邮件", "退订邮件", "订阅优惠资讯"],
         "zh": [
-            "我想订阅促销邮件", "别再给我发广告邮件了", "加入邮件列表", "退订新闻通讯", "我不想收到营销邮件",
+            "我想订阅促销邮件", "别再给我发广告邮件了", "加入邮件列表", "退订新闻通讯", "我不想收到营销邮件", "别给我发新款手机的广告邮件了",
             "怎么订阅newsletter", "订阅每周特惠", "把我从邮件列表删除", "订阅电子报",
         ],
     },
@@ -591,12 +592,12 @@ CS: dict[str, dict[str, Any]] = {
             "where is my order?", "where's my package", "has my order shipped yet", "my order hasn't arrived", "tracking number please",
             "order {num} status", "what's happening with my order", "is my stuff on its way", "still waiting on my delivery",
             "where the hell is my parcel", "my order says processing for days", "wheres my oder", "status of {num}",
-            "has {ord} left the warehouse", "i need an update on my order", "what's the ETA of order {num}", "ETA for my order?", "when will I receive my order {num}",
+            "has {ord} left the warehouse", "i need an update on my order", "where are the sneakers I ordered", "has the laptop from order {num} shipped", "what's the ETA of order {num}", "ETA for my order?", "when will I receive my order {num}",
         ],
         "zh_acts": ["查一下物流", "查订单状态", "跟踪订单", "查快递"],
         "zh": [
             "我的订单到哪了", "订单{num}发货了吗", "快递到哪里了", "我的包裹怎么还没到", "物流信息", "给我快递单号", "订单跟踪",
-            "我的东西发出了吗", "订单一直显示处理中", "包裹在哪",
+            "我的东西发出了吗", "订单一直显示处理中", "包裹在哪", "我买的手机到哪了", "耳机什么时候发货的，查一下物流",
         ],
     },
 }

@@ -91,6 +91,12 @@ def test_colour_and_size_slots(nlu: NLU, text: str, colors: set[str], sizes: set
     assert set(f.sizes) == sizes
 
 
+def test_chinese_brand_names_become_the_catalog_brand(nlu: NLU) -> None:
+    assert nlu.parse("只要耐克的").slots.filters.brands == {"nike"}
+    assert nlu.parse("小米手机").slots.filters.brands == {"xiaomi"}
+    assert nlu.parse("华为手机").slots.filters.brands == set()  # not a brand of this catalog
+
+
 def test_brand_sort_stock_and_remaining_query(nlu: NLU) -> None:
     s = nlu.parse("cheapest Nike running shoes in stock").slots
     assert s.filters.brands == {"nike"}
@@ -200,9 +206,10 @@ def test_ordinal_only_is_details(nlu: NLU) -> None:
 
 def test_refinement_needs_a_search_on_screen(nlu: NLU) -> None:
     state = {"mode": "search", "query": "running shoes", "shown": ["SHO-1"]}
-    for text in ("cheaper", "in blue", "size 42", "only Nike", "under 50", "便宜一点的", "要红色的"):
+    for text in ("cheaper", "in blue", "size 42", "only Nike", "under 50", "便宜一点的", "要红色的", "只要耐克的"):
         r = nlu.parse(text, state)
         assert r.intent == "refine", text
+    assert nlu.parse("under 50", {}).source != "rule:refinement"
 
 
 def test_product_rule_turns_bare_category_into_search(tiny_model: IntentModel) -> None:
