@@ -150,7 +150,10 @@ def ensure_default_model(
             staging = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL_NAME}-bf16.tmp", dir=models))
             try:
                 started = time.monotonic()
-                (convert or convert_gguf_to_bf16)(gguf, staging)
+                if convert is None:
+                    convert_gguf_to_bf16(gguf, staging, progress=progress)
+                else:
+                    convert(gguf, staging)
                 (staging / MARKER).write_text(f"{sha256}  {gguf.name}\n", encoding="utf-8")
                 if target.exists():
                     shutil.rmtree(target)  # an older or half-made copy without a matching marker
@@ -193,7 +196,7 @@ def _assemble(parts: list[Path], gguf: Path, sha256: str, progress: bool, part_c
         partial.unlink(missing_ok=True)
 
 
-def convert_gguf_to_bf16(gguf: Path, out_dir: Path) -> None:
+def convert_gguf_to_bf16(gguf: Path, out_dir: Path, *, progress: bool = True) -> None:
     """Dequantise a GGUF chat model into a bf16 safetensors directory transformers loads directly.
 
     transformers keeps GGUF weights in their quantised blocks when it can, and refuses to save such a
@@ -206,28 +209,33 @@ def convert_gguf_to_bf16(gguf: Path, out_dir: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
     from transformers.utils import logging as hf_logging
 
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # its advice about packed GGUF weights does not apply to a conversion
+    if not progress:
+        hf_logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
-        model: Any = AutoModelForCausalLM.from_pretrained(
-            gguf.parent,
-            gguf_file=gguf.name,
-            dtype=torch.bfloat16,
-            quantization_config=GgufConfig(gguf_file=gguf.name, dequantize=True),
-            local_files_only=True,
-        )
-    except (OSError, ValueError) as e:
-        raise LLMError(
-            f"Could not read the GGUF model {gguf} ({describe(e, 160)}); reinstall the model packages and try again."
-        ) from e
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                gguf.parent,
+                gguf_file=gguf.name,
+                dtype=torch.bfloat16,
+                quantization_config=GgufConfig(gguf_file=gguf.name, dequantize=True),
+                local_files_only=True,
+            )
+        except (OSError, ValueError) as e:
+            raise LLMError(
+                f"Could not read the GGUF model {gguf} ({describe(e, 160)}); reinstall the model packages and try again."
+            ) from e
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.to(torch.bfloat16).save_pretrained(out_dir, safe_serialization=True)
+        tokenizer.save_pretrained(out_dir)
     finally:
         hf_logging.set_verbosity(verbosity)
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.to(torch.bfloat16).save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def default_llm(data_dir: str | Path, *, device: str | None = None, progress: bool = True) -> TransformersLLM:

@@ -47,10 +47,10 @@ class JobCriteria(StoppingCriteria):
         # a stop string of n characters spans at most ~4n tokens (byte-level pieces of one character)
         self.window = 4 * max((len(s) for s in job.stop), default=0) + 4
 
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
         done = self.job.should_stop()
         if not done and self.job.stop:
             start = max(self.prompt_len, input_ids.shape[1] - self.window)
-            tail = self.tokenizer.decode(input_ids[0, start:], skip_special_tokens=True)
+            tail = self.tokenizer.decode(input_ids[0, start:].tolist(), skip_special_tokens=True)
             done = any(s in tail for s in self.job.stop)
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]

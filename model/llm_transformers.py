@@ -226,6 +226,7 @@ class TransformersLLM(BaseLLM):
         self._load_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="shopbot-llm")
         self._closed = False
+        self._active: set[_Job] = set()  # running or queued, so that close() can end them
 
     # -- loading -----------------------------------------------------------------------------------
 
@@ -278,9 +279,14 @@ class TransformersLLM(BaseLLM):
         return self._model
 
     def close(self) -> None:
-        """Stop accepting requests; generations under way end at their next token."""
+        """Stop accepting requests; generations under way end at their next token, queued ones at once."""
         self._closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
+        for job in list(self._active):
+            job.cancelled.set()
+            job.send(
+                LLMError(f"{self.name} was closed while this request waited or ran; retry with a new model object.")
+            )
 
     # -- generation --------------------------------------------------------------------------------
 
@@ -297,9 +303,13 @@ class TransformersLLM(BaseLLM):
         check_sampling(max_tokens, temperature)
         deadline = deadline_for(timeout)
         job = _Job(asyncio.get_running_loop(), deadline, stop or ())
-        if self._closed:
-            raise LLMError(f"{self.name} has been closed; build a new model object.")
-        self._executor.submit(self._generate, job, chat, max_tokens, temperature)
+        try:
+            if self._closed:
+                raise RuntimeError("closed")
+            self._executor.submit(self._generate, job, chat, max_tokens, temperature)
+        except RuntimeError as e:  # the pool refuses work once shut down
+            raise LLMError(f"{self.name} has been closed; build a new model object to generate again.") from e
+        self._active.add(job)
         cutter = StopCutter(stop)
         try:
             while True:
@@ -332,6 +342,7 @@ class TransformersLLM(BaseLLM):
                 yield tail
         finally:
             job.cancelled.set()  # a caller who stops reading (or times out) frees the model at the next token
+            self._active.discard(job)
 
     def _generate(self, job: _Job, chat: list[dict[str, str]], max_tokens: int, temperature: float) -> None:
         """Runs in the pool thread: load if needed, generate, and hand every piece to the loop."""

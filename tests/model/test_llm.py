@@ -182,6 +182,41 @@ def test_a_caller_who_stops_reading_frees_the_model(tiny_llm: TransformersLLM) -
     assert run(main()) < 3
 
 
+def test_stop_criteria_look_only_at_generated_tokens_and_the_deadline(tiny_llm: TransformersLLM) -> None:
+    import torch
+
+    from model.llm_hf import JobCriteria
+    from model.llm_transformers import _Job
+
+    tok = tiny_llm.tokenizer
+    prompt = tok.encode("hello there", add_special_tokens=False)
+    ids = torch.tensor([prompt + tok.encode(" red shoes cost 59.99", add_special_tokens=False)])
+    loop = asyncio.new_event_loop()
+    try:
+        assert JobCriteria(_Job(loop, None, ["59.9"]), tok, len(prompt))(ids, None).tolist() == [True]
+        assert JobCriteria(_Job(loop, None, ["hello"]), tok, len(prompt))(ids, None).tolist() == [False]
+        late = _Job(loop, time.monotonic() - 1, [])
+        assert JobCriteria(late, tok, len(prompt))(ids, None).tolist() == [True] and late.timed_out
+    finally:
+        loop.close()
+
+
+def test_closing_ends_running_and_queued_requests_and_refuses_new_ones(tiny_model_dir: Path) -> None:
+    llm = TransformersLLM(tiny_model_dir, device="cpu")
+
+    async def main() -> tuple[str | BaseException, ...]:
+        running = asyncio.create_task(llm.complete(HELLO, max_tokens=4000))
+        queued = asyncio.create_task(llm.complete(HELLO, max_tokens=4000))
+        await asyncio.sleep(0.3)
+        llm.close()
+        return await asyncio.wait_for(asyncio.gather(running, queued, return_exceptions=True), 5)
+
+    results = run(main())
+    assert all(isinstance(r, LLMError) and "was closed" in str(r) for r in results), results
+    with pytest.raises(LLMError, match="has been closed"):
+        llm.complete_sync(HELLO, max_tokens=3)
+
+
 def test_sampling_with_temperature_produces_text(tiny_llm: TransformersLLM) -> None:
     assert tiny_llm.complete_sync(HELLO, max_tokens=10, temperature=0.8)
 
@@ -308,21 +343,14 @@ def with_server(mode: str, body: Callable[[FakeOpenAIServer], Awaitable[T]]) -> 
 
 
 def test_openai_streams_chunks_and_sends_the_request() -> None:
-    async def body(server: FakeOpenAIServer) -> list[str]:
+    async def body(server: FakeOpenAIServer) -> tuple[list[str], list[dict[str, Any]]]:
         llm = OpenAICompatibleLLM(server.url, "qwen-0.5b", api_key="sk-test")
-        return await collect(llm.stream(HELLO, max_tokens=64, temperature=0, stop=["\nUser:"]))
+        pieces = await collect(llm.stream(HELLO, max_tokens=64, temperature=0, stop=["\nUser:"]))
+        return pieces, server.requests
 
-    server_box: list[FakeOpenAIServer] = []
-
-    async def main() -> list[str]:
-        async with FakeOpenAIServer() as server:
-            server_box.append(server)
-            return await body(server)
-
-    pieces = asyncio.run(main())
+    pieces, (request,) = with_server("ok", body)
     # pieces arrive as the server sends them, less the few characters held back in case they begin "\nUser:"
     assert "".join(pieces) == "Free shipping over 50 €." and len(pieces) >= 3
-    (request,) = server_box[0].requests
     assert request["method"] == "POST" and request["path"] == "/v1/chat/completions"
     assert request["headers"]["authorization"] == "Bearer sk-test"
     assert request["json"] == {
