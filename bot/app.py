@@ -54,7 +54,21 @@ class Assistant:
     policy: PolicyIndex
 
     def handle(self, event: Event) -> list[Reply]:
+        """One turn, synchronously: every reply's text is final when this returns."""
         return self.dialogue.handle(event)
+
+    async def handle_async(self, event: Event) -> list[Reply]:
+        """One turn for asyncio adapters (Telegram, Rasa): never blocks the event loop.
+
+        Replies whose ``live`` is set are still being written by the language model: stream
+        ``reply.live.updates()`` or ``await reply.live.final()`` (see bot.replies.LiveText).
+        """
+        return await self.dialogue.handle_async(event)
+
+    async def aclose(self) -> None:
+        """Wait for turns still being written and logged, then close."""
+        await self.dialogue.drain()
+        self.close()
 
     def close(self) -> None:
         self.store.close()

