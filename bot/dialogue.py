@@ -13,7 +13,6 @@ can serve the next message.
 from __future__ import annotations
 
 import asyncio
-
 import logging
 import re
 import time
