@@ -16,10 +16,13 @@ from bot.nlu import NLU
 from bot.replies import Event, Reply
 from bot.settings import Settings
 from bot.store import Store
-from retrieval.policy import PolicyIndex
+from model.llm_base import BaseLLM
+from model.product_text import ProductWriter
+from model.support import SupportWriter, grounded_verifier
+from retrieval.policy import PolicyIndex, PolicyMatch
 from retrieval.search import SearchEngine
 
-__all__ = ["Assistant", "build_assistant", "nlu_understander", "policy_answerer"]
+__all__ = ["Assistant", "build_assistant", "llm_from_settings", "nlu_understander", "policy_answerer"]
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +42,28 @@ def nlu_understander(nlu: NLU) -> Any:
 
 
 def policy_answerer(policy: PolicyIndex) -> Any:
-    def answer(question: str, intent: str, language: str, sections: Sequence[str]) -> str | None:
-        return policy.answer(question, language=language, sections=sections)
+    def answer(question: str, intent: str, language: str, sections: Sequence[str]) -> PolicyMatch | None:
+        return policy.lookup(question, language=language, sections=sections)
 
     return answer
+
+
+def llm_from_settings(settings: Settings) -> BaseLLM | None:
+    """The configured language model, or None (templates only) when it is off or cannot be prepared.
+
+    A missing or broken model never stops the assistant: it answers with grounded templates and says
+    why once in the log.
+    """
+    if settings.llm == "off":
+        return None
+    from model.llm import LLMError, build_llm
+
+    try:
+        return build_llm(settings.llm_url, settings.llm_model, settings.data_dir, settings.device,
+                         api_key=settings.llm_api_key, timeout=settings.llm_timeout)
+    except (LLMError, OSError, ValueError, RuntimeError) as exc:
+        log.warning("No language model (%s): replies use templates only.", exc)
+        return None
 
 
 @dataclass
@@ -52,6 +73,7 @@ class Assistant:
     engine: SearchEngine
     nlu: NLU
     policy: PolicyIndex
+    llm: BaseLLM | None = None
 
     def handle(self, event: Event) -> list[Reply]:
         """One turn, synchronously: every reply's text is final when this returns."""
@@ -72,6 +94,9 @@ class Assistant:
 
     def close(self) -> None:
         self.store.close()
+        close = getattr(self.llm, "close", None)
+        if close is not None:
+            close()
 
 
 def build_assistant(
@@ -81,8 +106,13 @@ def build_assistant(
     store: Store | None = None,
     nlu: NLU | None = None,
     policy: PolicyIndex | None = None,
+    llm: BaseLLM | bool | None = True,
 ) -> Assistant:
-    """The assistant over the current index (built on first use), the configured database and models."""
+    """The assistant over the current index (built on first use), the configured database and models.
+
+    ``llm``: True builds the configured model (`llm_from_settings`), False or None runs on templates
+    only, and an LLM instance is used as given (tests pass a tiny model).
+    """
     from bot.intents import IntentModel, load_default_model
 
     if engine is None:
@@ -98,8 +128,16 @@ def build_assistant(
         encoders = {key: d.encoder for key, d in engine.dense.items()}
         policy = PolicyIndex.from_path(settings.policy, encoders)
     versions = {"intent": nlu.model.version, "ranker": engine.config.mode}
+    lm = llm_from_settings(settings) if llm is True else (llm or None)
+    support = products = None
+    if lm is not None:
+        versions["llm"] = f"{lm.name}@{lm.version}"
+        brands = sorted(engine.brands)
+        support = SupportWriter(lm, grounded_verifier(brands), timeout=settings.llm_timeout)
+        products = ProductWriter(lm, timeout=settings.llm_timeout, known_brands=brands)
     if store is None:
         store = Store(settings.db_url, settings.buffer_dir, versions=versions)
     dm = DialogueManager(engine, store, nlu_understander(nlu), policy_answerer(policy),
-                         page_size=settings.page_size, versions=versions)
-    return Assistant(dm, store, engine, nlu, policy)
+                         page_size=settings.page_size, versions=versions, support_writer=support,
+                         product_writer=products, search_summaries=settings.llm_search_summary)
+    return Assistant(dm, store, engine, nlu, policy, lm)

@@ -18,16 +18,20 @@ import re
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bot.messages import say
 from bot.nlu import refinement_extra
-from bot.replies import Button, Card, Event, Reply, card_from_product, format_price
+from bot.replies import Button, Card, Event, LiveText, Reply, card_from_product, format_price
 from bot.store import TurnRecord
+from model.product_text import ProductWriter
+from model.support import SupportWriter
 from retrieval.catalog import Product
 from retrieval.lexical import has_cjk
+from retrieval.policy import PolicyMatch
 from retrieval.query import Filters, ParsedQuery
 from retrieval.search import Hit, SearchEngine, SearchResult
 
@@ -74,6 +78,10 @@ CS_SECTIONS: dict[str, tuple[str, ...]] = {
 SHOPPING = {"search", "refine", "more", "compare", "details", "similar", "recommend"}
 _CHEAPER = re.compile(r"\b(?:cheaper|less expensive|lower price[sd]?|more affordable|budget|lower)\b|便宜|实惠|低一点|低点", re.I)
 _PRICIER = re.compile(r"\b(?:more expensive|pricier|higher[- ]end|premium|fancier|better quality)\b|贵一点|贵点|高端|更好", re.I)
+# a message that asks something about a product, rather than only asking to see it
+_QUESTION = re.compile(
+    r"[?？]|吗|是否|有没有|多少|能不能|可不可以|可以.{0,8}吗|怎么样|什么|哪|"
+    r"^\s*(?:is|are|does|do|can|could|will|would|has|have|how|what|which|why|who|tell me)\b", re.I)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 
 
@@ -95,9 +103,9 @@ class Understander(Protocol):
 
 
 class PolicyAnswers(Protocol):
-    """The customer-service answer service: a grounded answer text, or None when nothing fits."""
+    """The customer-service lookup: the policy's own answer and its passages, or None when nothing fits."""
 
-    def __call__(self, question: str, intent: str, language: str, sections: Sequence[str]) -> str | None: ...
+    def __call__(self, question: str, intent: str, language: str, sections: Sequence[str]) -> PolicyMatch | None: ...
 
 
 class Store(Protocol):
@@ -164,6 +172,9 @@ class DialogueManager:
         versions: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         stuck_after: int = 2,
+        support_writer: SupportWriter | None = None,
+        product_writer: ProductWriter | None = None,
+        search_summaries: bool = True,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -173,10 +184,55 @@ class DialogueManager:
         self.versions = dict(versions or {})
         self.clock = clock
         self.stuck_after = stuck_after
+        # the language model's writers; None: templates only (correct, plainer)
+        self.support_writer = support_writer
+        self.product_writer = product_writer
+        self.search_summaries = search_summaries
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------------------------ entry
 
     def handle(self, event: Event) -> list[Reply]:
+        """One turn, synchronously: every reply's text is final (the model's, or the template)."""
+        turn, replies, t0 = self._prepare(event)
+        if turn.pending:
+            _run_coroutine(self._write_all(turn, live=False))
+        replies = [r for r in replies if not _empty(r)]
+        self._log(turn, replies, t0, event)
+        return replies
+
+    async def handle_async(self, event: Event) -> list[Reply]:
+        """`handle` for asyncio adapters: the loop never waits for SQL or the model.
+
+        Replies the model still has to write come back at once with ``live`` set (their ``text`` is
+        the grounded template meanwhile); the turn is logged when the last of them is final.
+        """
+        turn, replies, t0 = await asyncio.to_thread(self._prepare, event)
+        if not turn.pending:
+            await asyncio.to_thread(self._log, turn, replies, t0, event)
+            return replies
+        for p in turn.pending:
+            p.reply.live = LiveText()
+
+        async def finish() -> None:
+            try:
+                await self._write_all(turn, live=True)
+            finally:
+                await asyncio.to_thread(self._log, turn, [r for r in replies if not _empty(r)], t0, event)
+
+        task = asyncio.create_task(finish())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return replies
+
+    async def drain(self) -> None:
+        """Wait until every turn started by `handle_async` has been answered and logged."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _prepare(self, event: Event) -> tuple[_Turn, list[Reply], float]:
+        """Everything but the model's writing and the turn's log line; the state is saved here, so
+        the shopper's next message sees this turn even while the model is still writing."""
         t0 = self.clock()
         turn_id = uuid.uuid4().hex
         text, cut = clean_text(event.text)
@@ -187,45 +243,54 @@ class DialogueManager:
         if handed_over:
             # A person is handling this conversation: log what the shopper wrote, say nothing.
             turn.intent = "handed_over"
-            self._finish(turn, [], t0, event)
-            return []
+            self._save(turn)
+            return turn, [], t0
         try:
             replies = self._dispatch(turn, event, cut)
         except Exception as exc:  # one failing service must not take the conversation down
             log.exception("turn failed")
             turn.error = f"{type(exc).__name__}: {exc}"
+            turn.pending = []
             replies = [Reply(say("degraded", lang), language=lang)]
         for r in replies:
             r.turn_id = turn_id
             r.language = lang
             r.intent = turn.intent
-        self._finish(turn, replies, t0, event)
-        return replies
+        self._save(turn)
+        return turn, replies, t0
 
-    async def handle_async(self, event: Event) -> list[Reply]:
-        """`handle` for asyncio adapters: the turn runs in a worker thread, so the loop stays free."""
-        return await asyncio.to_thread(self.handle, event)
+    async def _write_all(self, turn: _Turn, *, live: bool) -> None:
+        """Let the model write each pending reply in turn (they share one model); never raises."""
+        for p in turn.pending:
+            on_text = p.reply.live.push if (live and p.reply.live is not None) else (lambda _t: None)
+            try:
+                text, record = await p.write(on_text)
+            except Exception as exc:  # a broken model or verifier must not lose the reply
+                log.exception("writing a reply failed")
+                text, record = p.reply.text, {"kind": p.kind, "source": "fallback", "error": f"{type(exc).__name__}: {exc}"}
+            p.reply.text = text
+            turn.generation.append(record)
+            if p.reply.live is not None:
+                p.reply.live.finish(text)
 
-    async def drain(self) -> None:
-        """Wait until every turn started by `handle_async` has been answered and logged."""
-        return None
-
-    def _finish(self, turn: _Turn, replies: list[Reply], t0: float, event: Event) -> None:
+    def _save(self, turn: _Turn) -> None:
         turn.state["lang"] = turn.lang
         turn.state["last_turn"] = turn.turn_id
         if turn.intent in {"other", "feedback_negative"} or turn.zero_results:
             turn.state["fails"] = int(turn.state.get("fails", 0)) + 1
         elif turn.intent not in {"handed_over", "feedback_positive", "thanks"}:
             turn.state["fails"] = 0
+        self.store.save_state(turn.user_id, turn.state)
+
+    def _log(self, turn: _Turn, replies: list[Reply], t0: float, event: Event) -> None:
         text_in = event.text if event.text is not None else f"[button] {event.payload}"
         self.store.log(TurnRecord(
             turn_id=turn.turn_id, user_id=turn.user_id, text_in=(text_in or "")[:10_000],
             text_out="\n".join(r.text for r in replies), intent=turn.intent, confidence=turn.confidence,
             language=turn.lang, latency_ms=(self.clock() - t0) * 1000, slots=turn.slots,
             shown=[(c.sku, c.rank, None) for r in replies for c in r.cards], query=turn.query, error=turn.error,
-            model_versions=self.versions,
+            model_versions=self.versions, generation=turn.generation,
         ))
-        self.store.save_state(turn.user_id, turn.state)
 
     # --------------------------------------------------------------------------------- dispatch
 
@@ -395,7 +460,22 @@ class DialogueManager:
             head = say("results", lang, total=res.total, understood=f" ({understood})" if understood else "")
         else:
             head = say("results_more", lang, first=offset + 1, last=offset + len(res.hits), total=res.total)
-        return [self._cards_reply(turn, head, res.hits, res.total, offset)]
+        replies = [self._cards_reply(turn, head, res.hits, res.total, offset)]
+        writer = self.product_writer
+        if writer is not None and self.search_summaries and first and len(res.hits) > 1:
+            # the cards go out at once; a closing line about them follows when the model has one
+            closing = Reply("")
+            records = [h.product.to_record() for h in res.hits]
+            label = turn.query or query
+
+            async def write(on_text: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
+                assert writer is not None
+                r = await writer.summary(label, records, lang, on_text=on_text)
+                return r.text, {"kind": "search_summary", **r.to_log()}
+
+            turn.pending.append(_Pending("search_summary", closing, write))
+            replies.append(closing)
+        return replies
 
     def _bounded_search(self, pq: ParsedQuery, offset: int) -> SearchResult:
         """A price nudge ("cheaper") among products that are relevant to the search at any price.
@@ -488,7 +568,24 @@ class DialogueManager:
         buttons = [Button(say("btn_similar", lang), f"similar:{p.sku}"),
                    Button(say("btn_up", lang), f"up:{turn.turn_id}:{p.sku}"),
                    Button(say("btn_down", lang), f"down:{turn.turn_id}:{p.sku}")]
-        return [Reply("\n".join(lines), cards=[self._card(p, 1, lang)], buttons=buttons)]
+        replies = [Reply("\n".join(lines), cards=[self._card(p, 1, lang)], buttons=buttons)]
+        writer = self.product_writer
+        if writer is not None and turn.text and _QUESTION.search(turn.text):
+            # "is the second one waterproof?": the details above are facts; the model answers in words
+            qa = Reply("")
+            question, record = turn.text, p.to_record()
+
+            async def write(on_text: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
+                assert writer is not None
+                r = await writer.answer(question, record, lang, on_text=on_text)
+                text = say("qa_not_listed", lang) if r.source == "dont_know" else r.text
+                if r.source == "dont_know":
+                    qa.buttons.append(Button(say("btn_handoff", lang), "handoff"))
+                return text, {"kind": "product_qa", "sku": record.get("sku"), **r.to_log()}
+
+            turn.pending.append(_Pending("product_qa", qa, write))
+            replies.append(qa)
+        return replies
 
     def _compare(self, turn: _Turn, ordinals: Sequence[int]) -> list[Reply]:
         lang = turn.lang
@@ -571,15 +668,27 @@ class DialogueManager:
     def _support(self, turn: _Turn, u: Understanding) -> list[Reply]:
         lang = turn.lang
         sections = CS_SECTIONS.get(u.intent, ())
-        text = self.answer(turn.text, u.intent, lang, sections)
+        match = self.answer(turn.text, u.intent, lang, sections)
         buttons = [Button(say("btn_up", lang), f"up:{turn.turn_id}"), Button(say("btn_down", lang), f"down:{turn.turn_id}")]
-        if text is None:
+        if match is None:
             turn.zero_results = True
             return [Reply(say("support_fallback", lang), buttons=[Button(say("btn_handoff", lang), "handoff")])]
+        suffix = ""
         if (u.intent in ORDER_SPECIFIC and u.order_number) or u.intent == "complaint":
-            text += "\n\n" + say("order_specific", lang)
+            suffix = "\n\n" + say("order_specific", lang)
             buttons.insert(0, Button(say("btn_handoff", lang), "handoff"))
-        return [Reply(text, buttons=buttons)]
+        reply = Reply(match.text + suffix, buttons=buttons)
+        writer = self.support_writer
+        if writer is not None and match.passages:
+            question = turn.text
+
+            async def write(on_text: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
+                assert writer is not None
+                a = await writer.answer(question, match.passages, match.text, lang, on_text=lambda t: on_text(t + suffix))
+                return a.text + suffix, a.to_log()
+
+            turn.pending.append(_Pending("support", reply, write))
+        return [reply]
 
     def _handoff(self, turn: _Turn, reason: str) -> list[Reply]:
         self.store.handoff(turn.user_id, reason)
@@ -608,6 +717,32 @@ class _Turn:
     query: str | None = None
     zero_results: bool = False
     error: str | None = None
+    pending: list[_Pending] = field(default_factory=list)  # replies the model still has to write
+    generation: list[dict[str, Any]] = field(default_factory=list)  # what it did, for the turn's log
+
+
+@dataclass
+class _Pending:
+    """A reply whose text the model writes: ``write(on_text)`` -> (final text, log record)."""
+
+    kind: str
+    reply: Reply
+    write: Callable[[Callable[[str], None]], Awaitable[tuple[str, dict[str, Any]]]]
+
+
+def _empty(r: Reply) -> bool:
+    return not (r.text or r.cards or r.buttons or r.table or r.handoff)
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` to the end from synchronous code, also when this thread already runs a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coro)
+        return
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
 
 
 def _fields(f: Filters) -> dict[str, Any]:

@@ -103,6 +103,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "I couldn't find that in our policies. A colleague can help: say \"talk to a person\".",
         "zh": "在我们的政策中没有找到相关内容。需要的话请说“转人工”，客服会帮您。",
     },
+    "qa_not_listed": {
+        "en": "Our catalog doesn't say that for this product, and I won't guess. A colleague can check: tap \"Talk to a person\".",
+        "zh": "商品资料里没有写这一点，我不想乱猜。需要的话请点“转人工”，客服会帮您确认。",
+    },
     "order_specific": {
         "en": "I can't see individual orders. For this order a colleague can check it: tap \"Talk to a person\".",
         "zh": "我无法查看具体订单。客服可以帮您查询这个订单：请点“转人工”。",

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
         description="With llm_url: the served model's name (the server's first when unset); without: a local transformers model dir (the packaged model when unset).",
     )
     llm_api_key: str | None = Field(default=None, description="Bearer token for llm_url, if the server wants one.")
+    llm_search_summary: bool = Field(
+        default=True, description="After search results, a closing line from the model (the cards never wait for it)."
+    )
     llm_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a reply may wait for the language model before the template answers instead."
     )

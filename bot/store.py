@@ -132,6 +132,8 @@ class Turn(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float)
     model_versions: Mapped[str | None] = mapped_column(Text)  # JSON {"ranker": ..., "intent": ..., "llm": ...}
     error: Mapped[str | None] = mapped_column(Text)
+    # JSON list, one entry per text the language model wrote this turn: source, attempts, claim checks
+    generation: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (Index("ix_turns_user_created", "user_id", "created_at"),)
 
 
@@ -193,6 +195,7 @@ class TurnRecord:
     query: str | None = None
     error: str | None = None
     model_versions: Mapping[str, str] | None = None
+    generation: Sequence[Mapping[str, Any]] = ()  # what the language model did (see Turn.generation)
 
 
 @dataclass(frozen=True)
@@ -796,6 +799,7 @@ class Store:
         error: str | None = None,
         query: str | None = None,
         shown: Sequence[ShownItem] = (),
+        generation: Sequence[Mapping[str, Any]] = (),
     ) -> str:
         """Write one turn (and, in the same transaction, the products it showed); returns the turn id,
         made here when not given, so that feedback can point at the turn even while the database is down."""
@@ -812,7 +816,7 @@ class Store:
             "text_in": _clean(text_in) or "", "text_out": _clean(text_out) or "", "intent": _clean(intent, 64),
             "confidence": _num(confidence), "query": q, "latency_ms": _num(latency_ms),
             "slots": _dumps(dict(slots or {})), "model_versions": _dumps(dict(sorted(versions.items()))),
-            "error": _clean(error)}}]
+            "error": _clean(error), "generation": _dumps(list(generation)) if generation else None}}]
         ops += self._impression_ops(turn_id, user_id, q, shown, now)
         info = TurnInfo(turn_id, user_id, session, now, _clean(text_in) or "", _clean(text_out) or "", intent, q)
         with self._lock:
@@ -827,7 +831,8 @@ class Store:
         return self.log_turn(
             turn.user_id, turn.text_in, turn.text_out, turn_id=turn.turn_id, intent=turn.intent,
             confidence=turn.confidence, slots=turn.slots, language=turn.language, latency_ms=turn.latency_ms,
-            model_versions=turn.model_versions, error=turn.error, query=turn.query, shown=turn.shown)
+            model_versions=turn.model_versions, error=turn.error, query=turn.query, shown=turn.shown,
+            generation=turn.generation)
 
     @staticmethod
     def _impression_ops(turn_id: str, user_id: str, query: str | None, items: Sequence[ShownItem], at: datetime) -> list[Op]:
@@ -1008,6 +1013,7 @@ class Store:
                 "purchases": [f.sku for f in fbs if f.kind == "purchase"],
                 "ratings": [{"sku": f.sku, "value": f.value, "comment": f.comment} for f in fbs if f.kind == "rating"],
                 "model_versions": json.loads(t.model_versions or "{}"),
+                "generation": json.loads(t.generation or "[]"),
             }
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         return len(turns)

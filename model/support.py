@@ -16,9 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .llm_base import LLM, LLMError
+from .grounding import Facts, Verdict, verify
+from .live import stream_checked
+from .llm_base import LLM
 
-__all__ = ["DONT_KNOW", "INJECTION", "SupportAnswer", "SupportWriter", "build_messages", "looks_like_injection"]
+__all__ = ["DONT_KNOW", "INJECTION", "SupportAnswer", "SupportWriter", "build_messages", "grounded_verifier",
+           "looks_like_injection"]
 
 DONT_KNOW = "NO_ANSWER"
 MAX_QUESTION_CHARS = 600
@@ -71,52 +74,58 @@ def build_messages(question: str, passages: Sequence[tuple[str, str]], language:
 class SupportAnswer:
     text: str
     section: str
-    source: str  # "llm", "llm-retry" or "extract" (the passage itself)
+    source: str  # "llm", "llm-retry", "extract" (the passage itself) or "dont_know" (the passage too)
     injection: bool = False
-    checks: list[dict[str, Any]] = field(default_factory=list)  # one per LLM attempt: unsupported claims
+    checks: list[dict[str, Any]] = field(default_factory=list)  # one per LLM attempt: its claims and verdict
     error: str | None = None
+    first_text_s: float | None = None
 
     def to_log(self) -> dict[str, Any]:
-        return {"source": self.source, "section": self.section, "injection": self.injection,
-                "checks": self.checks, "error": self.error}
+        return {"kind": "support", "source": self.source, "section": self.section, "injection": self.injection,
+                "checks": self.checks, "error": self.error, "first_text_s": self.first_text_s}
 
 
-Verifier = Callable[[str, str], list[str]]
-"""(answer, the passages' text) -> the answer's claims that the passages do not support."""
+Verifier = Callable[[str, str, str], Verdict]
+"""(answer so far, the passages' text, the shopper's question) -> the claim check's verdict."""
+
+
+def grounded_verifier(known_brands: Sequence[str] = ()) -> Verifier:
+    """The claim verifier of ``model/grounding.py`` over the passages the model was given."""
+    brands = list(known_brands)
+
+    def check(answer: str, passages: str, question: str) -> Verdict:
+        return verify(answer, Facts(passages=(passages,)), known_brands=brands, question=question)
+
+    return check
 
 
 class SupportWriter:
     """Turns retrieved passages into a fluent, verified answer, or the passage itself."""
 
-    def __init__(self, llm: LLM, verify: Verifier, *, timeout: float = 10.0, max_tokens: int = 160) -> None:
+    def __init__(self, llm: LLM, verify: Verifier | None = None, *, timeout: float = 10.0,
+                 max_tokens: int = 160) -> None:
         self.llm = llm
-        self.verify = verify
+        self.verify = verify or grounded_verifier()
         self.timeout = timeout
         self.max_tokens = max_tokens
 
     async def answer(self, question: str, passages: Sequence[tuple[str, str]], extract: str,
-                     language: str = "en") -> SupportAnswer:
-        """``extract`` is the grounded fallback: the best passage as the shopper would read it."""
+                     language: str = "en", on_text: Callable[[str], None] | None = None) -> SupportAnswer:
+        """``extract`` is the grounded fallback: the best passage as the shopper would read it.
+
+        ``on_text`` receives the verified answer so far (with its source line) while it is written.
+        """
         section = passages[0][0] if passages else ""
-        result = SupportAnswer(extract, section, "extract", injection=looks_like_injection(question))
         facts = "\n".join(t for _, t in passages)
         source_line = f"— 摘自：{section}" if language == "zh" else f"— from our {section} policy"
-        feedback: str | None = None
-        for attempt in ("llm", "llm-retry"):
-            try:
-                text = await self.llm.complete(build_messages(question, passages, language, feedback),
-                                               max_tokens=self.max_tokens, temperature=0.0, timeout=self.timeout)
-            except LLMError as exc:  # slow or down: the passage still answers, in time
-                result.error = str(exc)
-                return result
-            text = text.strip()
-            if not text or DONT_KNOW in text:
-                result.checks.append({"attempt": attempt, "dont_know": True})
-                return result
-            bad = self.verify(text, facts)
-            result.checks.append({"attempt": attempt, "unsupported": bad})
-            if not bad:
-                result.text, result.source = f"{text}\n{source_line}", attempt
-                return result
-            feedback = "it states " + "; ".join(bad) + ", which the passages do not say."
-        return result
+        live = await stream_checked(
+            self.llm,
+            lambda feedback: build_messages(question, passages, language, feedback),
+            lambda text: self.verify(text, facts, question),
+            on_text or (lambda _text: None),
+            fallback=extract, timeout=self.timeout, max_tokens=self.max_tokens, dont_know=DONT_KNOW,
+            finish=lambda text: f"{text.strip()}\n{source_line}",
+        )
+        source = live.source if live.source in {"llm", "llm-retry"} else ("dont_know" if live.source == "dont_know" else "extract")
+        return SupportAnswer(live.text, section, source, injection=looks_like_injection(question),
+                             checks=live.attempts, error=live.error, first_text_s=live.first_text_s)

@@ -20,7 +20,7 @@ import numpy as np
 from .encoders import Encoder
 from .lexical import BM25, has_cjk, tokenize
 
-__all__ = ["Passage", "PolicyHit", "PolicyIndex", "answer_text"]
+__all__ = ["Passage", "PolicyHit", "PolicyIndex", "PolicyMatch", "answer_text"]
 
 # Chinese topic words for the English section headings, so a section boost works for Chinese passages
 # whose label ("退款与换货：") names the topic in Chinese.
@@ -201,29 +201,49 @@ class PolicyIndex:
 
     def answer(self, question: str, *, language: str | None = None, sections: Sequence[str] = ()) -> str | None:
         """The policy's own words for ``question``, or None when nothing relevant was found."""
+        m = self.lookup(question, language=language, sections=sections)
+        return m.text if m else None
+
+    def lookup(self, question: str, *, language: str | None = None, sections: Sequence[str] = (),
+               k: int = 3) -> PolicyMatch | None:
+        """What answers ``question``: the best passage as text with its source, and the ``k`` best passages
+        (label, text) for a writer to phrase an answer from; None when nothing relevant was found."""
+        hits = self._answer_hits(question, language, sections)
+        if not hits:
+            return None
+        return PolicyMatch(answer_text(hits, self.passages),
+                           [(h.passage.label if h.passage.language == "zh" else h.passage.section, _plain(h.passage.text))
+                            for h in hits[:k]])
+
+    def _answer_hits(self, question: str, language: str | None, sections: Sequence[str]) -> list[PolicyHit] | None:
         hits = self.search(question, k=len(self.passages), language=language, sections=sections)
         if not hits:
             return None
         best = hits[0]
         if not sections:
-            return answer_text(hits, self.passages) if self.confident(best) else None
+            return hits if self.confident(best) else None
         mask = self._in_sections(sections)
         if not mask[best.passage.index]:
             # the classifier named another topic: only a clear match outside it overrides it
             strong = (best.cosine is not None and best.cosine >= 0.5) or (best.cosine is None and best.coverage >= 0.7)
             if strong:
-                return answer_text(hits, self.passages)
+                return hits
         inside = [h for h in hits if mask[h.passage.index]]
         if inside and self.confident(inside[0], in_sections=True):
-            return answer_text(inside, self.passages)
+            return inside
         # The topic is certain but the words match nothing in particular ("I want my money back"):
         # the section's opening passage in the question's language states the rule.
         lang = language or ("zh" if has_cjk(question) else "en")
         rows = [i for i in np.flatnonzero(mask) if self.passages[i].language == lang] or list(np.flatnonzero(mask))
         if rows:
-            p = self.passages[int(rows[0])]
-            return answer_text([PolicyHit(p, 0.0, 0.0, None)], self.passages)
+            return [PolicyHit(self.passages[int(rows[0])], 0.0, 0.0, None)]
         return None
+
+
+@dataclass(frozen=True)
+class PolicyMatch:
+    text: str  # the best passage as the shopper reads it, with its source line
+    passages: list[tuple[str, str]]  # (section or heading, plain text), best first
 
 
 def _plain(text: str) -> str:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
 
 from retrieval.catalog import Product, load_catalog
 from retrieval.encoders import HashingEncoder
+
+# No test loads the packaged language model by accident: a test that wants a model passes one (a
+# scripted double or the tiny transformers model) explicitly.
+os.environ["SHOPBOT_LLM"] = "off"
 
 ROWS = [
     # sku, title, title_zh, description, category, brand, price, stock, color, size, material

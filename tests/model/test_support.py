@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 import pytest
 
+from model.grounding import Check, Claim, Verdict
 from model.llm_base import LLMTimeout
-from model.support import DONT_KNOW, SupportWriter, build_messages, looks_like_injection
+from model.support import DONT_KNOW, SupportAnswer, SupportWriter, Verifier, build_messages, looks_like_injection
 
 PASSAGES = [("Returns", "You can return most items within 30 days of delivery. Return shipping costs $5.99.")]
 EXTRACT = "You can return most items within 30 days of delivery.\n— from our Returns policy"
@@ -27,7 +28,9 @@ class Scripted:
 
     async def stream(self, messages: Sequence[Mapping[str, str]], *, max_tokens: int = 256, temperature: float = 0.2,
                      stop: Sequence[str] | None = None, timeout: float | None = None) -> AsyncIterator[str]:
-        yield await self.complete(messages)
+        text = await self.complete(messages)
+        for word in re.findall(r"\S+\s*", text):  # a word at a time, like a real model
+            yield word
 
     async def complete(self, messages: Sequence[Mapping[str, str]], *, max_tokens: int = 256, temperature: float = 0.2,
                        stop: Sequence[str] | None = None, timeout: float | None = None) -> str:
@@ -38,13 +41,23 @@ class Scripted:
         return a
 
 
-def numbers_not_in(answer: str, facts: str) -> list[str]:
+def numbers_not_in(answer: str, facts: str, question: str) -> Verdict:
     """A deliberately simple verifier: every number in the answer must occur in the facts."""
-    return [n for n in re.findall(r"\d+(?:\.\d+)?%?", answer) if n not in facts]
+    claims = [Claim("quantity", m.group(), m.span(), m.group()) for m in re.finditer(r"\d+(?:\.\d+)?%?", answer)]
+    checks = [Check(c, c.text in facts, "in the passages" if c.text in facts else "not in the passages") for c in claims]
+    bad = [c.claim for c in checks if not c.supported]
+    return Verdict(not bad, bad, checks)
 
 
-def run(llm: Scripted, question: str = "how long do I have to return shoes?", language: str = "en"):  # type: ignore[no-untyped-def]
-    return asyncio.run(SupportWriter(llm, numbers_not_in).answer(question, PASSAGES, EXTRACT, language))
+def run(llm: Scripted, question: str = "how long do I have to return shoes?", language: str = "en",
+        shown: list[str] | None = None, verify: Verifier | None = numbers_not_in) -> SupportAnswer:
+    writer = SupportWriter(llm, verify)
+    on_text = shown.append if shown is not None else None
+    return asyncio.run(writer.answer(question, PASSAGES, EXTRACT, language, on_text=on_text))
+
+
+def unsupported(check: dict[str, object]) -> list[object]:
+    return [u["text"] for u in check.get("unsupported", [])]  # type: ignore[attr-defined, index]
 
 
 def test_a_grounded_answer_is_sent_with_its_source() -> None:
@@ -57,7 +70,7 @@ def test_an_invented_discount_is_regenerated_with_feedback() -> None:
     r = run(llm)
     assert r.source == "llm-retry" and "20%" not in r.text
     assert "20%" in llm.prompts[1][1]["content"] and "rejected" in llm.prompts[1][1]["content"]
-    assert r.checks[0]["unsupported"] == ["20%"] and r.checks[1]["unsupported"] == []
+    assert unsupported(r.checks[0]) == ["20%"] and unsupported(r.checks[1]) == []
 
 
 def test_twice_unsupported_falls_back_to_the_passage() -> None:
@@ -67,8 +80,28 @@ def test_twice_unsupported_falls_back_to_the_passage() -> None:
 
 @pytest.mark.parametrize("failure", [LLMTimeout("The model did not answer within 10 s."), DONT_KNOW])
 def test_slow_model_or_no_answer_gives_the_passage(failure: str | Exception) -> None:
-    r = run(Scripted(failure))
-    assert r.text == EXTRACT and r.source == "extract"
+    shown: list[str] = []
+    r = run(Scripted(failure), shown=shown)
+    assert r.text == EXTRACT and r.source in {"extract", "dont_know"} and shown == []
+
+
+def test_verified_sentences_stream_before_the_answer_ends() -> None:
+    shown: list[str] = []
+    r = run(Scripted("You have 30 days from delivery. Return shipping costs $5.99."), shown=shown)
+    assert shown[0] == "You have 30 days from delivery.\n— from our Returns policy"
+    assert r.text == "You have 30 days from delivery. Return shipping costs $5.99.\n— from our Returns policy"
+    assert r.first_text_s is not None
+
+
+def test_a_bad_second_sentence_is_never_shown_and_the_answer_is_rewritten() -> None:
+    shown: list[str] = []
+    r = run(Scripted("You have 30 days. We also refund 100% of shipping. More text", "You have 30 days."), shown=shown)
+    assert all("100%" not in t for t in shown) and r.source == "llm-retry" and "100%" not in r.text
+
+
+def test_the_real_verifier_rejects_an_invented_fee() -> None:
+    r = run(Scripted("Return shipping costs $2.", "Return shipping costs $5.99."), verify=None)
+    assert r.source == "llm-retry" and "$5.99" in r.text
 
 
 def test_injection_is_flagged_and_cannot_add_a_discount() -> None:
