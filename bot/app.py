@@ -7,6 +7,7 @@ then only translate events and replies; what the assistant does is decided in bo
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,13 @@ def llm_from_settings(settings: Settings) -> BaseLLM | None:
         return None
 
 
+def _quietly(fn: Any) -> None:
+    try:
+        fn()
+    except Exception as exc:  # the first request will report it properly
+        log.warning("Loading the language model failed: %s", exc)
+
+
 @dataclass
 class Assistant:
     dialogue: DialogueManager
@@ -86,6 +94,12 @@ class Assistant:
         ``reply.live.updates()`` or ``await reply.live.final()`` (see bot.replies.LiveText).
         """
         return await self.dialogue.handle_async(event)
+
+    def warm_up(self) -> None:
+        """Load the language model in the background so the first answer does not pay for it."""
+        load = getattr(self.llm, "load", None)
+        if load is not None:
+            threading.Thread(target=_quietly, args=(load,), name="llm-warm-up", daemon=True).start()
 
     async def aclose(self) -> None:
         """Wait for turns still being written and logged, then close."""

@@ -216,41 +216,72 @@ def search(
 
 @cli.command()
 @click.option("--user", default="local", show_default=True, help="Who is chatting (conversation state is kept per user).")
+@click.option("--no-llm", is_flag=True, help="Templates only, no language model (same as SHOPBOT_LLM=off).")
 @click.pass_context
-def chat(ctx: click.Context, user: str) -> None:
+def chat(ctx: click.Context, user: str, no_llm: bool) -> None:
     """A terminal chat with the shop assistant over the current catalog (the demo catalog by default)."""
-    from bot.replies import Event, render_text
+    import asyncio
+
+    from bot.replies import Event
 
     s = _settings(ctx)
+    if no_llm:
+        s = s.model_copy(update={"llm": "off"})
     with user_errors(ctx.obj["debug"]):
         assistant = _assistant(s)
+    assistant.warm_up()
     click.echo(f"shopbot: {len(assistant.engine.products)} products. Ask in English or Chinese, e.g. "
                f"'{EXAMPLES_EN[0]}' or '{EXAMPLES_ZH[0]}'. 'quit' leaves.")
     interactive = sys.stdin.isatty()
-    try:
-        while True:
-            try:
-                line = input("you> ") if interactive else sys.stdin.readline()
-            except (EOFError, KeyboardInterrupt):
-                click.echo("")
-                break
-            if not interactive and line == "":
-                break
-            text = line.strip()
-            if text.lower() in {"quit", "exit", ":q", "退出"}:
-                click.echo("bot> Bye! / 再见！")
-                break
-            # buttons are typed as "/payload" in the terminal, e.g. "/more" or "/details:SKU"
-            event = Event(user=user, channel="cli", payload=text[1:]) if text.startswith("/") and len(text) > 1 \
-                else Event(user=user, channel="cli", text=line.rstrip("\r\n"))
-            replies = assistant.handle(event)
-            if not replies:
-                click.echo("bot> (a colleague has taken over this conversation; `shopbot handoffs release cli:"
-                           f"{user}` gives it back)")
-            for r in replies:
-                click.echo("bot> " + render_text(r).replace("\n", "\n     "))
-    finally:
-        assistant.close()
+    with asyncio.Runner() as runner:
+        try:
+            while True:
+                try:
+                    line = input("you> ") if interactive else sys.stdin.readline()
+                except (EOFError, KeyboardInterrupt):
+                    click.echo("")
+                    break
+                if not interactive and line == "":
+                    break
+                text = line.strip()
+                if text.lower() in {"quit", "exit", ":q", "退出"}:
+                    click.echo("bot> Bye! / 再见！")
+                    break
+                # buttons are typed as "/payload" in the terminal, e.g. "/more" or "/details:SKU"
+                event = Event(user=user, channel="cli", payload=text[1:]) if text.startswith("/") and len(text) > 1 \
+                    else Event(user=user, channel="cli", text=line.rstrip("\r\n"))
+                replies = runner.run(assistant.handle_async(event))
+                if not replies:
+                    click.echo("bot> (a colleague has taken over this conversation; `shopbot handoffs release cli:"
+                               f"{user}` gives it back)")
+                for r in replies:
+                    runner.run(_print_reply(r))
+            runner.run(assistant.dialogue.drain())
+        finally:
+            assistant.close()
+
+
+async def _print_reply(r: Any) -> None:
+    """One reply in the terminal; text the model is still writing appears as it is verified."""
+    from bot.replies import render_text
+
+    if r.live is None:
+        click.echo("bot> " + render_text(r).replace("\n", "\n     "))
+        return
+    shown = ""
+    async for text in r.live.updates():
+        if not shown and text:
+            click.echo("bot> ", nl=False)
+        if text.startswith(shown):
+            click.echo(text[len(shown):].replace("\n", "\n     "), nl=False)
+        elif text:  # the model's text was replaced (a failed check): say so and show the final one
+            click.echo("\n     [corrected] " + text.replace("\n", "\n     "), nl=False)
+        shown = text
+    rest = render_text(dataclasses.replace(r, text="", live=None))
+    if shown:
+        click.echo("")
+    if rest:
+        click.echo(("     " if shown else "bot> ") + rest.replace("\n", "\n     "))
 
 
 def _assistant(s: Settings):  # type: ignore[no-untyped-def]

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from model.grounding import Verdict, feedback_for
+from model.grounding import Check, Claim, Verdict, feedback_for
 from model.llm_base import LLM, LLMError, LLMTimeout, Message
 
-__all__ = ["LiveResult", "sentence_end", "stream_checked"]
+__all__ = ["LiveResult", "readable", "sentence_end", "stream_checked"]
 
 # A sentence ends at ., !, ? or ; followed by white space, at CJK full stops, or at a line break. A
 # decimal point ("$4.99") or thousands separator never ends one because no space follows it.
@@ -33,6 +33,28 @@ def sentence_end(text: str, start: int = 0) -> int:
     for m in _END.finditer(text, start):
         end = m.end()
     return end
+
+
+_WORD = re.compile(r"^[\"'(\[]*(?:[A-Za-z]+(?:['’-][A-Za-z0-9]+)*|[$€£¥]?\d[\d.,:/%-]*[a-zA-Z]{0,5}|[-–—•*&+/])"
+                   r"[\"')\].,!?;:]*$")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def readable(text: str, language: str = "en", *, min_words: int = 3) -> bool:
+    """Whether ``text`` reads as language at all: a cheap guard against a broken or tiny model's noise
+    (which states no claim, so the claim check alone would let it through)."""
+    text = text.strip()
+    if language == "zh":
+        return len(_CJK.findall(text)) >= max(4, len(text) // 3)
+    words = text.split()
+    if len(words) < min_words:
+        return False
+    return sum(bool(_WORD.match(w)) for w in words) >= 0.85 * len(words)
+
+
+def _unreadable(text: str) -> Verdict:
+    claim = Claim("promise", "unreadable text", (0, len(text)), text[:80])
+    return Verdict(False, [claim], [Check(claim, False, "it is not plain language; write clear, simple sentences")])
 
 
 @dataclass
@@ -62,6 +84,7 @@ async def stream_checked(
     retries: int = 1,
     dont_know: str | None = None,
     finish: Callable[[str], str] = str.strip,
+    language: str = "en",
     clock: Callable[[], float] = time.perf_counter,
 ) -> LiveResult:
     """Stream ``llm``'s answer to ``messages_for(feedback)`` through ``check`` into ``on_text``.
@@ -69,8 +92,13 @@ async def stream_checked(
     ``on_text`` gets the whole verified text so far each time it grows. ``timeout`` bounds the whole
     call, retries included. ``dont_know``: a marker the model writes when the facts hold no answer;
     the result is then ``fallback`` with source "dont_know". ``finish`` turns the verified answer
-    into the text sent (e.g. adds the source line).
+    into the text sent (e.g. adds the source line). Text that does not read as ``language`` (see
+    `readable`) fails like an unsupported claim.
     """
+
+    def checked(text: str) -> Verdict:
+        return check(text) if readable(text, language) else _unreadable(text)
+
     t0 = clock()
     result = LiveResult(fallback, "fallback")
     feedback: str | None = None
@@ -92,7 +120,7 @@ async def stream_checked(
                     continue  # could still become the marker: show nothing yet
                 end = sentence_end(text, shown)
                 if end > shown:
-                    verdict = check(text[:end])
+                    verdict = checked(text[:end])
                     if not verdict.ok:
                         break
                     shown = end
@@ -121,7 +149,7 @@ async def stream_checked(
             result.source = "dont_know"
             break
         if verdict is None:  # the stream ended: check the whole text, last sentence included
-            verdict = check(text) if text.strip() else None
+            verdict = checked(text) if text.strip() else None
             if verdict is None:
                 attempt["empty"] = True
                 feedback = "Your answer was empty."
@@ -129,6 +157,10 @@ async def stream_checked(
         attempt.update(verdict.to_log())
         if verdict.ok:
             result.text, result.source = finish(text), "llm" if n == 0 else "llm-retry"
+            if text[shown:].strip():  # the last sentence had no stop after it
+                if result.first_text_s is None:
+                    result.first_text_s = clock() - t0
+                on_text(result.text)
             break
         feedback = feedback_for(verdict)
     result.seconds = clock() - t0

@@ -119,11 +119,13 @@ class ProductWriter:
         """An answer about one product; source "dont_know" when its facts do not say."""
         return await stream_checked(
             self.llm, lambda fb: qa_messages(question, rec, language, fb), self._check([rec], question),
-            on_text or (lambda _t: None), fallback=fallback, timeout=self.timeout, max_tokens=100, dont_know=NOT_LISTED)
+            on_text or (lambda _t: None), fallback=fallback, timeout=self.timeout, max_tokens=100, dont_know=NOT_LISTED,
+            language=language)
 
     async def summary(self, query: str, recs: Sequence[Mapping[str, Any]], language: str = "en", *,
                       on_text: Callable[[str], None] | None = None) -> LiveResult:
         """One sentence after a page of search results, or "" when the model cannot write a true one."""
         return await stream_checked(
             self.llm, lambda fb: summary_messages(query, recs, language, fb), self._check(recs, query),
-            on_text or (lambda _t: None), fallback="", timeout=self.timeout, max_tokens=60, finish=_first_sentence)
+            on_text or (lambda _t: None), fallback="", timeout=self.timeout, max_tokens=60, finish=_first_sentence,
+            language=language)

@@ -124,7 +124,7 @@ class SupportWriter:
             lambda text: self.verify(text, facts, question),
             on_text or (lambda _text: None),
             fallback=extract, timeout=self.timeout, max_tokens=self.max_tokens, dont_know=DONT_KNOW,
-            finish=lambda text: f"{text.strip()}\n{source_line}",
+            finish=lambda text: f"{text.strip()}\n{source_line}", language=language,
         )
         source = live.source if live.source in {"llm", "llm-retry"} else ("dont_know" if live.source == "dont_know" else "extract")
         return SupportAnswer(live.text, section, source, injection=looks_like_injection(question),

@@ -148,3 +148,19 @@ def test_train_and_eval_intents(run, tmp_path: Path) -> None:  # type: ignore[no
     bad.write_text("text,label\nhello,greet\n")
     r = run("eval", "intents", "--data", str(bad))
     assert r.exit_code == 1 and r.output.startswith("Error: ") and "Traceback" not in r.output
+
+
+def test_chat_with_a_real_transformers_model_answers_and_never_loses_the_policy(  # type: ignore[no-untyped-def]
+        run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiny random model writes nonsense: whatever it streams, the shopper still gets the policy's
+    answer and the product cards, through the real transformers generation path."""
+    from model.llm import build_tiny_model
+
+    monkeypatch.setenv("SHOPBOT_CATALOG", str(write_catalog(tmp_path / "c.csv")))
+    monkeypatch.setenv("SHOPBOT_LLM", "auto")
+    monkeypatch.setenv("SHOPBOT_LLM_MODEL", str(build_tiny_model(tmp_path / "tiny")))
+    monkeypatch.setenv("SHOPBOT_LLM_TIMEOUT", "5")
+    r = run("chat", input="how do I return shoes?\nred coat\nquit\n")
+    assert r.exit_code == 0, r.output
+    assert "Returns policy" in r.output and "30 days" in r.output
+    assert "Women's Quilted Winter Coat, Red" in r.output and "Traceback" not in r.output
