@@ -7,11 +7,12 @@ arguments.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "default_data_dir"]
 
@@ -60,6 +61,31 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a reply may wait for the language model before the template answers instead."
     )
+    # Telegram (bot/telegram.py)
+    telegram_token: SecretStr | None = Field(default=None, description="The bot token from @BotFather.")
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org/bot",
+        description="Bot API base URL in python-telegram-bot's form (the token is appended), e.g. http://127.0.0.1:8081/bot for a self-hosted telegram-bot-api server.",
+    )
+    telegram_admins: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Telegram user ids allowed to run /stats, /reindex and /handoffs (comma-separated)."
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None, description="Secret token Telegram sends with every webhook request; derived from the bot token when unset."
+    )
+    telegram_max_rate: float = Field(
+        default=30.0, ge=0, description="Messages per second the bot sends across all chats (Telegram's limit); 0: no limit, 429s are still honoured."
+    )
+    telegram_edit_interval: float = Field(
+        default=1.0, ge=0, description="Seconds between edits of a message the language model is still writing."
+    )
+
+    @field_validator("telegram_admins", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        if isinstance(value, str):  # "123, 456" or "[123, 456]"
+            return [int(x) for x in re.findall(r"-?\d+", value)]
+        return value
 
     @property
     def index_root(self) -> Path:
