@@ -44,6 +44,7 @@ from sqlalchemy import (
     String,
     Text,
     create_engine,
+    delete,
     event,
     exists,
     func,
@@ -267,6 +268,10 @@ class _LRU(Generic[K, V]):
             self._d.move_to_end(key)
             while len(self._d) > self.size:
                 self._d.popitem(last=False)
+
+    def discard(self, key: K) -> None:
+        with self._lock:
+            self._d.pop(key, None)
 
 
 @dataclass
@@ -1054,3 +1059,42 @@ class Store:
             if text:
                 counts[" ".join(str(text).split()).casefold()] += int(count)
         return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    # ------------------------------------------------------------------------------ forgetting
+
+    def forget_user(self, user_id: str) -> dict[str, int]:
+        """Delete everything stored about one user ("forget me"): their turns and the products those turns
+        showed, feedback, handoffs, conversation state and the user row; returns the rows deleted per table.
+
+        It needs the database: rows still waiting in the buffer are written first so that none of them
+        brings the user back after the delete. While the database is down this raises StoreUnavailable
+        and deletes nothing (the shopper is asked to try again). A turn still being written when this
+        runs may be logged afterwards; the adapters run a shopper's events one at a time, so their own
+        turns never are."""
+        with self._lock:
+            with self._read():  # replays the buffer; StoreUnavailable (one sentence) when down
+                pass
+            turns = select(Turn.id).where(Turn.user_id == user_id)
+            steps: list[tuple[str, Any]] = [
+                ("impressions", delete(Impression).where(or_(Impression.user_id == user_id, Impression.turn_id.in_(turns)))),
+                ("feedback", delete(Feedback).where(Feedback.user_id == user_id)),
+                ("handoffs", delete(Handoff).where(Handoff.user_id == user_id)),
+                ("turns", delete(Turn).where(Turn.user_id == user_id)),
+                ("conversation_state", delete(ConversationState).where(ConversationState.user_id == user_id)),
+                ("users", delete(User).where(User.id == user_id)),
+            ]
+            counts: dict[str, int] = {}
+            try:
+                with Session(self._write_engine) as s, s.begin():
+                    for table, stmt in steps:
+                        result = s.execute(stmt.execution_options(synchronize_session=False))
+                        counts[table] = int(getattr(result, "rowcount", 0) or 0)
+            except Exception as exc:
+                if not _is_down(exc):
+                    raise
+                self._mark_down(exc)
+                raise StoreUnavailable(self._unavailable(exc)) from None
+            for cache in (self._states, self._users, self._turns):
+                cache.discard(user_id)
+        log.info("Forgot %s: %s", user_id, counts)
+        return counts
