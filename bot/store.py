@@ -53,7 +53,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 if sys.platform != "win32":
@@ -172,7 +172,18 @@ class Handoff(Base):
     released_by: Mapped[str | None] = mapped_column(String(200))
 
 
-_MODELS: dict[str, type[Base]] = {m.__tablename__: m for m in (User, ConversationState, Turn, Impression, Feedback, Handoff)}
+class ButtonPayload(Base):
+    """Button data longer than a channel allows (Telegram: 64 bytes), kept under a short key so that the
+    button still works after a restart and on every worker."""
+
+    __tablename__ = "button_payloads"
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+_MODELS: dict[str, type[Base]] = {
+    m.__tablename__: m for m in (User, ConversationState, Turn, Impression, Feedback, Handoff, ButtonPayload)}
 _DATETIME_KEYS = {"created_at", "last_seen_at", "updated_at", "handed_over_at", "released_at", "at"}
 
 
@@ -1098,3 +1109,26 @@ class Store:
                 cache.discard(user_id)
         log.info("Forgot %s: %s", user_id, counts)
         return counts
+
+    # ------------------------------------------------------------------------- button payloads
+
+    def save_payload(self, key: str, payload: str) -> None:
+        """Keep a long button payload under ``key`` (the caller's hash of it, so a key never changes meaning).
+
+        Idempotent, also across workers; buffered like any write while the database is down."""
+        if self.load_payload(key) is not None:
+            return
+        try:
+            self._write("save_payload", [{"op": "insert", "table": "button_payloads", "row": {
+                "key": key, "payload": _clean(payload) or "", "created_at": self._now()}}])
+        except IntegrityError:
+            pass  # another worker stored the same key a moment ago
+
+    def load_payload(self, key: str) -> str | None:
+        """The payload saved under ``key``; None when unknown or while the database is down."""
+        try:
+            with self._read(hot=True) as s:
+                row = s.get(ButtonPayload, key)
+                return row.payload if row is not None else None
+        except StoreUnavailable:
+            return None
