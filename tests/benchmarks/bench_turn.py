@@ -57,7 +57,7 @@ def main() -> None:
 
     set_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="bench-turn-"))
-    s = Settings(data_dir=tmp, query_cache_size=0)
+    s = Settings(data_dir=tmp, query_cache_size=0, llm="off")
     t = time.perf_counter()
     build_bundle(load_catalog().products, s.index_root, encoders={"en": s.encoder, "multi": s.multilingual_encoder})
     build_s = time.perf_counter() - t
