@@ -20,11 +20,25 @@ from typing import Any
 from model.grounding import Check, Claim, Verdict, feedback_for
 from model.llm_base import LLM, LLMError, LLMTimeout, Message
 
-__all__ = ["LiveResult", "readable", "sentence_end", "stream_checked"]
+__all__ = ["LiveResult", "clause_end", "readable", "sentence_end", "stream_checked"]
 
 # A sentence ends at ., !, ? or ; followed by white space, at CJK full stops, or at a line break. A
 # decimal point ("$4.99") or thousands separator never ends one because no space follows it.
 _END = re.compile(r"(?:[.!?;](?=\s)|[。！？；]|\n)")
+
+
+# A clause ends at a comma, colon or dash followed by white space, or at a CJK comma: the first words
+# can be shown there, a clause at a time, but only when they pass the check on their own.
+_CLAUSE = re.compile(r"(?:[,:](?=\s)|\s[-–—](?=\s)|[，：、])")
+MIN_CLAUSE_CHARS = 12
+
+
+def clause_end(text: str, start: int = 0) -> int:
+    """Like `sentence_end`, for clause ends."""
+    end = start
+    for m in _CLAUSE.finditer(text, start):
+        end = m.end()
+    return end
 
 
 def sentence_end(text: str, start: int = 0) -> int:
@@ -109,7 +123,7 @@ async def stream_checked(
             break
         attempt: dict[str, Any] = {"attempt": n + 1}
         result.attempts.append(attempt)
-        text, shown, verdict = "", 0, None
+        text, shown, verdict, tried, whole = "", 0, None, 0, 0  # whole: verified up to a sentence end
         stream = llm.stream(messages_for(feedback), max_tokens=max_tokens, temperature=0.0, timeout=left)
         try:
             async for piece in stream:
@@ -122,19 +136,28 @@ async def stream_checked(
                 if end > shown:
                     verdict = checked(text[:end])
                     if not verdict.ok:
-                        break
-                    shown = end
-                    if result.first_text_s is None:
-                        result.first_text_s = clock() - t0
-                    on_text(finish(text[:end]))
+                        break  # a whole sentence that fails: stop the model, write it again
+                    whole = end
+                elif (end := clause_end(text, max(shown, tried))) > tried and end - shown >= MIN_CLAUSE_CHARS:
+                    # a clause is shown early only if it passes by itself; if not ("free," before "for
+                    # faulty items."), the rest of its sentence decides
+                    tried = end
+                    if not checked(text[:end]).ok:
+                        continue
+                else:
+                    continue
+                shown = end
+                if result.first_text_s is None:
+                    result.first_text_s = clock() - t0
+                on_text(finish(text[:end]))
             else:
                 verdict = None
         except LLMTimeout as exc:
             attempt["error"] = result.error = f"timeout: {exc}"
             # complete, verified sentences stand; a cut-off answer does not
-            if shown and text[:shown].strip():
-                result.text, result.source = finish(text[:shown]), "llm" if n == 0 else "llm-retry"
-                attempt["text"] = text[:shown]
+            if whole and text[:whole].strip():
+                result.text, result.source = finish(text[:whole]), "llm" if n == 0 else "llm-retry"
+                attempt["text"] = text[:whole]
             break
         except LLMError as exc:
             attempt["error"] = result.error = str(exc)

@@ -77,3 +77,17 @@ def test_on_timeout_complete_verified_sentences_stand_and_a_half_sentence_goes()
     assert r.text == "Shipping takes 3-5 business days." and r.source == "llm" and "timeout" in str(r.error)
     r = run(Pieces(["Shipping takes ", "3-5 days"], fail_after=1), [])
     assert r.text == "TEMPLATE" and r.source == "fallback"
+
+
+def test_a_true_clause_is_shown_early_and_a_conditional_one_waits_for_its_sentence() -> None:
+    shown: list[str] = []
+    r = run(Pieces(["Standard shipping takes 3-5 business days, ", "and it costs $4.99. ", "Orders ship free, ",
+                    "but only over $50."]), shown)
+    assert shown[0] == "Standard shipping takes 3-5 business days,"
+    assert "Orders ship free," not in shown  # unconditionally free is not what the policy says
+    assert r.source == "llm" and r.text.endswith("Orders ship free, but only over $50.")
+
+
+def test_on_timeout_a_shown_clause_without_its_sentence_is_withdrawn() -> None:
+    r = run(Pieces(["Standard shipping takes 3-5 business days, ", "and it costs ", "$4"], fail_after=2), [])
+    assert r.text == "TEMPLATE"
