@@ -82,6 +82,7 @@ _PRICIER = re.compile(r"\b(?:more expensive|pricier|higher[- ]end|premium|fancie
 _QUESTION = re.compile(
     r"[?？]|吗|是否|有没有|多少|能不能|可不可以|可以.{0,8}吗|怎么样|什么|哪|"
     r"^\s*(?:is|are|does|do|can|could|will|would|has|have|how|what|which|why|who|tell me)\b", re.I)
+_IT = re.compile(r"\b(?:it|this one|that one|this|that)\b|它|这个|这款|这件|那个|那款", re.I)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 
 
@@ -317,6 +318,11 @@ class DialogueManager:
 
     def _route(self, turn: _Turn, u: Understanding) -> list[Reply]:
         i = u.intent
+        focus = turn.state.get("focus")
+        if i in {"search", "other"} and focus and _QUESTION.search(turn.text) and _IT.search(turn.text):
+            # "is it machine washable?" right after a product's details: a question about that product
+            turn.intent = "details"
+            return self._details(turn, [], sku=str(focus))
         if i == "search":
             return self._search(turn, u)
         if i == "refine":
@@ -382,7 +388,8 @@ class DialogueManager:
             turn.intent = "other"
             return [Reply(say("no_search", turn.lang))]
         turn.state.update({"mode": "search", "query": u.query, "filters": filters_to_dict(u.filters),
-                           "sort": u.sort or "relevance", "offset": 0, "anchor": None, "bounded": False})
+                           "sort": u.sort or "relevance", "offset": 0, "anchor": None, "bounded": False,
+                           "focus": None})
         return self._run_search(turn, first=True)
 
     def _refine(self, turn: _Turn, u: Understanding) -> list[Reply]:

@@ -250,3 +250,18 @@ def test_no_hostile_message_gets_an_invented_price_discount_code_or_policy(make,
     # the model was asked (and overruled) for most of them: the guard, not the routing, kept them out
     asked = {json.dumps(c[1]["content"]) for c in llm.calls}
     assert len(asked) >= len(messages) // 2
+
+
+def test_a_follow_up_about_it_is_a_question_about_the_product_in_focus(make) -> None:  # type: ignore[no-untyped-def]
+    def respond(m: Sequence[Mapping[str, str]]) -> str:
+        name = re.search(r"name: (.+)", m[1]["content"])
+        assert name is not None
+        return f"The {name.group(1)} does not list a care label, so I can't say."
+
+    bot = make(Scripted(respond), llm_search_summary=False)
+    say(bot, "red winter coat", user="q3")
+    details = say(bot, "tell me about the first one", user="q3")
+    title = details[0].cards[0].title
+    replies = say(bot, "is it machine washable?", user="q3")
+    assert replies[0].intent == "details" and replies[0].cards[0].title == title
+    assert replies[-1].text == f"The {title} does not list a care label, so I can't say."
