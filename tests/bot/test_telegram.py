@@ -171,7 +171,7 @@ def test_forget_deletes_the_shoppers_data_after_confirmation(assistant: Assistan
         ask = await bot.say(ANN, "/forget")
         assert "deletes everything" in ask[0].text and data_of(ask[0]) == ["tg:forget:yes", "tg:forget:no"]
 
-        out, answer = await bot.press(ANN, ask[0], "tg:forget:no")
+        _out, answer = await bot.press(ANN, ask[0], "tg:forget:no")
         assert answer is not None and bot.fake.chat(ANN)[-1]["text"] == "Nothing was deleted."
         with Session(assistant.store.engine) as s:
             assert s.execute(select(Turn).where(Turn.user_id == f"telegram:{ANN}")).first() is not None
@@ -209,7 +209,7 @@ def test_admin_commands_and_handoffs(assistant: Assistant, settings: Settings) -
         assert "Waiting for a person (1)" in listed[0].text and "hello?" in listed[1].text
 
         # only an admin's press releases
-        out, answer = await bot.press(ANN, listed[1], f"tg:rel:telegram:{ANN}")
+        _out, answer = await bot.press(ANN, listed[1], f"tg:rel:telegram:{ANN}")
         assert answer is not None and "team only" in answer.params["text"]
         _out, answer = await bot.press(ADMIN, listed[1], f"tg:rel:telegram:{ANN}")
         assert answer is not None and "back with the bot" in answer.params["text"]
