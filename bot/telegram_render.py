@@ -137,14 +137,13 @@ def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
                 break
             n += 1
         head = rest[:n]
-        cut = -1
-        for sep in ("\n\n", "\n", ". ", "。", " "):
-            i = head.rfind(sep)
-            if i > n // 3:  # not a tiny first piece
+        cut = n  # a hard cut only when the piece has no break at all
+        for floor in (n // 3, 0):  # a break that leaves a fair-sized piece first, else any break
+            found = [(i, sep) for sep in ("\n\n", "\n", ". ", "。", " ") if (i := head.rfind(sep)) > floor]
+            if found:
+                i, sep = found[0]
                 cut = i + (len(sep) if sep in (". ", "。") else 0)
                 break
-        if cut <= 0:
-            cut = n
         pieces.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()
     return [p for p in pieces if p]

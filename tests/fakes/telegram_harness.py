@@ -76,5 +76,6 @@ async def running(shop: ShopBot, fake: FakeTelegram, *, webhook: bool = False, p
         try:
             yield Running(shop, app, fake)
         finally:
+            fake.end_polls()
             await app.updater.stop()
             await app.stop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import html
 import itertools
 import json
@@ -171,6 +172,7 @@ class FakeTelegram:
         self._runner: web.AppRunner | None = None
         self._delivery: asyncio.Task[None] | None = None
         self.port = 0
+        self.polls_ended = False  # set by end_polls(): long polls return at once (a quick shutdown)
 
     # ---------------------------------------------------------------------------- lifecycle
 
@@ -231,6 +233,11 @@ class FakeTelegram:
         self._queries[qid] = query
         self._inject({"callback_query": query})
         return qid
+
+    def end_polls(self) -> None:
+        """Answer every waiting and later getUpdates at once, so a bot being stopped need not wait out its poll."""
+        self.polls_ended = True
+        self._new_update.set()
 
     def flood(self, count: int, *, retry_after: float = 1, methods: Iterable[str] | None = None) -> None:
         """The next ``count`` matching requests get 429 Too Many Requests with ``retry_after``."""
@@ -313,7 +320,7 @@ class FakeTelegram:
             await self._record(call)
             return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
         try:
-            call.result = await handler(params)
+            call.result = copy.deepcopy(await handler(params))  # what was sent then, not the message as edited later
         except BadRequest as exc:
             call.status, call.error = 400, str(exc)
             await self._record(call)
@@ -371,14 +378,14 @@ class FakeTelegram:
         if offset:
             self._pending = [x for x in self._pending if x.update["update_id"] >= offset]  # confirmed
         deadline = time.monotonic() + timeout
-        while not self._pending:
+        while not self._pending and not self.polls_ended:
             self._new_update.clear()
             left = deadline - time.monotonic()
             if left <= 0:
                 return []
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), left)
-            if self.webhook is not None:
+            if self.webhook is not None or self.polls_ended:
                 return []
         batch = [x.update for x in self._pending[:limit]]
         for u in batch:
