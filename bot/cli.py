@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from bot.cli_telegram import telegram as telegram_command
 from bot.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -513,6 +514,9 @@ def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json
         click.echo(f"  {c['gold']} -> {c['predicted']}: {c['count']}")
     if as_json:
         click.echo(json.dumps({k: report[k] for k in ("accuracy", "macro_f1", "n")} | {"model_version": report["model_version"]}))
+
+
+cli.add_command(telegram_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
