@@ -5,6 +5,7 @@ Kept out of bot/cli.py so that the terminal commands never import python-telegra
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlparse
 
 import click
@@ -52,6 +53,7 @@ def telegram(ctx: click.Context, webhook_url: str | None, listen: str, port: int
     app = ShopBot(assistant, s).application()
     mode = f"webhook {webhook_url} (listening on {listen}:{port})" if webhook_url else "long polling"
     click.echo(f"shopbot: {len(assistant.engine.products)} products; Telegram bot running by {mode}. Ctrl+C stops it.", err=True)
+    asyncio.set_event_loop(asyncio.new_event_loop())  # run_* close their loop at the end: start from a fresh one
     try:
         if webhook_url:
             app.run_webhook(listen=listen, port=port, url_path=urlparse(webhook_url).path.lstrip("/"),
