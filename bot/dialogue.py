@@ -298,13 +298,15 @@ class DialogueManager:
     def _dispatch(self, turn: _Turn, event: Event, cut: bool) -> list[Reply]:
         if event.payload:
             return self._button(turn, event.payload)
-        if not turn.text or not re.search(r"\w", turn.text):
-            if turn.text and re.fullmatch(r"[\s👍👌❤️😊🙂👏✅]+", turn.text):
-                turn.intent = "feedback_positive"
-                return self._feedback(turn, positive=True)
-            turn.intent = "empty"
-            return [Reply(say("empty", turn.lang))]
-        u = self.understand(turn.text, turn.state)
+        u = event.understood  # already understood by the channel's platform (Rasa): its NLU is not re-run
+        if u is None:
+            if not turn.text or not re.search(r"\w", turn.text):
+                if turn.text and re.fullmatch(r"[\s👍👌❤️😊🙂👏✅]+", turn.text):
+                    turn.intent = "feedback_positive"
+                    return self._feedback(turn, positive=True)
+                turn.intent = "empty"
+                return [Reply(say("empty", turn.lang))]
+            u = self.understand(turn.text, turn.state)
         turn.intent, turn.confidence = u.intent, u.confidence
         turn.slots = {"query": u.query, "filters": filters_to_dict(u.filters), "sort": u.sort,
                       "ordinals": u.ordinals, "order_number": u.order_number}

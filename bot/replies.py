@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bot.dialogue import Understanding
     from retrieval.catalog import Product
 
 __all__ = ["Button", "Card", "Event", "LiveText", "Reply", "card_from_product", "card_line", "format_price", "render_text"]
@@ -28,6 +29,9 @@ class Event:
     payload: str | None = None
     language: str | None = None  # the client's language hint (Telegram sends one); the text decides first
     display_name: str | None = None
+    # What the message means when the platform already understood it (Rasa's NLU classified it and the
+    # Rasa adapter translated intent + entities, bot/actions.py); the dialogue then skips its own NLU.
+    understood: Understanding | None = None
 
 
 @dataclass(frozen=True)
