@@ -334,7 +334,8 @@ class ShopBot:
         query = update.callback_query
         assert query is not None
         lang = _lang(update)
-        payload = await asyncio.to_thread(self.codec.decode, query.data or "")
+        data = query.data or ""
+        payload = await asyncio.to_thread(self.codec.decode, data) if data.startswith(PayloadCodec.PREFIX) else data
         if payload is None:
             await _answer(query, t("expired", lang))
             return

@@ -160,7 +160,8 @@ class OutMessage:
 
 def card_html(card: Card, language: str) -> str:
     """A product card: numbered title in bold, price and stock, brand and attributes; all escaped."""
-    lines = [f"<b>{card.rank}. {escape(card.title)}</b>",
+    title = card.title if len(card.title) <= 300 else card.title[:299] + "…"  # a caption holds 1024 characters
+    lines = [f"<b>{card.rank}. {escape(title)}</b>",
              f"{escape(format_price(card.price, card.currency))} · {escape(stock_text(card.stock, language))}"]
     extra = [card.brand] if card.brand else []
     extra += [card.attributes[a] for a in ("color", "size", "material") if card.attributes.get(a)]
@@ -219,7 +220,7 @@ def plan(reply: Reply, text: str | None = None) -> list[OutMessage]:
         return [OutMessage(card_html(card, lang), [], photo=card.image_url), *_text_messages(body, rows)]
     if reply.cards:
         # the list's own thumbs stay with its heading; paging and refining go under the last product
-        whole = [b for b in buttons if b.payload.split(":")[0] in {"up", "down"}]
+        whole = [b for b in buttons if b.payload.split(":")[0] in {"up", "down"}] if body.strip() else []
         nav = [b for b in buttons if b not in whole]
         if len(reply.cards) >= 2 and reply.turn_id:
             a, b = reply.cards[0].rank, reply.cards[1].rank
