@@ -87,7 +87,8 @@ def _engine(s: Settings, *, build_if_missing: bool = True):  # type: ignore[no-u
 
 
 def _reindex(s: Settings, path: Path | None, *, full: bool, progress: bool, on_error: str | None = None) -> Any:
-    from retrieval.catalog import load_catalog
+    from bot.cli_describe import descriptions_path
+    from retrieval.catalog import load_catalog, overlay_descriptions
     from retrieval.indexer import build_bundle
 
     result = load_catalog(path, on_error=on_error or s.on_bad_row)  # type: ignore[arg-type]
@@ -96,8 +97,12 @@ def _reindex(s: Settings, path: Path | None, *, full: bool, progress: bool, on_e
     if len(result.errors) > 20:
         click.echo(f"... and {len(result.errors) - 20} more bad rows.", err=True)
     click.echo(result.summary(), err=True)
+    # products without a description get the one `shopbot describe --all --missing` wrote for their facts
+    products, generated = overlay_descriptions(result.products, descriptions_path(s))
+    if generated:
+        click.echo(f"{generated} products without a description use a generated one.", err=True)
     report = build_bundle(
-        result.products, s.index_root, incremental=not full, progress=progress, **_build_options(s)
+        products, s.index_root, incremental=not full, progress=progress, **_build_options(s)
     )
     click.echo(report.summary(), err=True)
     return report
@@ -517,6 +522,10 @@ def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json
 
 
 cli.add_command(telegram_command)
+from bot.cli_describe import describe_cmd, eval_describe  # noqa: E402  (commands in their own module)
+
+cli.add_command(describe_cmd)
+eval_group.add_command(eval_describe)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

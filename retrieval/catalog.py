@@ -26,6 +26,7 @@ any other column   becomes an attribute (``color``, ``size``, ``material`` ...);
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import html
 import json
@@ -43,7 +44,9 @@ __all__ = [
     "RowError",
     "catalog_hash",
     "demo_catalog_path",
+    "description_facts_hash",
     "load_catalog",
+    "overlay_descriptions",
     "parse_records",
     "policy_path",
     "strip_html",
@@ -436,3 +439,50 @@ def load_catalog(
 
 def products_by_sku(products: Sequence[Product]) -> dict[str, Product]:
     return {p.sku: p for p in products}
+
+
+# ------------------------------------------------------------------------------ generated descriptions
+
+_NOT_DESCRIBED = {"rating", "ratings", "reviews", "review_count"}
+
+
+def description_facts_hash(p: Product) -> str:
+    """The facts a generated description is written from: titles, brand, category and attributes.
+
+    Price, stock, image, rating and the description itself are left out, so a price change keeps a
+    generated description while a changed colour or material retires it.
+    """
+    rec = {"title": p.title, "titles": dict(sorted(p.titles.items())), "brand": p.brand, "category": list(p.category),
+           "attributes": {k: list(v) for k, v in sorted(p.attributes.items()) if k not in _NOT_DESCRIBED}}
+    blob = json.dumps(rec, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+
+
+def overlay_descriptions(products: Sequence[Product], path: str | Path) -> tuple[list[Product], int]:
+    """Fill empty descriptions from generated ones (``shopbot describe --all --missing`` writes ``path``).
+
+    A product gets the latest line for its SKU that was written from its current facts
+    (`description_facts_hash`); the catalog's own description always wins, and a damaged line (a
+    run killed mid-write) is skipped. Returns the products and how many were filled.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return list(products), 0
+    latest: dict[tuple[str, str], str] = {}
+    with p.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+                key, text = (str(rec["sku"]), str(rec["hash"])), str(rec["text"]).strip()
+            except (ValueError, KeyError, TypeError):
+                continue
+            if text:
+                latest[key] = text
+    out, filled = [], 0
+    for prod in products:
+        generated = latest.get((prod.sku, description_facts_hash(prod))) if not prod.description else None
+        if generated:
+            prod = dataclasses.replace(prod, description=generated)
+            filled += 1
+        out.append(prod)
+    return out, filled
