@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from bot.cli_actions import actions_command
 from bot.cli_telegram import telegram as telegram_command
 from bot.settings import Settings
 
@@ -522,6 +523,7 @@ def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json
 
 
 cli.add_command(telegram_command)
+cli.add_command(actions_command)
 from bot.cli_describe import describe_cmd, eval_describe  # noqa: E402  (commands in their own module)
 
 cli.add_command(describe_cmd)
