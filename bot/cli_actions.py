@@ -214,9 +214,10 @@ def actions_command(ctx: click.Context, host: str, port: int, no_llm: bool, cors
     """Serve shopbot's Rasa custom actions (rasa-sdk) for a Rasa assistant's endpoints.yml."""
     from bot.actions import ACTIONS, ActionRuntime
     from bot.app import build_assistant
-    from bot.cli import _engine, user_errors
+    from bot.cli import UserError, _engine, user_errors
 
     settings = ctx.obj["settings"]
+    _check_free(host, port)  # before minutes of loading, not after
     if no_llm:
         settings = settings.model_copy(update={"llm": "off"})
     with user_errors(ctx.obj.get("debug", False)):
@@ -232,7 +233,32 @@ def actions_command(ctx: click.Context, host: str, port: int, no_llm: bool, cors
 
     names = ", ".join(cls.action_name for cls in ACTIONS)
     click.echo(f"Serving Rasa actions on http://{host}:{port}/webhook ({names}); Ctrl-C stops.", err=True)
+    from sanic.exceptions import ServerError
+
     try:
         app.run(host=host, port=port, single_process=True, access_log=False, motd=False)
+    except (OSError, ServerError) as exc:
+        raise UserError(_cannot_listen(host, port, exc)) from None
+
+
+def _cannot_listen(host: str, port: int, exc: BaseException) -> str:
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+    return f"Cannot listen on {host}:{port} ({why}); stop what uses it or pick another --port."
+
+
+def _check_free(host: str, port: int) -> None:
+    import socket
+
+    from bot.cli import UserError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise click.ClickException(f"Cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port.") from None
+        raise UserError(f"Cannot listen on {host}:{port}: unknown address ({exc.strerror or exc}); use an IP such as 127.0.0.1.") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise UserError(_cannot_listen(host, port, exc)) from None

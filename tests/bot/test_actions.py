@@ -231,7 +231,8 @@ def test_search_refine_more_details_compare_similar_recommend(server: ActionServ
     shown = rasa.slots["shown_skus"]
     body = rasa.say("tell me more about the second one", "show_details", "action_show_details", [("ordinal", "second")])
     [page] = body["responses"]
-    assert page["shopbot"]["cards"][0]["sku"] == shown[1] and "In stock" in page["text"] or "Out of stock" in page["text"]
+    assert page["shopbot"]["cards"][0]["sku"] == shown[1]
+    assert "In stock" in page["text"] or "Out of stock" in page["text"]
     assert rasa.slots["focused_sku"] == shown[1]
 
     body = rasa.say("compare 1 and 3", "compare_products", "action_compare", [("ordinal", "1"), ("ordinal", "3")])
@@ -438,8 +439,6 @@ def test_concurrent_conversations_each_get_their_own_answers(server: ActionServe
 
 class DownStore:
     """A store whose database and buffer are both unusable: every call fails."""
-
-    versions: dict[str, str] = {}
 
     def __getattr__(self, name: str) -> Any:
         def fail(*args: object, **kwargs: object) -> Any:
