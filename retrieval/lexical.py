@@ -9,10 +9,17 @@ Tokenisation: NFKC, lower case; Latin words are split on non-alphanumerics, stop
 Snowball-stemmed ("running shoes" -> run, shoe), and letter/digit runs are also split ("128gb" ->
 128gb, 128, gb). Chinese runs are segmented with jieba in search mode (手机壳 -> 手机, 壳, 手机壳),
 loaded only when a text contains CJK characters.
+
+Phrases: ``PhraseIndex`` records which adjacent token pairs (bigrams) each title contains, so the ranker
+can tell "dress shirt" in a title from "dress" and "shirt" far apart ("Long Sleeve Shift Dress" for
+"long prom dress"). Bigrams are hashed to 64 bits (no vocabulary to store) and kept as a sorted
+inverted index: a query's few bigrams are a binary search each.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import re
 import threading
@@ -24,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["BM25", "FieldedBM25", "has_cjk", "tokenize"]
+__all__ = ["BM25", "FieldedBM25", "PhraseIndex", "bigram_keys", "has_cjk", "tokenize"]
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -176,10 +183,18 @@ class BM25:
 class FieldedBM25:
     """BM25 per field (title, body) over one shared vocabulary, combined with field weights."""
 
-    def __init__(self, fields: dict[str, BM25], weights: dict[str, float], vocab: dict[str, int]) -> None:
+    def __init__(
+        self,
+        fields: dict[str, BM25],
+        weights: dict[str, float],
+        vocab: dict[str, int],
+        phrases: PhraseIndex | None = None,
+    ) -> None:
         self.fields = fields
         self.weights = weights
         self.vocab = vocab
+        # bigrams of the title field; None for bundles built before phrases existed
+        self.phrases = phrases
 
     @classmethod
     def build(
@@ -191,7 +206,11 @@ class FieldedBM25:
         b: float = 0.75,
     ) -> FieldedBM25:
         vocab: dict[str, int] = {}
-        fields = {name: BM25.build(docs, k1=k1, b=b, vocab=vocab) for name, docs in field_docs.items()}
+        tokens = {name: [tokenize(d) if isinstance(d, str) else list(d) for d in docs] for name, docs in field_docs.items()}
+        fields = {name: BM25.build(toks, k1=k1, b=b, vocab=vocab) for name, toks in tokens.items()}
+        # bigrams of the title field (of the first field when there is no "title")
+        phrase_field = "title" if "title" in tokens else next(iter(tokens), None)
+        phrases = PhraseIndex.build(tokens[phrase_field]) if phrase_field is not None else None
         # Columns added by later fields must exist in earlier matrices too.
         for f in fields.values():
             if f.matrix.shape[1] < len(vocab):
@@ -201,7 +220,7 @@ class FieldedBM25:
                     )),
                     shape=(f.matrix.shape[0], len(vocab)),
                 )
-        return cls(fields, dict(weights), vocab)
+        return cls(fields, dict(weights), vocab, phrases)
 
     @property
     def n_docs(self) -> int:
@@ -224,10 +243,74 @@ class FieldedBM25:
             f.save(directory, name)
         meta = {"weights": self.weights, "fields": list(self.fields), "vocab": self.vocab}
         (directory / "lexical.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        if self.phrases is not None:
+            self.phrases.save(directory / PHRASES_FILE)
 
     @classmethod
     def load(cls, directory: Path) -> FieldedBM25:
         meta = json.loads((directory / "lexical.json").read_text(encoding="utf-8"))
         vocab = {str(k): int(v) for k, v in meta["vocab"].items()}
         fields = {name: BM25.load(directory, name, vocab) for name in meta["fields"]}
-        return cls(fields, {k: float(v) for k, v in meta["weights"].items()}, vocab)
+        path = directory / PHRASES_FILE
+        phrases = PhraseIndex.load(path) if path.is_file() else None
+        return cls(fields, {k: float(v) for k, v in meta["weights"].items()}, vocab, phrases)
+
+
+PHRASES_FILE = "phrases.npz"
+
+
+def bigram_keys(tokens: Sequence[str]) -> np.ndarray:
+    """64-bit keys of the distinct adjacent token pairs of ``tokens`` (stable across processes)."""
+    pairs = {f"{a}\x00{b}" for a, b in itertools.pairwise(tokens)}
+    return np.asarray(
+        sorted(int.from_bytes(hashlib.blake2b(p.encode(), digest_size=8).digest(), "little") for p in pairs),
+        dtype=np.uint64,
+    )
+
+
+class PhraseIndex:
+    """Inverted index from bigram key to the documents that contain that bigram.
+
+    ``keys`` are sorted unique bigram keys; documents of ``keys[i]`` are ``docs[indptr[i]:indptr[i + 1]]``.
+    """
+
+    def __init__(self, keys: np.ndarray, indptr: np.ndarray, docs: np.ndarray, n_docs: int) -> None:
+        self.keys = keys
+        self.indptr = indptr
+        self.docs = docs
+        self.n_docs = n_docs
+
+    @classmethod
+    def build(cls, docs: Sequence[Sequence[str]]) -> PhraseIndex:
+        per_doc = [bigram_keys(list(toks)) for toks in docs]
+        counts = np.fromiter((k.size for k in per_doc), dtype=np.int64, count=len(per_doc))
+        all_keys = np.concatenate(per_doc) if per_doc else np.zeros(0, dtype=np.uint64)
+        all_docs = np.repeat(np.arange(len(per_doc), dtype=np.int32), counts)
+        order = np.lexsort((all_docs, all_keys))
+        all_keys, all_docs = all_keys[order], all_docs[order]
+        keys, starts = np.unique(all_keys, return_index=True)
+        indptr = np.append(starts, all_keys.size).astype(np.int64)
+        return cls(keys, indptr, all_docs, len(per_doc))
+
+    def match_share(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
+        """For each of ``rows``: the share of the query's bigrams found in that document (0 without bigrams)."""
+        out = np.zeros(rows.size, dtype=np.float32)
+        qkeys = bigram_keys(tokens)
+        if not qkeys.size or not rows.size or not self.keys.size:
+            return out
+        pos = np.full(self.n_docs, -1, dtype=np.int64)
+        pos[rows] = np.arange(rows.size)
+        at = np.searchsorted(self.keys, qkeys)
+        for i, k in zip(at, qkeys, strict=True):
+            if i < self.keys.size and self.keys[i] == k:
+                p = pos[self.docs[self.indptr[i] : self.indptr[i + 1]]]
+                out[p[p >= 0]] += 1.0
+        return out / qkeys.size
+
+    def save(self, path: Path) -> None:
+        np.savez(path, keys=self.keys, indptr=self.indptr, docs=self.docs, n_docs=np.asarray(self.n_docs))
+
+    @classmethod
+    def load(cls, path: Path) -> PhraseIndex:
+        with np.load(path) as z:
+            return cls(z["keys"], z["indptr"], z["docs"], int(z["n_docs"]))

@@ -59,6 +59,15 @@ class RankConfig:
     # title + description view when the encoder has one (products cluster by kind and by seller there)
     prf_docs: int = 10
     w_prf: float = 1.0
+    # share of the query's adjacent word pairs found as adjacent words in the title ("dress shirt" in
+    # "Men's Blue Dress Shirt", not in "Long Sleeve Shift Dress"); needs a bundle with a phrase index
+    w_phrase: float = 0.1
+    # score smoothing over the candidates' neighbourhood (cluster hypothesis): the final score is
+    # (1 - smooth_weight) * own score + smooth_weight * the mean score of its ``smooth_neighbours``
+    # nearest candidates in the title + description view, so a lone outlier among good products sinks
+    # and a product like several good ones rises
+    smooth_neighbours: int = 5
+    smooth_weight: float = 0.4
     rrf_k: int = 60
     # the same product listed twice (identical title) is shown once
     collapse_duplicates: bool = True
@@ -283,6 +292,11 @@ class SearchEngine:
             signals["coverage_all"] = cov_all
             score += cfg.w_coverage_all * cov_all
             total_w += cfg.w_coverage_all
+        if cfg.w_phrase and self.lexical.phrases is not None and len(tokens) > 1:
+            phrase = self.lexical.phrases.match_share(tokens, rows)
+            signals["phrase"] = phrase
+            score += cfg.w_phrase * phrase
+            total_w += cfg.w_phrase
         if cfg.w_prf and cfg.prf_docs and dense_keys and rows.size > cfg.prf_docs:
             # Rocchio-style feedback in the dense space: products like the first pass's best ones rise.
             # The first pass is collapsed by title first, so one product listed five times does not
@@ -299,6 +313,15 @@ class SearchEngine:
                 signals["prf"] = prf
                 score += cfg.w_prf * np.clip(prf, 0.0, 1.0)
                 total_w += cfg.w_prf
+        k_nb = cfg.smooth_neighbours
+        if cfg.smooth_weight and k_nb and dense_keys and rows.size > k_nb:
+            d = self.dense[dense_keys[0]]
+            view = d.body_vectors if d.body_vectors is not None else d.vectors
+            v = np.asarray(view[rows])
+            sim = v @ v.T
+            np.fill_diagonal(sim, -np.inf)
+            neighbours = np.argpartition(-sim, k_nb - 1, axis=1)[:, :k_nb]
+            score = (1.0 - cfg.smooth_weight) * score + cfg.smooth_weight * score[neighbours].mean(axis=1)
         # a weighted mean of [0, 1] features, so scores read the same whatever the weights add up to
         score = score / total_w if total_w > 0 else score
         score = np.where(self.arrays.stock[rows] > 0, score, score * cfg.out_of_stock_penalty)

@@ -38,3 +38,30 @@ def test_fielded_bm25_weights_and_roundtrip(tmp_path: Path) -> None:
     g = FieldedBM25.load(tmp_path / "lex")
     assert np.allclose(g.scores("running shoe"), f.scores("running shoe"))
     assert g.weights == {"title": 1.0, "body": 0.1}
+
+
+def test_phrase_index_counts_adjacent_word_pairs(tmp_path: Path) -> None:
+    from retrieval.lexical import PhraseIndex, bigram_keys
+
+    titles = ["Men's Blue Dress Shirt", "Long Sleeve Shift Dress", "Shirt dress for summer", "garden hose"]
+    idx = PhraseIndex.build([tokenize(t) for t in titles])
+    rows = np.arange(4)
+    share = idx.match_share(tokenize("blue dress shirt"), rows)
+    assert share.tolist() == [1.0, 0.0, 0.0, 0.0]  # both pairs, in order, only in the first title
+    assert idx.match_share(tokenize("long sleeve dress"), rows)[1] == 0.5  # "long sleeve", not "sleeve dress"
+    assert idx.match_share(tokenize("shirt"), rows).sum() == 0.0  # one word has no pairs
+    assert idx.match_share(tokenize("dress shirt"), np.asarray([2, 0])).tolist() == [0.0, 1.0]  # rows as given
+    assert bigram_keys(["a", "b", "a", "b"]).size == 2 and bigram_keys(["a"]).size == 0
+    idx.save(tmp_path / "p.npz")
+    again = PhraseIndex.load(tmp_path / "p.npz")
+    assert np.array_equal(again.match_share(tokenize("blue dress shirt"), rows), share)
+
+
+def test_fielded_bm25_keeps_title_phrases_and_loads_bundles_without_them(tmp_path: Path) -> None:
+    f = FieldedBM25.build({"title": ["dress shirt", "shirt dress"], "body": ["x", "y"]}, {"title": 1.0, "body": 0.3})
+    assert f.phrases is not None
+    assert f.phrases.match_share(tokenize("dress shirt"), np.arange(2)).tolist() == [1.0, 0.0]
+    f.save(tmp_path / "lex")
+    assert FieldedBM25.load(tmp_path / "lex").phrases is not None
+    (tmp_path / "lex" / "phrases.npz").unlink()  # a bundle written before phrases existed
+    assert FieldedBM25.load(tmp_path / "lex").phrases is None

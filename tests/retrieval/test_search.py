@@ -65,3 +65,18 @@ def test_exclude_and_similar(engine) -> None:
     sim = engine.similar("COA-1", k=3)
     assert sim and all(h.sku != "COA-1" for h in sim)
     assert engine.similar("NOPE") == []
+
+
+def test_phrase_and_smoothing_signals_are_reported_and_can_be_switched_off(engine) -> None:
+    import dataclasses
+
+    r = engine.search("winter coat", k=5)
+    assert "phrase" in r.hits[0].signals
+    base = engine.config
+    try:
+        engine.config = dataclasses.replace(base, w_phrase=0.0, smooth_weight=0.0)
+        plain = engine.search("winter coat", k=5)
+        assert "phrase" not in plain.hits[0].signals
+        assert set(plain.skus[:3]) == set(r.skus[:3]) == {"COA-1", "COA-2", "COA-3"}
+    finally:
+        engine.config = base
