@@ -546,3 +546,32 @@ def test_the_example_project_routes_every_button_and_declares_every_slot() -> No
     endpoints = yaml.safe_load((rasa_dir / "endpoints.yml").read_text(encoding="utf-8"))
     assert endpoints["action_endpoint"]["url"] == "http://127.0.0.1:5055/webhook"
     assert "rest" in yaml.safe_load((rasa_dir / "credentials.yml").read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------------- with a language model
+
+
+def test_the_models_verified_words_reach_rasa_and_an_invented_claim_does_not(serve) -> None:  # type: ignore[no-untyped-def]
+    from tests.bot.test_dialogue_llm import Scripted, kind_of
+
+    def respond(m: Sequence[Mapping[str, str]]) -> str:
+        system = m[0]["content"]
+        if "product descriptions" in system:
+            return "Slim wireless earbuds that sit comfortably for hours, with noise cancelling for the commute."
+        if kind_of(m) == "summary":
+            return "All of these are at half price today!"  # invented: never sent
+        return "You can send it back within 30 days of delivery, and we refund you once it arrives."
+
+    llm = Scripted(respond, delay=0.001)
+    server = serve(llm=llm, llm_timeout=5.0)
+    rasa = Rasa(server.url)
+    body = rasa.say("how do I return shoes?", "ask_support", "action_answer_support")
+    assert text_of(body).startswith("You can send it back within 30 days of delivery, and we refund you once it arrives.")
+    assert "— from our Returns policy" in text_of(body)
+    body = rasa.say("wireless earbuds", "search_product", "action_search_products", [("product", "wireless earbuds")])
+    assert "half price" not in text_of(body) and len(body["responses"]) == 6  # head + 5 products, no closing line
+    body = rasa.say("describe the first one", "describe_product", "action_describe_product", [("ordinal", "1")])
+    [page] = body["responses"]
+    assert page["text"].startswith("Slim wireless earbuds that sit comfortably for hours")
+    assert page["text"].rstrip().endswith(rasa.slots["shown_skus"][0])
+    assert any("product descriptions" in c[0]["content"] for c in llm.calls)

@@ -1,4 +1,4 @@
-"""The Rasa adapter's translations without a server: Rasa's entities and slots -> the dialogue's
+"""The Rasa adapter's translations (bot/actions_translate.py) without a server: Rasa's entities and slots -> the dialogue's
 Understanding, the tracker's events -> which slots are new input, replies -> Rasa messages, the dialogue
 state -> SlotSet events, the request check; and the dialogue's hook for already-understood messages."""
 
@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from rasa_sdk import Tracker
 
-from bot.actions import (
-    ActionRecordFeedback,
+from bot.actions import ActionRecordFeedback
+from bot.actions_translate import (
     RasaMessage,
     entity_filters,
     entity_ordinals,
