@@ -207,6 +207,8 @@ class ShopBot:
             Application.builder().token(token).base_url(base).base_file_url(_file_url(base))
             .rate_limiter(AIORateLimiter(overall_max_rate=rate, overall_time_period=1 if rate else 0, max_retries=max_retries))
             .concurrent_updates(PerChatProcessor(concurrency))
+            # a busy machine or API delays a send rather than failing it (a failed send is a lost reply)
+            .read_timeout(20).write_timeout(20).connect_timeout(10).pool_timeout(10)
             .post_init(self._post_init).post_shutdown(self._post_shutdown)
             .build()
         )
