@@ -270,3 +270,28 @@ def test_webhook_checks_the_secret_token(assistant: Assistant, settings: Setting
         assert len(sent) == 6 and bot.fake.deliveries
 
     chat(assistant, settings, test, webhook=True, secret=secret)
+
+
+def test_an_admin_reindexes_and_the_new_catalog_serves_at_once(shared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import write_catalog
+
+    engine, nlu, policy = shared
+    catalog = write_catalog(tmp_path / "small.csv")
+    settings = Settings(data_dir=tmp_path / "data", catalog=catalog, llm="off", telegram_admins=[ADMIN],
+                        telegram_max_rate=0, body_view=False)
+    assistant = build_assistant(settings, engine=engine, nlu=nlu, policy=policy)
+
+    async def test(bot: Running) -> None:
+        note = await bot.say(ADMIN, "/reindex")
+        assert note[0].text == "Reindexing the catalog…"
+        done = await bot.fake.wait_for(
+            lambda: "Now serving" in (bot.fake.chat(ADMIN)[-1].get("text") or "") and bot.fake.chat(ADMIN)[-1], 120)
+        assert "Now serving 13 products" in done["text"]
+        sent = await bot.say(ANN, "hobbit paperback")
+        assert any("The Hobbit" in c.text for c in sent[1:])
+        assert assistant.engine is not engine and len(assistant.engine.products) == 13
+
+    try:
+        chat(assistant, settings, test)
+    finally:
+        assistant.close()
