@@ -13,7 +13,8 @@ message in flight per shopper, the next one due on a fixed schedule that offers 
 second in all.
 
 Measured, from the moment a message is injected into the fake server: latency to the first message of
-the reply and to the last (the reply is complete: header, product cards, buttons). Checked: every
+the reply and to the last (the reply is complete: header, product cards, buttons). A shopper writes
+again only when the bot has finished the previous reply, so every reply message is attributed exactly. Checked: every
 message answered (a reply arrived) exactly once (each update handed out once, each message handled
 once: the turns table holds every shopper's messages in order, no reply message sent twice).
 """
@@ -91,16 +92,31 @@ class Sent:
     update_id: int = 0
     replies: list[tuple[float, str]] = field(default_factory=list)  # (time, text + buttons)
     first: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # the bot has finished with this update
 
 
-def telegram_side(conn: Any, users: int, per_user: int, rate: float, seed: int) -> None:
-    asyncio.run(_telegram_side(conn, users, per_user, rate, seed))
+def telegram_side(conn: Any, done: Any, users: int, per_user: int, rate: float, seed: int) -> None:
+    asyncio.run(_telegram_side(conn, done, users, per_user, rate, seed))
 
 
-async def _telegram_side(conn: Any, users: int, per_user: int, rate: float, seed: int) -> None:
+async def _telegram_side(conn: Any, done: Any, users: int, per_user: int, rate: float, seed: int) -> None:
     from tests.fakes.telegram_server import SEND_METHODS, Call, FakeTelegram
 
     current: dict[int, Sent] = {}
+    by_update: dict[int, Sent] = {}
+    loop = asyncio.get_running_loop()
+
+    def finished() -> None:  # the bot reports each update it has finished with (a thread: the pipe blocks)
+        while True:
+            try:
+                uid = done.recv()
+            except EOFError:
+                return
+            if uid is None:
+                return
+            loop.call_soon_threadsafe(lambda u=uid: by_update[u].done.set() if u in by_update else None)
+
+    listener = loop.run_in_executor(None, finished)
 
     class Counting(FakeTelegram):
         async def _record(self, call: Call) -> None:
@@ -132,28 +148,24 @@ async def _telegram_side(conn: Any, users: int, per_user: int, rate: float, seed
         for k, text in enumerate(scripts[user]):
             due = t0 + (k * users + n) / rate
             await asyncio.sleep(max(0.0, due - time.monotonic()))
-            if prev is not None:  # a person reads the answer (no new message for 100 ms) before writing again
+            if prev is not None:  # a person reads the whole answer before writing again
                 try:
-                    await asyncio.wait_for(prev.first.wait(), max(0.0, deadline - time.monotonic()))
+                    await asyncio.wait_for(prev.done.wait(), max(0.0, deadline - time.monotonic()))
                 except TimeoutError:
                     unsent += per_user - k
                     return
-                while time.monotonic() - prev.replies[-1][0] < 0.1:
-                    await asyncio.sleep(0.02)
             rec = Sent(user, k, text, time.monotonic())
             current[user] = rec
             log.append(rec)
             rec.update_id = fake.message(user, text, language_code="zh-hans" if zh[user] else "en")
+            by_update[rec.update_id] = rec
             prev = rec
 
     await asyncio.gather(*(shopper(n, u) for n, u in enumerate(ids)))
-    # every message has a first reply (or the deadline passed); wait for the last replies (quiet for 1 s)
+    # every message handled (or the deadline passed)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*(r.first.wait() for r in log)), max(1.0, deadline - time.monotonic()))
-    n = -1
-    while n != sum(len(r.replies) for r in log):
-        n = sum(len(r.replies) for r in log)
-        await asyncio.sleep(1.0)
+        await asyncio.wait_for(asyncio.gather(*(r.done.wait() for r in log)), max(1.0, deadline - time.monotonic()))
+    await asyncio.sleep(0.5)
     first = [(r.replies[0][0] - r.injected) * 1000 for r in log if r.replies]
     complete = [(r.replies[-1][0] - r.injected) * 1000 for r in log if r.replies]
     start = min(r.injected for r in log)
@@ -176,7 +188,8 @@ async def _telegram_side(conn: Any, users: int, per_user: int, rate: float, seed
         "sent_per_user": {str(u): [r.text for r in log if r.user == u] for u in ids},
     }
     conn.send(("result", result))
-    await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # until the bot has stopped
+    await loop.run_in_executor(None, conn.recv)  # until the bot has stopped
+    await listener
     fake.end_polls()
     await asyncio.sleep(0.2)
     await fake.stop()
@@ -185,7 +198,7 @@ async def _telegram_side(conn: Any, users: int, per_user: int, rate: float, seed
 # --------------------------------------------------------------------------------- the bot (parent)
 
 
-async def run_bot(settings: Any, assistant: Any, port: int, conn: Any) -> tuple[dict[str, Any], int, int]:
+async def run_bot(settings: Any, assistant: Any, port: int, conn: Any, done: Any) -> tuple[dict[str, Any], int, int]:
     from bot.telegram import ALLOWED_UPDATES, PerChatProcessor, ShopBot
     from tests.fakes.telegram_server import TOKEN
 
@@ -202,6 +215,17 @@ async def run_bot(settings: Any, assistant: Any, port: int, conn: Any) -> tuple[
             turn_ms.append((time.perf_counter() - t) * 1000)
 
     assistant.handle_async = timed
+    processor = app.update_processor
+    assert isinstance(processor, PerChatProcessor)
+    process = processor.do_process_update
+
+    async def report(update: Any, coroutine: Any) -> None:  # tell the shoppers' side when a reply is complete
+        try:
+            await process(update, coroutine)
+        finally:
+            done.send(getattr(update, "update_id", None))
+
+    processor.do_process_update = report  # type: ignore[method-assign]
     cpu0 = time.process_time()
     async with app:
         await app.start()
@@ -211,8 +235,7 @@ async def run_bot(settings: Any, assistant: Any, port: int, conn: Any) -> tuple[
         assert kind == "result"
         await app.updater.stop()
         await app.stop()
-        processor = app.update_processor
-        assert isinstance(processor, PerChatProcessor)
+        done.send(None)
         result["bot_cpu_ms_per_message"] = round((time.process_time() - cpu0) * 1000 / max(1, result["messages"]), 1)
         result["dialogue_turn_ms"] = {"p50": pct(turn_ms, 0.5), "p99": pct(turn_ms, 0.99)}
         return result, shop.turns, processor.processed
@@ -253,11 +276,12 @@ def main() -> None:
     load_before = [round(x, 2) for x in os.getloadavg()]  # other jobs on the machine: the figures depend on it
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=telegram_side, args=(child, args.users, args.messages, args.rate, args.seed), daemon=True)
+    done_out, done_in = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=telegram_side, args=(child, done_out, args.users, args.messages, args.rate, args.seed), daemon=True)
     proc.start()
     kind, port = parent.recv()
     assert kind == "port"
-    result, turns, processed = asyncio.run(run_bot(settings, assistant, port, parent))
+    result, turns, processed = asyncio.run(run_bot(settings, assistant, port, parent, done_in))
     parent.send("stop")
     proc.join(30)
     asyncio.run(assistant.aclose())
