@@ -1118,11 +1118,9 @@ class Store:
         Idempotent, also across workers; buffered like any write while the database is down."""
         if self.load_payload(key) is not None:
             return
-        try:
+        with contextlib.suppress(IntegrityError):  # another worker stored the same key a moment ago
             self._write("save_payload", [{"op": "insert", "table": "button_payloads", "row": {
                 "key": key, "payload": _clean(payload) or "", "created_at": self._now()}}])
-        except IntegrityError:
-            pass  # another worker stored the same key a moment ago
 
     def load_payload(self, key: str) -> str | None:
         """The payload saved under ``key``; None when unknown or while the database is down."""

@@ -249,3 +249,17 @@ def test_stale_buttons_and_expired_keys_are_answered_politely(store: Store) -> N
         assert all(a.at - t0 < 5 for a in bot.fake.answers.values())
 
     run(store, respond, test)
+
+
+def test_the_payload_table_is_idempotent_and_shared_between_stores(store: Store, tmp_path: Path) -> None:
+    codec = PayloadCodec(store)
+    payload = "down:" + "a" * 32 + ":" + "S" * 60
+    key = codec.encode(payload)
+    assert key == codec.encode(payload) == PayloadCodec.key(payload)
+    store.save_payload(key, payload)  # again: no error, one row
+    other = Store(f"sqlite:///{tmp_path / 'shop.db'}", tmp_path / "buffer2")  # another worker, same database
+    try:
+        assert PayloadCodec(other).decode(key) == payload
+        other.save_payload(key, payload)
+    finally:
+        other.close()
