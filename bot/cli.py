@@ -528,6 +528,9 @@ from bot.cli_describe import describe_cmd, eval_describe  # noqa: E402  (command
 
 cli.add_command(describe_cmd)
 eval_group.add_command(eval_describe)
+from bot.cli_recommend import eval_recommend  # noqa: E402
+
+eval_group.add_command(eval_recommend)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
