@@ -284,7 +284,8 @@ class ShopBot:
         state, handed = await asyncio.to_thread(lambda: (store.load_state(uid) or {}, store.is_handed_over(uid)))
         lang = state.get("lang") or _lang(update)
         f = state.get("filters") or {}
-        parts = [f"{k.replace('_', ' ')} {v}" for k, v in f.items() if v not in (None, [], False, "")]
+        parts = [k.replace("_", " ") if v is True else f"{k.replace('_', ' ')} {'/'.join(map(str, v)) if isinstance(v, list) else v}"
+                 for k, v in f.items() if v not in (None, [], False, "")]
         text = t("prefs", lang, lang={"zh": "中文"}.get(lang, "English"), query=state.get("query") or t("none", lang),
                  filters=", ".join(map(str, parts)) or t("none", lang), shown=len(state.get("shown") or []),
                  handoff=t("yes" if handed else "no", lang))
