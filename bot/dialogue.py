@@ -33,6 +33,7 @@ from retrieval.catalog import Product
 from retrieval.lexical import has_cjk
 from retrieval.policy import PolicyMatch
 from retrieval.query import Filters, ParsedQuery
+from retrieval.recommend import Recommender
 from retrieval.search import Hit, SearchEngine, SearchResult
 
 __all__ = ["CS_SECTIONS", "DialogueManager", "Understanding"]
@@ -190,6 +191,7 @@ class DialogueManager:
         self.product_writer = product_writer
         self.search_summaries = search_summaries
         self._tasks: set[asyncio.Task[None]] = set()
+        self._rec_cache: tuple[SearchEngine, float, Recommender] | None = None
 
     # ------------------------------------------------------------------------------------ entry
 
@@ -651,26 +653,29 @@ class DialogueManager:
                                   reason=f"like {anchor.sku}")]
 
     def _recommend(self, turn: _Turn) -> list[Reply]:
-        """Best-rated products in stock, from the categories the shopper has been looking at (if any)."""
+        """Products chosen from the shopper's own history in the store (retrieval/recommend.py), each card with
+        its one-line reason; popular, varied ones for a new shopper; complements after a purchase."""
         lang = turn.lang
-        seen = [p for p in (self.engine.product(s) for s in turn.state.get("shown") or []) if p is not None]
-        cats = {p.category[0] for p in seen if p.category}
-        pool = [p for p in self.engine.products if p.stock > 0 and p.sku not in {q.sku for q in seen}
-                and (not cats or (p.category and p.category[0] in cats))]
-        pool.sort(key=lambda p: (-float((p.attr("rating") or ("0",))[0] or 0), p.price))
-        picks: list[Product] = []
-        per_cat: dict[str, int] = {}
-        for p in pool:  # at most two per category, so the list is varied
-            c = " > ".join(p.category[:2])
-            if per_cat.get(c, 0) < 2:
-                picks.append(p)
-                per_cat[c] = per_cat.get(c, 0) + 1
-            if len(picks) == self.page_size:
-                break
-        turn.state.update({"mode": "recommend", "shown": [p.sku for p in picks], "offset": 0})
+        read = getattr(self.store, "interactions", None)
+        history = list(read(turn.user_id, limit=200)) if read is not None else []
+        recs = self._recommender().for_user(history, k=self.page_size)
+        turn.state.update({"mode": "recommend", "shown": [r.sku for r in recs], "offset": 0})
         turn.query = "recommend"
-        hits = [Hit(p, 0.0, i + 1, {}) for i, p in enumerate(picks)]
-        return [self._cards_reply(turn, say("recommend_head", lang), hits, len(hits), 0, reason="top rated")]
+        hits = [Hit(r.product, r.score, i + 1, {}) for i, r in enumerate(recs)]
+        reply = self._cards_reply(turn, say("recommend_head", lang), hits, len(hits), 0)
+        reply.cards = [replace(c, reason=r.reason) for c, r in zip(reply.cards, recs, strict=True)]
+        return [reply]
+
+    def _recommender(self) -> Recommender:
+        """One Recommender over the current catalog and everyone's log, rebuilt every few minutes."""
+        now = time.monotonic()
+        cached = self._rec_cache
+        if cached is None or cached[0] is not self.engine or now - cached[1] > 300:
+            read = getattr(self.store, "interactions", None)
+            log_rows = read(limit=20000) if read is not None else []
+            cached = (self.engine, now, Recommender(self.engine.products, log_rows, engine=self.engine))
+            self._rec_cache = cached
+        return cached[2]
 
     # ------------------------------------------------------------------------ service & feedback
 

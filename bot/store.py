@@ -1130,3 +1130,27 @@ class Store:
                 return row.payload if row is not None else None
         except StoreUnavailable:
             return None
+
+    # --------------------------------------------------------------------------- interactions
+
+    def interactions(self, user_id: str | None = None, limit: int = 20000) -> list[tuple[str, str, str, datetime]]:
+        """(user, sku, kind, time) rows for recommendations, oldest first: feedback on a product (click,
+        thumbs, add_to_cart, purchase) and products opened in detail (kind "details"); one user's or
+        everyone's newest ``limit`` of each. Empty while the database is down (recommendations fall
+        back to popular products)."""
+        try:
+            with self._read(hot=True) as s:
+                fb = select(Feedback.user_id, Feedback.sku, Feedback.kind, Feedback.created_at).where(Feedback.sku.is_not(None))
+                seen = (select(Impression.user_id, Impression.sku, Impression.created_at)
+                        .join(Turn, Turn.id == Impression.turn_id).where(Turn.intent == "details"))
+                if user_id is not None:
+                    fb = fb.where(Feedback.user_id == user_id)
+                    seen = seen.where(Impression.user_id == user_id)
+                rows = [(u, str(k), str(kind), _utc(t)) for u, k, kind, t in
+                        s.execute(fb.order_by(Feedback.created_at.desc()).limit(limit)).all()]
+                rows += [(u, str(k), "details", _utc(t)) for u, k, t in
+                         s.execute(seen.order_by(Impression.created_at.desc()).limit(limit)).all()]
+        except StoreUnavailable:
+            return []
+        rows.sort(key=lambda r: r[3])
+        return rows

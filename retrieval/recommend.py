@@ -51,7 +51,8 @@ PURCHASE = "purchase"
 # Category -> what goes with it, for the demo catalog's categories (most specific key wins). Learned
 # co-purchase rules come first; this table fills in for a shop whose log is still empty.
 COMPLEMENTS: dict[str, tuple[str, ...]] = {
-    "Laptops": ("Computer Accessories > Mice", "Computer Accessories > Laptop Bags", "Phones > Chargers",
+    "Laptops": ("Computer Accessories > Mice", "Computer Accessories > Laptop Bags", "Computer Accessories > Bags",
+                "Phones > Chargers",
                 "Computer Accessories > USB Hubs", "Computer Accessories > Keyboards"),
     "Phones > Smartphones": ("Phones > Cases", "Phones > Chargers", "Phones > Screen Protectors",
                              "Electronics > Headphones", "Computer Accessories > Memory Cards"),
@@ -302,6 +303,10 @@ class Recommender:
             return None
         return np.asarray(self._vectors[list(anchors)] @ self._vectors.T)  # (A, n)
 
+    def _because(self, anchor: int, bought: Sequence[int]) -> str:
+        verb = "bought" if anchor in bought else "looked at"
+        return f"because you {verb} {self.products[anchor].title}"
+
     # -------------------------------------------------------------------------------- public
 
     def popular(self, k: int = 5, exclude: Iterable[str] = ()) -> list[Recommendation]:
@@ -394,8 +399,8 @@ class Recommender:
         sim = self._similarity(liked[:10])
         best_anchor = np.full(n, liked[0], dtype=np.int64)
         if sim is not None:
-            w = np.asarray([weights[i] for i in liked[:10]])[:, None]
-            contrib = sim * (w / w.max())
+            wt = np.asarray([weights[i] for i in liked[:10]])[:, None]
+            contrib = sim * (wt / wt.max())
             best_anchor = np.asarray(liked[:10])[contrib.argmax(axis=0)]
             score += 0.8 * contrib.max(axis=0)
         elif self.sequential is None:
@@ -411,18 +416,18 @@ class Recommender:
         score += 0.05 * np.log1p(self.popularity) / (np.log1p(self.popularity.max()) + 1e-9)
         for i in liked:
             banned.add(i)  # already seen: recommend new things
-        for i in np.flatnonzero(co > 0.3):
-            anchors = [a for a in liked if self.cooc[a, i] > 0]
+        for j in np.flatnonzero(co > 0.3).tolist():
+            anchors = [a for a in liked if self.cooc[a, j] > 0]
             a = anchors[0] if anchors else liked[0]
-            why[i] = (f"often bought with {self.products[a].title}" if a in bought
+            why[j] = (f"often bought with {self.products[a].title}" if a in bought
                       else f"shoppers who looked at {self.products[a].title} also looked at it")
-            source[i] = "co-occurrence"
+            source[j] = "co-occurrence"
         top = np.argsort(-score, kind="stable")[: 20 * k + len(banned)]
         ranked = [
             (int(i), float(score[i]),
-             why[i] or f"because you looked at {self.products[int(best_anchor[i])].title}",
+             why[i] or self._because(int(best_anchor[i]), bought),
              source[i] or ("similar" if sim is not None else "sequence"))
             for i in top
         ]
-        rest = self._diverse(ranked, k - len(picks), banned | {r_.product and self.by_sku[r_.sku] for r_ in picks})
+        rest = self._diverse(ranked, k - len(picks), banned | {self.by_sku[r_.sku] for r_ in picks})
         return (picks + rest)[:k]
