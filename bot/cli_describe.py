@@ -279,8 +279,8 @@ def _describe_all(s: Settings, products: Sequence[Product], source: str, store: 
                 written += 1
                 sources[d.source] = sources.get(d.source, 0) + 1
     except KeyboardInterrupt:
-        click.echo(f"\nInterrupted after {written} of {len(todo)} descriptions; they are saved in {store.path}. "
-                   "Run the same command again to continue.", err=True)
+        click.echo(f"\nInterrupted after {written} of {len(todo)} descriptions (each is saved in {store.path} as soon "
+                   "as it is written). Run the same command again to continue.", err=True)
         raise click.exceptions.Exit(130) from None
     finally:
         _close(llm)
@@ -346,6 +346,8 @@ def eval_describe(ctx: click.Context, data: Path, limit: int | None, length: str
     click.echo(f"attribute coverage {r.attribute_coverage:.3f} (prose alone {r.prose_coverage:.3f})  "
                f"unsupported claims/description {r.unsupported_claims_per_description:.3f}  ROUGE-L {r.rouge_l:.3f}  "
                f"{r.seconds_per_description:.1f} s/description  n={r.n}")
-    click.echo("sources: " + ", ".join(f"{k} {v}" for k, v in sorted(r.sources.items())))
+    click.echo("sources: " + ", ".join(f"{k} {v}" for k, v in sorted(r.sources.items())) +
+               f"; first drafts rejected {r.drafts_rejected:.0%} "
+               f"({r.draft_unsupported:.2f} unsupported claims per first draft, before the guard)")
     if as_json:
         click.echo(json.dumps(r.as_dict()))

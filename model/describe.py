@@ -197,8 +197,18 @@ def _fold(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
-_SPELLING = {"aluminum": "aluminium", "gray": "grey", "colour": "color", "colours": "colors",
-             "multicolour": "multicolor", "jewelry": "jewellery"}
+_SPELLING = {
+    "aluminum": "aluminium", "gray": "grey", "colour": "color", "colours": "colors", "multicolour": "multicolor",
+    "jewelry": "jewellery",
+    # units written out ("170 grams") mean the same as their symbols ("170 g")
+    "gram": "g", "grams": "g", "gm": "g", "gms": "g", "kilogram": "kg", "kilograms": "kg", "kgs": "kg",
+    "milligram": "mg", "milligrams": "mg", "inches": "inch", "centimeter": "cm", "centimeters": "cm",
+    "centimetre": "cm", "centimetres": "cm", "millimeter": "mm", "millimeters": "mm", "millimetre": "mm",
+    "millimetres": "mm", "meter": "m", "meters": "m", "metre": "m", "metres": "m", "liter": "l", "liters": "l",
+    "litre": "l", "litres": "l", "ltr": "l", "milliliter": "ml", "milliliters": "ml", "millilitre": "ml",
+    "millilitres": "ml", "feet": "ft", "foot": "ft", "pounds": "lb", "pound": "lb", "lbs": "lb", "ounce": "oz",
+    "ounces": "oz", "watts": "w", "watt": "w", "volts": "v", "volt": "v",
+}
 
 
 def _norm_token(tok: str) -> str:
@@ -309,10 +319,10 @@ def template_description(record: Mapping[str, Any], language: str = "en") -> str
     attrs = attributes_of(record)
     if language == "zh":
         head = title + (f"，品牌：{brand}" if brand and brand.lower() not in title.lower() else "")
-        head += (f"，类别：{' > '.join(cat)}" if cat else "") + "。"
+        head += (f"，类别：{' > '.join(cat[:3])}" if cat else "") + "。"
     else:
         head = title + (f" by {brand}" if brand and brand.lower() not in title.lower() else "")
-        head += (f", in {' > '.join(cat)}" if cat else "") + "."
+        head += (f", in {' > '.join(cat[:3])}" if cat else "") + "."
     details = details_line(attrs, language)
     return head + ("\n" + details if details else "")
 
@@ -353,13 +363,13 @@ def _key_facts(attrs: Sequence[Attribute], n: int) -> list[tuple[str, str]]:
 _EXAMPLE_RECORD: dict[str, Any] = {
     "title": "Northwind Women's Quilted Winter Coat", "brand": "Northwind", "category": ["Apparel", "Coats"],
     "titles": {"zh": "Northwind 女款绗缝冬季外套"},
-    "attributes": {"Ideal For": ["Women"], "Color": ["Red"], "Material": ["Polyester"], "Size": ["S, M, L"]},
+    "attributes": {"Ideal For": ["Women"], "Color": ["Red"], "Material": ["Polyester"], "Pattern": ["Quilted"]},
 }
 _EXAMPLE_TEXT = {
     "en": ("The Northwind Women's Quilted Winter Coat brings a bright touch of red to cold days. Its polyester shell "
-           "is quilted for a neat, cosy look, and the cut is made for women. Choose from sizes S, M, L."),
-    "zh": ("Northwind 女款绗缝冬季外套以醒目的红色为寒冷的日子增添亮色。外层采用涤纶（Polyester）面料，绗缝设计整洁利落，"
-           "专为女士剪裁，提供 S、M、L 三个尺码。"),
+           "has a quilted pattern for a neat, cosy look, and the cut is made for women."),
+    "zh": ("Northwind 女款绗缝冬季外套以醒目的红色为寒冷的日子增添亮色。外层采用涤纶（Polyester）面料，绗缝图案整洁利落，"
+           "专为女士剪裁。"),
 }
 
 

@@ -227,6 +227,9 @@ class DescribeReport:
     rouge_l: float
     seconds_per_description: float
     sources: dict[str, int]
+    draft_unsupported: float = 0.0
+    drafts_rejected: float = 0.0
+    prose_coverage_model: float | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -238,6 +241,10 @@ class DescribeReport:
             "seconds_per_description": round(self.seconds_per_description, 2),
             "n": self.n,
             "sources": self.sources,
+            "prose_attribute_coverage_model_written": None if self.prose_coverage_model is None
+            else round(self.prose_coverage_model, 4),
+            "first_draft_unsupported_claims_per_description": round(self.draft_unsupported, 4),
+            "first_drafts_rejected": round(self.drafts_rejected, 4),
         }
 
 
@@ -290,7 +297,14 @@ def _report(per: Sequence[dict[str, Any]]) -> DescribeReport:
     sources: dict[str, int] = {}
     for r in per:
         sources[r["source"]] = sources.get(r["source"], 0) + 1
+    # what the model's first draft got wrong, before the guard: the honest picture of the model itself
+    drafts = [(r.get("checks") or {}).get("attempts", [{}])[0] for r in per]
+    draft_bad = [len(a.get("unsupported") or []) for a in drafts]
+    rejected = [bool(a.get("unsupported") or a.get("problems")) for a in drafts]
+    model_rows = [float(r["prose_coverage"]) for r in per if r["source"] != "template"]
     return DescribeReport(
         n=n, attribute_coverage=mean("coverage"), prose_coverage=mean("prose_coverage"),
         unsupported_claims_per_description=(sum(len(r["unsupported"]) for r in per) / n) if n else 0.0,
-        rouge_l=mean("rouge_l"), seconds_per_description=mean("seconds"), sources=sources, rows=list(per))
+        rouge_l=mean("rouge_l"), seconds_per_description=mean("seconds"), sources=sources,
+        draft_unsupported=sum(draft_bad) / n if n else 0.0, drafts_rejected=sum(rejected) / n if n else 0.0,
+        prose_coverage_model=statistics.fmean(model_rows) if model_rows else None, rows=list(per))

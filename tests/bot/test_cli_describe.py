@@ -117,7 +117,7 @@ def test_all_missing_resumes_after_an_interruption_and_reindex_shows_them(run) -
     r = run("describe", "--all", "--missing")
     assert r.exit_code == 130, r.output
     assert "4 of 13 products in " in r.output and "0 already done, 4 to write" in r.output
-    assert "Interrupted after 2 of 4 descriptions" in r.output and "Run the same command again" in r.output
+    assert "Interrupted after 2 of 4 descriptions (each is saved in" in r.output and "Run the same command again" in r.output
     first = lines(run.store)
     assert len(first) == 2 and {x["sku"] for x in first} <= NO_DESCRIPTION
     assert {"sku", "hash", "language", "text", "source", "model", "created"} <= set(first[0])

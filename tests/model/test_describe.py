@@ -265,6 +265,9 @@ def test_eval_metrics_on_a_hand_made_file(tmp_path: Path) -> None:
     assert out["unsupported_claims_per_description"] == 0.0 and out["n"] == 2
     assert out["rouge_l"] == pytest.approx(round((first["rouge_l"] + second["rouge_l"]) / 2, 4))
     assert out["sources"] == {"llm": 1, "llm-retry": 1}
+    # before the guard: one of two first drafts invented a number
+    assert out["first_draft_unsupported_claims_per_description"] == 0.5 and out["first_drafts_rejected"] == 0.5
+    assert out["prose_attribute_coverage_model_written"] == 0.5
     # the human description never reaches the model
     assert all("casual bellies" not in m["content"] for p in llm.prompts for m in p)
 
