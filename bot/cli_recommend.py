@@ -42,7 +42,7 @@ def eval_recommend(items_path: Path, inter_path: Path, limit: int | None, epochs
     """NDCG@10 and Recall@10 of the next item among 20 candidates, and full-catalog Recall@10."""
     from retrieval.recommend import cooccurrence, cooccurrence_scores
     from retrieval.recommend_eval import full_recall, load_recbole, ndcg_recall, ranks_of_first, sample_candidates
-    from retrieval.sequential import SeqConfig, SequentialRecommender
+    from retrieval.sequential import SeqConfig, SequentialRecommender, cooccurrence_embeddings
 
     for p in (items_path, inter_path):
         if not p.is_file():
@@ -79,6 +79,7 @@ def eval_recommend(items_path: Path, inter_path: Path, limit: int | None, epochs
     if cfg.epochs > 0:
         model = SequentialRecommender(n_items, cfg, device=device)
         t_train = time.perf_counter()
+        model.init_items(cooccurrence_embeddings(histories, n_items, cfg.dim))  # warm start from the counts
         model.fit(histories, progress=True)
         report["train_seconds"] = round(time.perf_counter() - t_train, 1)
         scores = model.score_candidates(histories, cand)

@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -217,7 +218,22 @@ class Recommender:
         self.per_category = per_category
         self.min_rule_support = min_rule_support
         self._vectors = self._content_vectors()
+        self._seq_rows: np.ndarray | None = None  # model item id -> product row (-1: not in the catalog)
         self.fit(interactions)
+
+    def attach_sequential(self, model: SequentialRecommender, item_skus: Sequence[str] | None = None) -> None:
+        """Use a trained next-item model; ``item_skus[i]`` is the SKU of its item ``i`` (default: the
+        catalog order). Items the catalog no longer has are ignored."""
+        self.sequential = model
+        skus = item_skus if item_skus is not None else [p.sku for p in self.products]
+        self._seq_rows = np.asarray([self.by_sku.get(str(s), -1) for s in skus], dtype=np.int64)
+
+    def load_sequential(self, directory: str | Path) -> None:
+        """Attach a model saved by :meth:`SequentialRecommender.save` with its item SKUs."""
+        from retrieval.sequential import SequentialRecommender
+
+        model, skus = SequentialRecommender.load(directory)
+        self.attach_sequential(model, skus)
 
     # ------------------------------------------------------------------------------- learning
 
@@ -409,10 +425,19 @@ class Recommender:
             score += 0.5 * np.asarray([category_key(p) in liked_cats for p in self.products], dtype=np.float64)
         # the sequential model, when trained on this catalog's ids
         seq = self.sequential
-        if seq is not None and seq.trained and seq.n_items == n:
-            s = seq.score([list(reversed(liked))])[0].astype(np.float64)
-            s = (s - s.mean()) / (s.std() + 1e-9)
-            score += 0.5 * np.clip(s, 0, None)
+        if seq is not None and seq.trained:
+            if self._seq_rows is None:
+                self.attach_sequential(seq)
+            rows_ = self._seq_rows if self._seq_rows is not None else np.zeros(0, dtype=np.int64)
+            model_id = {int(r): m for m, r in enumerate(rows_.tolist()) if r >= 0}
+            hist = [model_id[i] for i in reversed(liked) if i in model_id]  # oldest first
+            if hist:
+                raw = seq.score([hist])[0].astype(np.float64)
+                known = rows_ >= 0
+                s = np.zeros(n, dtype=np.float64)
+                z = (raw[known] - raw[known].mean()) / (raw[known].std() + 1e-9)
+                s[rows_[known]] = z
+                score += 0.5 * np.clip(s, 0, None)
         score += 0.05 * np.log1p(self.popularity) / (np.log1p(self.popularity.max()) + 1e-9)
         for i in liked:
             banned.add(i)  # already seen: recommend new things

@@ -29,11 +29,11 @@ class SeqConfig:
     heads: int = 2
     max_len: int = 50
     dropout: float = 0.3
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.0
-    batch_size: int = 256
-    epochs: int = 20
-    negatives: int = 1024  # shared uniform negatives per batch; 0 = full softmax
+    batch_size: int = 512
+    epochs: int = 8
+    negatives: int = 256  # shared uniform negatives per batch; 0 = full softmax
     seed: int = 0
     threads: int = 2
 
@@ -67,9 +67,12 @@ def _build_module(n_items: int, cfg: SeqConfig) -> Any:
             x = self.drop(x)
             causal = torch.triu(torch.ones(length, length, dtype=torch.bool, device=seq.device), diagonal=1)
             pad = seq == 0
-            # a fully padded query row would make attention NaN: let pads attend to themselves only via
-            # the causal mask and zero them afterwards
-            h = self.blocks(x, mask=causal, src_key_padding_mask=pad & ~pad.all(dim=1, keepdim=True))
+            # one mask: no peeking ahead, no attending to padding, but every position may attend to itself
+            # (a row with nothing to attend to would be NaN, and 0 x NaN poisons the real positions)
+            blocked = causal.unsqueeze(0) | pad.unsqueeze(1)
+            blocked = blocked & ~torch.eye(length, dtype=torch.bool, device=seq.device).unsqueeze(0)
+            blocked = blocked.repeat_interleave(cfg.heads, dim=0)
+            h = self.blocks(x, mask=blocked)
             h = self.norm(h)
             return h.masked_fill(pad.unsqueeze(-1), 0.0)
 
@@ -92,6 +95,13 @@ class SequentialRecommender:
         self.trained = False
 
     # ------------------------------------------------------------------------------ training
+
+    def init_items(self, vectors: np.ndarray) -> None:
+        """Start the item table from given vectors (n_items, dim), e.g. :func:`cooccurrence_embeddings`."""
+        import torch
+
+        with torch.no_grad():
+            self.module.item.weight[1:] = torch.from_numpy(np.asarray(vectors, dtype=np.float32)).to(self.device)
 
     def _pad(self, seqs: Sequence[Sequence[int]], length: int) -> np.ndarray:
         out = np.zeros((len(seqs), length), dtype=np.int64)
@@ -235,3 +245,30 @@ class SequentialRecommender:
         model.trained = True
         items = manifest.get("items")
         return model, (list(items) if items is not None else None)
+
+
+def cooccurrence_embeddings(sequences: Sequence[Sequence[int]], n_items: int, dim: int, window: int = 3) -> np.ndarray:
+    """Item vectors from a truncated SVD of the positive PMI of item co-occurrence (n_items, dim).
+
+    A warm start for the model's item table: on a CPU budget of minutes the transformer cannot learn
+    which items go together from scratch, but it can refine what the counts already say.
+    """
+    from scipy import sparse
+    from scipy.sparse.linalg import svds
+
+    from retrieval.recommend import cooccurrence
+
+    m = cooccurrence(sequences, n_items, window=window).tocoo()
+    total = float(m.sum()) or 1.0
+    row = np.asarray(m.sum(axis=1)).ravel() + 1e-9
+    col = np.asarray(m.sum(axis=0)).ravel() + 1e-9
+    pmi = np.log(m.data * total / (row[m.row] * col[m.col]))
+    keep = pmi > 0
+    ppmi = sparse.csr_matrix((pmi[keep], (m.row[keep], m.col[keep])), shape=m.shape)
+    k = max(1, min(dim, n_items - 2))
+    u, s, _ = svds(ppmi.astype(np.float64), k=k, random_state=0)
+    vec = u * np.sqrt(s)[None, :]
+    out = np.zeros((n_items, dim), dtype=np.float32)
+    out[:, :k] = vec
+    std = float(out.std()) or 1.0
+    return out * (0.05 / std)

@@ -149,3 +149,19 @@ def test_cooccurrence_baseline_and_loader(tmp_path: Path) -> None:
     m = cooccurrence([[0, 1], [1, 2], [1, 2]], 3, window=1)
     s = cooccurrence_scores(m, [[1]], np.array([[2, 0]]))
     assert s[0, 0] > s[0, 1] > 0
+
+
+def test_a_trained_sequential_model_is_used_by_sku(shop: list[Product], tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from retrieval.sequential import SeqConfig, SequentialRecommender
+
+    # the log's habit: after coat COA-0 shoppers look at book FIC-2; the model knows 3 items by SKU
+    skus = ["COA-0", "FIC-2", "SMA-0"]
+    model = SequentialRecommender(3, SeqConfig(dim=8, layers=1, heads=1, epochs=40, batch_size=16, dropout=0.0,
+                                               lr=1e-2, negatives=0, threads=1), device="cpu")
+    model.fit([[0, 1]] * 20 + [[2, 0, 1]] * 5)
+    model.save(tmp_path / "seq", item_keys=skus)
+    rec = Recommender(shop)  # no log, no vectors: only the model links the coat to the book
+    rec.load_sequential(tmp_path / "seq")
+    picks = rec.for_user([("me", "COA-0", "details", 1)], k=3)
+    assert picks[0].sku == "FIC-2" and picks[0].reason == "because you looked at Coats COA-0"
