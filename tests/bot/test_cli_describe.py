@@ -217,3 +217,28 @@ def test_eval_describe_prints_a_summary_and_json_last(run, tmp_path: Path) -> No
     assert json.loads(r.output.strip().splitlines()[-1])["n"] == 1
     r = run("eval", "describe", "--data", str(tmp_path / "missing.csv"))
     assert r.exit_code == 1 and "does not exist" in r.output
+
+
+def test_overlay_fills_only_empty_descriptions_from_current_facts(tmp_path: Path) -> None:
+    """retrieval.catalog.overlay_descriptions, the piece `shopbot reindex` uses (tested with its command)."""
+    import dataclasses
+
+    from retrieval.catalog import Product, description_facts_hash, overlay_descriptions
+
+    bare = Product("A-1", "Red Mug", 9.0, attributes={"color": ("red",), "rating": ("4.0",)})
+    own = Product("A-2", "Blue Mug", 9.0, description="Our own words.")
+    path = tmp_path / "descriptions.jsonl"
+    rows = [
+        {"sku": "A-1", "hash": "stale", "text": "Written from other facts."},
+        {"sku": "A-1", "hash": description_facts_hash(bare), "text": "A red mug."},
+        {"sku": "A-2", "hash": description_facts_hash(own), "text": "Never shown."},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + '\n{"sku": "A-1", "hash', encoding="utf-8")
+    out, filled = overlay_descriptions([bare, own], path)
+    assert filled == 1 and [p.description for p in out] == ["A red mug.", "Our own words."]
+    # price, stock and rating are not what a description is written from; colour is
+    assert description_facts_hash(dataclasses.replace(bare, price=5.0, stock=3, attributes={
+        "color": ("red",), "rating": ("3.0",)})) == description_facts_hash(bare)
+    assert description_facts_hash(dataclasses.replace(bare, attributes={"color": ("blue",)})) != \
+        description_facts_hash(bare)
+    assert overlay_descriptions([bare], tmp_path / "none.jsonl") == ([bare], 0)

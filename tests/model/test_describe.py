@@ -286,3 +286,19 @@ def test_eval_counts_what_gets_through_as_unsupported(tmp_path: Path) -> None:
     report = evaluate_describe(rows, Lenient(Scripted("x")), known_brands=["aw", "sicons"])
     assert report.rows[0]["unsupported"] == ["Sicons", "3"]
     assert report.unsupported_claims_per_description == 2.0
+
+
+@pytest.mark.slow
+def test_packaged_model_writes_a_true_description_in_both_languages() -> None:
+    """The packaged Qwen2.5-Coder-0.5B-Instruct (prepared under ~/.shopbot on first use, ~45 s)."""
+    from model.llm import default_llm
+
+    llm = default_llm(Path.home() / ".shopbot", progress=False)
+    try:
+        writer = DescriptionWriter(llm, known_brands=BRANDS, timeout=300)
+        for language in ("en", "zh"):
+            d = writer.write_sync(COAT, language, "short")
+            assert d.unsupported == [] and d.coverage == 1.0 and d.text.strip()
+            assert d.source in {"llm", "llm-retry", "template"}
+    finally:
+        llm.close()
