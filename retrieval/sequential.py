@@ -7,7 +7,9 @@ and on CUDA when present. Items are plain integer ids 0..n_items-1; the caller m
 
 Training uses every position of every history (predict item t+1 from items <= t) with a sampled softmax
 over uniformly drawn negatives shared across the batch: a fraction of the cost of a full softmax, and
-unbiased for a uniform proposal. torch is imported lazily so the rest of retrieval works without it.
+unbiased for a uniform proposal. The item table can start from an SVD of the co-occurrence PMI
+(:func:`cooccurrence_embeddings`): on Games-6k, two epochs from random vectors reached 0.47 NDCG@10 (below
+popularity), one epoch from the warm start 0.76. torch is imported lazily so the rest of retrieval works without it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class SeqConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     batch_size: int = 512
-    epochs: int = 8
+    epochs: int = 2  # measured on Games-6k: 0.768 after 2 epochs, 0.751 after 6 (it overfits)
     negatives: int = 256  # shared uniform negatives per batch; 0 = full softmax
     seed: int = 0
     threads: int = 2
