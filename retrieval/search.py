@@ -416,16 +416,27 @@ def _first_of_each(keys: np.ndarray) -> np.ndarray:
     return np.sort(first)
 
 
-def _smooth(score: np.ndarray, view: np.ndarray, rows: np.ndarray, k: int, weight: float) -> np.ndarray:
-    """Each candidate's score mixed with the mean score of its ``k`` nearest candidates in ``view``."""
+def _smooth(
+    score: np.ndarray, view: np.ndarray, rows: np.ndarray, k: int, weight: float, top: int = 50
+) -> np.ndarray:
+    """Each candidate's score mixed with the mean score of its ``k`` nearest candidates in ``view``.
+
+    Only the ``top`` best candidates get their neighbourhood (searched among all candidates); the rest
+    are mixed with the mean score of all candidates, which keeps their order. On CrowdFlower dev the
+    top 10 are the same as smoothing every candidate (checked with 30, 50 and 80), at a quarter of the
+    cost.
+    """
+    best = np.arange(rows.size) if rows.size <= top else np.argpartition(-score, top - 1)[:top]
     v = np.asarray(view[rows], dtype=np.float32)
     # One BLAS thread: right after the torch and FAISS pools, a two-thread OpenBLAS product of this
-    # size waits on busy cores (measured ~15 ms instead of ~0.6 ms here).
+    # size waits on busy cores (measured ~15 ms instead of ~0.6 ms for 200 x 200 here).
     with _one_blas_thread():
-        sim = v @ v.T
-    np.fill_diagonal(sim, -np.inf)
+        sim = v[best] @ v.T
+    sim[np.arange(best.size), best] = -np.inf
     neighbours = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-    return ((1.0 - weight) * score + weight * score[neighbours].mean(axis=1)).astype(np.float32)
+    out = (1.0 - weight) * score + weight * float(score.mean())
+    out[best] = (1.0 - weight) * score[best] + weight * score[neighbours].mean(axis=1)
+    return out.astype(np.float32)
 
 
 _blas_controller: Any = None
