@@ -1442,6 +1442,12 @@ def _check_stock(claim: Claim, ctx: _Context) -> tuple[bool, str]:
 
 
 def _check_brand(claim: Claim, ctx: _Context) -> tuple[bool, str]:
+    if _negated(ctx.t, *claim.span):
+        # "we do not accept PayPal" when the facts list it: a denial is a claim the facts must make
+        # in the same words
+        start, end = ctx.t.sentence(claim.span[0])
+        if not _verbatim(ctx.t.s[start:end].strip().rstrip(".。!！"), ctx.idx.folded):
+            return False, f"the facts do not say {claim.value} is excluded"
     if claim.value.lower() in ctx.fact_brands:
         return True, "brand in the facts"
     return False, f"{claim.value} is not a brand in the facts"

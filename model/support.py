@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .grounding import Facts, Verdict, verify
+from .grounding import Check, Claim, Facts, Verdict, verify
 from .live import stream_checked
 from .llm_base import LLM
 
@@ -64,6 +64,21 @@ def _cut(text: str, limit: int) -> str:
     head = text[:limit]
     end = max(head.rfind(". "), head.rfind("。"), head.rfind("; "), head.rfind("\n"))
     return head[: end + 1] if end > limit // 3 else head.rsplit(" ", 1)[0]
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+def _echoes(answer: str, question: str) -> bool:
+    """The model only repeated the question (a small model does this with short Chinese questions)."""
+    a = _squash(answer)
+    return bool(a) and (a in _squash(question) or _squash(question) == a)
+
+
+def _echo_verdict(text: str) -> Verdict:
+    claim = Claim("promise", "repeats the question", (0, len(text)), text[:80])
+    return Verdict(False, [claim], [Check(claim, False, "it repeats the question instead of answering it")])
 
 
 def looks_like_injection(text: str) -> bool:
@@ -135,7 +150,7 @@ class SupportWriter:
         live = await stream_checked(
             self.llm,
             lambda feedback: build_messages(question, passages, language, feedback),
-            lambda text: self.verify(text, facts, question),
+            lambda text: _echo_verdict(text) if _echoes(text, question) else self.verify(text, facts, question),
             on_text or (lambda _text: None),
             fallback=extract, timeout=self.timeout, max_tokens=self.max_tokens, dont_know=DONT_KNOW,
             finish=lambda text: f"{text.strip()}\n{source_line}", language=language,

@@ -91,3 +91,9 @@ def test_a_true_clause_is_shown_early_and_a_conditional_one_waits_for_its_senten
 def test_on_timeout_a_shown_clause_without_its_sentence_is_withdrawn() -> None:
     r = run(Pieces(["Standard shipping takes 3-5 business days, ", "and it costs ", "$4"], fail_after=2), [])
     assert r.text == "TEMPLATE"
+
+
+def test_denying_what_the_policy_offers_is_an_unsupported_claim() -> None:
+    facts = Facts(passages=("We accept Visa, Mastercard, PayPal and Alipay. We do not offer cash on delivery.",))
+    assert not verify("The shop does not accept PayPal.", facts, known_brands=["PayPal", "Visa"]).ok
+    assert verify("Yes, you can pay with PayPal.", facts, known_brands=["PayPal", "Visa"]).ok
