@@ -531,6 +531,10 @@ eval_group.add_command(eval_describe)
 from bot.cli_recommend import eval_recommend  # noqa: E402
 
 eval_group.add_command(eval_recommend)
+from bot.cli_train import models_group, train_group  # noqa: E402
+
+cli.add_command(train_group)
+cli.add_command(models_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

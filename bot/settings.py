@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         return self.data_dir / "index"
 
     @property
+    def models_dir(self) -> Path:
+        """Trained model versions (model/registry.py): one folder per kind, an ACTIVE pointer each."""
+        return self.data_dir / "models"
+
+    @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'shopbot.db'}"
 

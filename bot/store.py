@@ -62,10 +62,12 @@ if sys.platform != "win32":
 __all__ = [
     "FEEDBACK_KINDS",
     "OpenHandoff",
+    "SearchLog",
     "Stats",
     "Store",
     "StoreUnavailable",
     "TurnInfo",
+    "TurnLog",
     "TurnRecord",
     "UserInfo",
 ]
@@ -148,6 +150,8 @@ class Impression(Base):
     rank: Mapped[int] = mapped_column(Integer)
     score: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the model that put it there: "ranker:<version>" for a search, "recommender:<version>" for a recommendation
+    model_version: Mapped[str | None] = mapped_column(String(120))
 
 
 class Feedback(Base):
@@ -208,6 +212,7 @@ class TurnRecord:
     error: str | None = None
     model_versions: Mapping[str, str] | None = None
     generation: Sequence[Mapping[str, Any]] = ()  # what the language model did (see Turn.generation)
+    shown_by: str | None = None  # the model that ranked ``shown`` (see Impression.model_version)
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,38 @@ class TurnInfo:
     text_out: str
     intent: str | None
     query: str | None
+
+
+@dataclass(frozen=True)
+class SearchLog:
+    """One search turn for the ranker: what was shown (sku, rank, score) and the feedback on it
+    (sku or None for the whole reply, kind, value)."""
+
+    turn_id: str
+    user_id: str
+    created_at: datetime
+    query: str
+    intent: str
+    shown: list[tuple[str, int, float | None]]
+    feedback: list[tuple[str | None, str, float | None]]
+
+
+@dataclass(frozen=True)
+class TurnLog:
+    """One turn with the thumbs it got as a whole (feedback without a product)."""
+
+    turn_id: str
+    user_id: str
+    created_at: datetime
+    language: str | None
+    text_in: str
+    text_out: str
+    intent: str | None
+    confidence: float | None
+    generation: list[Any]
+    model_versions: dict[str, Any]
+    ups: int = 0
+    downs: int = 0
 
 
 class OpenHandoff(TypedDict):
@@ -816,6 +853,7 @@ class Store:
         query: str | None = None,
         shown: Sequence[ShownItem] = (),
         generation: Sequence[Mapping[str, Any]] = (),
+        shown_by: str | None = None,
     ) -> str:
         """Write one turn (and, in the same transaction, the products it showed); returns the turn id,
         made here when not given, so that feedback can point at the turn even while the database is down."""
@@ -833,7 +871,7 @@ class Store:
             "confidence": _num(confidence), "query": q, "latency_ms": _num(latency_ms),
             "slots": _dumps(dict(slots or {})), "model_versions": _dumps(dict(sorted(versions.items()))),
             "error": _clean(error), "generation": _dumps(list(generation)) if generation else None}}]
-        ops += self._impression_ops(turn_id, user_id, q, shown, now)
+        ops += self._impression_ops(turn_id, user_id, q, shown, now, shown_by)
         info = TurnInfo(turn_id, user_id, session, now, _clean(text_in) or "", _clean(text_out) or "", intent, q)
         with self._lock:
             recent = self._turns.get(user_id) or deque(maxlen=10)
@@ -848,22 +886,25 @@ class Store:
             turn.user_id, turn.text_in, turn.text_out, turn_id=turn.turn_id, intent=turn.intent,
             confidence=turn.confidence, slots=turn.slots, language=turn.language, latency_ms=turn.latency_ms,
             model_versions=turn.model_versions, error=turn.error, query=turn.query, shown=turn.shown,
-            generation=turn.generation)
+            generation=turn.generation, shown_by=turn.shown_by)
 
     @staticmethod
-    def _impression_ops(turn_id: str, user_id: str, query: str | None, items: Sequence[ShownItem], at: datetime) -> list[Op]:
+    def _impression_ops(turn_id: str, user_id: str, query: str | None, items: Sequence[ShownItem], at: datetime,
+                        shown_by: str | None = None) -> list[Op]:
         ops: list[Op] = []
         for sku, rank, score in items:
             if int(rank) < 1:
                 raise ValueError(f"Impression ranks start at 1; {sku!r} has rank {rank}.")
             ops.append({"op": "insert", "table": "impressions", "row": {
                 "id": uuid.uuid4().hex, "turn_id": turn_id, "user_id": user_id, "query": query,
-                "sku": _clean(sku, 200) or "", "rank": int(rank), "score": _num(score), "created_at": at}})
+                "sku": _clean(sku, 200) or "", "rank": int(rank), "score": _num(score), "created_at": at,
+                "model_version": _clean(shown_by, 120)}})
         return ops
 
-    def log_impressions(self, turn_id: str, user_id: str, query: str | None, items: Sequence[ShownItem]) -> int:
+    def log_impressions(self, turn_id: str, user_id: str, query: str | None, items: Sequence[ShownItem],
+                        shown_by: str | None = None) -> int:
         """Products shown in an already logged turn (e.g. a second message of the same turn); returns the count."""
-        ops = self._impression_ops(turn_id, user_id, _clean(query), items, self._now())
+        ops = self._impression_ops(turn_id, user_id, _clean(query), items, self._now(), shown_by)
         if ops:
             self._write("log_impressions", ops)
         return len(ops)
@@ -1154,3 +1195,56 @@ class Store:
             return []
         rows.sort(key=lambda r: r[3])
         return rows
+
+    # ------------------------------------------------------------------------------- training reads
+
+    def search_log(self, *, limit: int = 200_000) -> list[SearchLog]:
+        """Every search turn that showed products, with what was shown and what the shopper did about each
+        product (clicks, thumbs, cart, purchases tied to that turn), oldest first: the ranker's training data."""
+        with self._read() as s:
+            turns = s.execute(
+                select(Turn.id, Turn.user_id, Turn.created_at, Turn.query, Turn.intent)
+                .where(Turn.query.is_not(None), Turn.intent.in_((*SEARCH_INTENTS, "more")))
+                .order_by(Turn.created_at.desc()).limit(limit)).all()
+            ids = [t[0] for t in turns]
+            shown: dict[str, list[tuple[str, int, float | None]]] = defaultdict(list)
+            acts: dict[str, list[tuple[str | None, str, float | None]]] = defaultdict(list)
+            for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+                for tid, sku, rank, score in s.execute(
+                        select(Impression.turn_id, Impression.sku, Impression.rank, Impression.score)
+                        .where(Impression.turn_id.in_(chunk))).all():
+                    shown[tid].append((sku, int(rank), score))
+                for tid, sku, kind, value in s.execute(
+                        select(Feedback.turn_id, Feedback.sku, Feedback.kind, Feedback.value)
+                        .where(Feedback.turn_id.in_(chunk)).order_by(Feedback.created_at)).all():
+                    acts[tid].append((sku, kind, value))
+        out = [SearchLog(tid, user, _utc(at), str(q), intent or "", sorted(shown[tid], key=lambda x: x[1]), acts.get(tid, []))
+               for tid, user, at, q, intent in turns if shown.get(tid)]
+        out.reverse()
+        return out
+
+    def turn_log(self, *, intents: Sequence[str] | None = None, rated_only: bool = False,
+                 limit: int = 200_000) -> list[TurnLog]:
+        """Turns (oldest first) with the thumbs they received as a whole: the language model's and the intent
+        classifier's training data. ``rated_only`` keeps turns that got at least one thumb either way."""
+        with self._read() as s:
+            q = select(Turn.id, Turn.user_id, Turn.created_at, Turn.language, Turn.text_in, Turn.text_out,
+                       Turn.intent, Turn.confidence, Turn.generation, Turn.model_versions)
+            if intents is not None:
+                q = q.where(Turn.intent.in_(list(intents)))
+            if rated_only:
+                q = q.where(exists().where(Feedback.turn_id == Turn.id, Feedback.sku.is_(None)))
+            rows = s.execute(q.order_by(Turn.created_at.desc()).limit(limit)).all()
+            votes: dict[str, list[str]] = defaultdict(list)
+            ids = [r[0] for r in rows]
+            for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+                for tid, kind in s.execute(select(Feedback.turn_id, Feedback.kind)
+                                           .where(Feedback.turn_id.in_(chunk), Feedback.sku.is_(None))).all():
+                    votes[tid].append(kind)
+        out = []
+        for tid, user, at, lang, text_in, text_out, intent, conf, gen, versions in reversed(rows):
+            v = votes.get(tid, [])
+            out.append(TurnLog(tid, user, _utc(at), lang, text_in, text_out, intent, conf,
+                               json.loads(gen) if gen else [], json.loads(versions) if versions else {},
+                               ups=sum(k == "thumb_up" for k in v), downs=sum(k in NEGATIVE_KINDS for k in v)))
+        return out
