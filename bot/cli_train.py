@@ -96,7 +96,7 @@ def models_list(ctx: click.Context, kind: str | None, as_json: bool) -> None:
     s = _settings(ctx)
     reg = registry_of(s)
     with train_errors(ctx.obj["debug"]):
-        versions = reg.list(kind)
+        versions = reg.versions(kind)
         kinds = KINDS if kind is None else (kind,)
     if as_json:
         for v in versions:

@@ -1214,10 +1214,10 @@ class Store:
                         select(Impression.turn_id, Impression.sku, Impression.rank, Impression.score)
                         .where(Impression.turn_id.in_(chunk))).all():
                     shown[tid].append((sku, int(rank), score))
-                for tid, sku, kind, value in s.execute(
+                for ftid, fsku, kind, value in s.execute(
                         select(Feedback.turn_id, Feedback.sku, Feedback.kind, Feedback.value)
                         .where(Feedback.turn_id.in_(chunk)).order_by(Feedback.created_at)).all():
-                    acts[tid].append((sku, kind, value))
+                    acts[str(ftid)].append((fsku, kind, value))
         out = [SearchLog(tid, user, _utc(at), str(q), intent or "", sorted(shown[tid], key=lambda x: x[1]), acts.get(tid, []))
                for tid, user, at, q, intent in turns if shown.get(tid)]
         out.reverse()
@@ -1238,9 +1238,9 @@ class Store:
             votes: dict[str, list[str]] = defaultdict(list)
             ids = [r[0] for r in rows]
             for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-                for tid, kind in s.execute(select(Feedback.turn_id, Feedback.kind)
-                                           .where(Feedback.turn_id.in_(chunk), Feedback.sku.is_(None))).all():
-                    votes[tid].append(kind)
+                for vtid, kind in s.execute(select(Feedback.turn_id, Feedback.kind)
+                                            .where(Feedback.turn_id.in_(chunk), Feedback.sku.is_(None))).all():
+                    votes[str(vtid)].append(kind)
         out = []
         for tid, user, at, lang, text_in, text_out, intent, conf, gen, versions in reversed(rows):
             v = votes.get(tid, [])

@@ -122,7 +122,7 @@ class Registry:
         except RegistryError:
             return None
 
-    def list(self, kind: str | None = None) -> list[Version]:
+    def versions(self, kind: str | None = None) -> list[Version]:
         """Every finished version, oldest first (names sort by creation time)."""
         kinds = KINDS if kind is None else (kind,)
         out: list[Version] = []
