@@ -292,8 +292,13 @@ class DialogueManager:
             text_out="\n".join(r.text for r in replies), intent=turn.intent, confidence=turn.confidence,
             language=turn.lang, latency_ms=(self.clock() - t0) * 1000, slots=turn.slots,
             shown=[(c.sku, c.rank, None) for r in replies for c in r.cards], query=turn.query, error=turn.error,
-            model_versions=self.versions, generation=turn.generation,
+            model_versions=self.versions, generation=turn.generation, shown_by=self._shown_by(turn),
         ))
+
+    def _shown_by(self, turn: _Turn) -> str:
+        """The model that ranked this turn's cards: the recommender for recommendations, else the search ranker."""
+        kind = "recommender" if turn.query == "recommend" else "ranker"
+        return f"{kind}:{self.versions.get(kind, 'built-in')}"
 
     # --------------------------------------------------------------------------------- dispatch
 
