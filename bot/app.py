@@ -141,7 +141,7 @@ def build_assistant(
         # the search engine's own query encoders, so no model is loaded twice
         encoders = {key: d.encoder for key, d in engine.dense.items()}
         policy = PolicyIndex.from_path(settings.policy, encoders)
-    versions = {"intent": nlu.model.version, "ranker": engine.config.mode}
+    versions = {"intent": nlu.model.version, "ranker": engine.ranker_version}
     lm = llm_from_settings(settings) if llm is True else (llm or None)
     support = products = None
     if lm is not None:

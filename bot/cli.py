@@ -102,8 +102,12 @@ def _reindex(s: Settings, path: Path | None, *, full: bool, progress: bool, on_e
     products, generated = overlay_descriptions(result.products, descriptions_path(s))
     if generated:
         click.echo(f"{generated} products without a description use a generated one.", err=True)
+    from model.registry import Registry
+    from model.train_ranker import ranker_dir
+
     report = build_bundle(
-        products, s.index_root, incremental=not full, progress=progress, **_build_options(s)
+        products, s.index_root, incremental=not full, progress=progress, ranker_dir=ranker_dir(Registry(s.models_dir)),
+        **_build_options(s)
     )
     click.echo(report.summary(), err=True)
     return report
@@ -535,6 +539,9 @@ from bot.cli_train import models_group, train_group  # noqa: E402
 
 cli.add_command(train_group)
 cli.add_command(models_group)
+from bot.cli_simulate import simulate_cmd  # noqa: E402
+
+cli.add_command(simulate_cmd)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -145,3 +145,25 @@ def _takes_effect(kind: str) -> str:
         return "Run `shopbot reindex` to apply it to the search index; running bots pick it up when they restart."
     return "Running bots pick it up when they restart."
 
+
+
+@train_group.command(name="ranker")
+@click.option("--min-searches", type=int, default=30, show_default=True,
+              help="Searches with a click, opened product or thumb needed before training.")
+@click.option("--test-share", type=float, default=0.2, show_default=True, help="Newest share of the log held out.")
+@click.option("--json", "as_json", is_flag=True, help="End with the report as one JSON object.")
+@click.pass_context
+def train_ranker_cmd(ctx: click.Context, min_searches: int, test_share: float, as_json: bool) -> None:
+    """Learn the search re-ranker from logged searches, clicks and thumbs; `shopbot reindex` applies it."""
+    from bot.cli import _engine
+    from model.train_ranker import train_ranker
+
+    s = _settings(ctx)
+    with train_errors(ctx.obj["debug"]):
+        engine = _engine(s)
+        with open_store(s) as store:
+            rows = store.search_log()
+        click.echo(f"{len(rows)} logged searches read from {store.describe()}.", err=True)
+        report = train_ranker(rows, engine, registry_of(s), test_share=test_share, min_searches=min_searches,
+                              progress=True, source=store.describe())
+    echo_report(report, as_json)

@@ -548,6 +548,10 @@ class Store:
     def _safe_url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
+    def describe(self) -> str:
+        """The database for messages, without its password."""
+        return self._safe_url()
+
     @contextmanager
     def _read(self, *, hot: bool = False) -> Iterator[Session]:
         """A session for reads. Buffered rows go in first, so the answer includes them; when the database
@@ -1199,8 +1203,12 @@ class Store:
     # ------------------------------------------------------------------------------- training reads
 
     def search_log(self, *, limit: int = 200_000) -> list[SearchLog]:
-        """Every search turn that showed products, with what was shown and what the shopper did about each
-        product (clicks, thumbs, cart, purchases tied to that turn), oldest first: the ranker's training data."""
+        """Every search turn that showed products, oldest first, with what was shown and what the shopper did
+        about those products afterwards: the ranker's training data.
+
+        A shopper's actions are attributed to the search that showed the product when they happen after it
+        and before that shopper's next search: feedback tied to the turn, and also a product opened in
+        detail, thumbs given on the details page, a cart or a purchase the shop reports later."""
         with self._read() as s:
             turns = s.execute(
                 select(Turn.id, Turn.user_id, Turn.created_at, Turn.query, Turn.intent)
@@ -1208,19 +1216,43 @@ class Store:
                 .order_by(Turn.created_at.desc()).limit(limit)).all()
             ids = [t[0] for t in turns]
             shown: dict[str, list[tuple[str, int, float | None]]] = defaultdict(list)
-            acts: dict[str, list[tuple[str | None, str, float | None]]] = defaultdict(list)
             for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
                 for tid, sku, rank, score in s.execute(
                         select(Impression.turn_id, Impression.sku, Impression.rank, Impression.score)
                         .where(Impression.turn_id.in_(chunk))).all():
                     shown[tid].append((sku, int(rank), score))
-                for ftid, fsku, kind, value in s.execute(
-                        select(Feedback.turn_id, Feedback.sku, Feedback.kind, Feedback.value)
-                        .where(Feedback.turn_id.in_(chunk)).order_by(Feedback.created_at)).all():
-                    acts[str(ftid)].append((fsku, kind, value))
-        out = [SearchLog(tid, user, _utc(at), str(q), intent or "", sorted(shown[tid], key=lambda x: x[1]), acts.get(tid, []))
-               for tid, user, at, q, intent in turns if shown.get(tid)]
-        out.reverse()
+            since = min((_utc(t[2]) for t in turns), default=None)
+            acts: list[tuple[str, datetime, str | None, str | None, str, float | None]] = []
+            if since is not None:
+                acts += [(u, _utc(at), tid, sku, kind, value) for u, at, tid, sku, kind, value in s.execute(
+                    select(Feedback.user_id, Feedback.created_at, Feedback.turn_id, Feedback.sku, Feedback.kind,
+                           Feedback.value).where(Feedback.created_at >= since)).all()]
+                acts += [(u, _utc(at), None, sku, "details", None) for u, at, sku in s.execute(
+                    select(Impression.user_id, Impression.created_at, Impression.sku)
+                    .join(Turn, Turn.id == Impression.turn_id)
+                    .where(Turn.intent == "details", Impression.created_at >= since)).all()]
+        by_user: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+        for tid, user, at, _q, _i in turns:
+            if shown.get(tid):
+                by_user[user].append((tid, _utc(at)))
+        window: dict[str, tuple[str, datetime, datetime]] = {}  # turn -> (user, start, end)
+        for user, seq in by_user.items():
+            seq.sort(key=lambda x: x[1])
+            for k, (tid, at) in enumerate(seq):
+                end = seq[k + 1][1] if k + 1 < len(seq) else datetime.max.replace(tzinfo=UTC)
+                window[tid] = (user, at, end)
+        user_acts: dict[str, list[tuple[datetime, str | None, str | None, str, float | None]]] = defaultdict(list)
+        for u, at, ftid, fsku, kind, value in acts:
+            user_acts[u].append((at, ftid, fsku, kind, value))
+        out = []
+        for tid, user, at, q, intent in reversed(turns):
+            if tid not in window:
+                continue
+            _, start, end = window[tid]
+            skus = {x[0] for x in shown[tid]}
+            got = [(fsku, kind, value) for fat, ftid, fsku, kind, value in user_acts.get(user, ())
+                   if ftid == tid or (fsku in skus and start <= fat < end)]
+            out.append(SearchLog(tid, user, _utc(at), str(q), intent or "", sorted(shown[tid], key=lambda x: x[1]), got))
         return out
 
     def turn_log(self, *, intents: Sequence[str] | None = None, rated_only: bool = False,

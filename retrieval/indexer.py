@@ -30,6 +30,7 @@ from .catalog import Product, catalog_hash
 from .encoders import CachedEncoder, Encoder, get_encoder
 from .index import IndexLoadError, Manifest, VectorIndex, check_manifest, current_dir, staged_build, utc_now_iso
 from .lexical import FieldedBM25
+from .rerank import LearnedRanker, RerankError
 from .search import DenseField, RankConfig, SearchEngine
 from .threads import compute_threads, set_threads
 
@@ -46,6 +47,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 BUNDLE_FILE = "bundle.json"
 PRODUCTS_FILE = "products.jsonl"
+RANKER_DIR = "ranker"
 DEFAULT_ENCODERS: dict[str, str] = {"en": "minilm", "multi": "use-multilingual"}
 FIELD_WEIGHTS = {"title": 1.0, "body": 0.3}
 ANN_TUNING_RECALL = 0.97
@@ -157,13 +159,16 @@ def build_bundle(
     rank_config: RankConfig | None = None,
     progress: bool = False,
     body_view: bool = True,
+    ranker_dir: Path | None = None,
 ) -> ReindexReport:
     """Index ``products`` into a new bundle under ``root`` and publish it atomically.
 
     With ``incremental`` (the default) and a compatible current bundle, only new or changed products
     are encoded. ``encoders`` maps a dense key ("en", "multi") to an encoder name. ``body_view=False``
     skips the English title+description vectors: about +0.006 NDCG, but descriptions are long, so
-    they cost several times the encoding time of titles.
+    they cost several times the encoding time of titles. ``ranker_dir``: a learned re-ranker
+    (retrieval/rerank.py, the active ``shopbot train ranker`` version) the bundle carries and the search
+    applies; None builds a bundle that ranks with the hybrid scores alone.
     """
     t0 = time.perf_counter()
     encoders = dict(DEFAULT_ENCODERS if encoders is None else encoders)
@@ -245,6 +250,10 @@ def build_bundle(
             "next_id": next_id,
             "hashes": hashes,
         }
+        if ranker_dir is not None:
+            ranker = LearnedRanker.load(ranker_dir)  # refuses a broken one before publishing
+            ranker.save(out / RANKER_DIR)
+            info["ranker"] = ranker.version
         (out / BUNDLE_FILE).write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
         build_dir = out
 
@@ -394,4 +403,10 @@ def load_engine(
         wrapped: Encoder = CachedEncoder(enc, query_cache_size) if query_cache_size else enc
         dense.append(DenseField(key, wrapped, index, np.asarray(vectors), None if body is None else np.asarray(body)))
     config = rank_config or RankConfig.from_dict(info.get("rank_config", {}))
-    return SearchEngine(products, lexical, dense, config=config, row_ids=np.asarray(row_ids, dtype=np.int64))
+    engine = SearchEngine(products, lexical, dense, config=config, row_ids=np.asarray(row_ids, dtype=np.int64))
+    if (cur / RANKER_DIR).is_dir():
+        try:
+            engine.ranker = LearnedRanker.load(cur / RANKER_DIR)
+        except RerankError as exc:  # search still works on the hybrid scores
+            log.warning("%s Searching without it.", exc)
+    return engine

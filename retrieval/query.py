@@ -262,7 +262,7 @@ class FilterArrays:
     def __init__(self, products: Sequence[Product]) -> None:
         self.price = np.asarray([p.price for p in products], dtype=np.float64)
         self.stock = np.asarray([p.stock for p in products], dtype=np.int64)
-        self.rating = np.asarray([_rating(p) for p in products], dtype=np.float32)
+        self.rating = np.asarray([product_rating(p) for p in products], dtype=np.float32)
         self._brand_rows: dict[str, list[int]] = {}
         for i, p in enumerate(products):
             if p.brand:
@@ -302,7 +302,7 @@ class FilterArrays:
         return m
 
 
-def _rating(p: Product) -> float:
+def product_rating(p: Product) -> float:
     try:
         return float(p.attr("rating")[0]) if p.attr("rating") else 0.0
     except ValueError:

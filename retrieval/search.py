@@ -30,6 +30,7 @@ from .encoders import Encoder
 from .index import VectorIndex
 from .lexical import FieldedBM25, has_cjk, tokenize
 from .query import FilterArrays, Filters, ParsedQuery, SortOrder, parse_query
+from .rerank import LearnedRanker
 
 __all__ = ["DenseField", "Hit", "RankConfig", "SearchEngine", "SearchResult"]
 
@@ -153,6 +154,13 @@ class SearchEngine:
             dtype=np.int64,
         )
         self.brands = frozenset((p.brand or "").lower() for p in self.products if p.brand)
+        # the learned re-ranker the index bundle carries (shopbot train ranker + reindex), if any
+        self.ranker: LearnedRanker | None = None
+
+    @property
+    def ranker_version(self) -> str:
+        """What turns record as the ranker: the learned version, or the built-in hybrid."""
+        return self.ranker.version if self.ranker is not None and self.ranker.version else self.config.mode
 
     # ------------------------------------------------------------------------------------ public
 
@@ -322,7 +330,28 @@ class SearchEngine:
         score = np.where(self.arrays.stock[rows] > 0, score, score * cfg.out_of_stock_penalty)
         order = np.argsort(-score, kind="stable")
         timings["fuse"] = (time.perf_counter() - t) * 1000
-        return rows[order], score[order], {k: v[order] for k, v in signals.items()}
+        rows, score, signals = rows[order], score[order], {k: v[order] for k, v in signals.items()}
+        if self.ranker is not None and rows.size > 1:
+            t = time.perf_counter()
+            rows, score, signals = self._rerank(text, rows, score, signals)
+            timings["rerank"] = (time.perf_counter() - t) * 1000
+        return rows, score, signals
+
+    def _rerank(self, text: str, rows: np.ndarray, score: np.ndarray, signals: dict[str, np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """The learned ranker (retrieval/rerank.py) reorders the first ``depth`` candidates; the rest keep
+        their order below them. Head scores become 1 + sigmoid(learned score), above every fused score
+        (a weighted mean of [0, 1] features), so sorting by score keeps the learned order."""
+        assert self.ranker is not None
+        head = min(self.ranker.depth, rows.size)
+        fused = score.copy()
+        learned = self.ranker.score([self.products[r] for r in rows[:head]], fused[:head],
+                                    {k: v[:head] for k, v in signals.items()}, text)
+        order = np.concatenate([np.argsort(-learned, kind="stable"), np.arange(head, rows.size)])
+        new_score = score.copy()
+        new_score[:head] = 1.0 + 1.0 / (1.0 + np.exp(-learned))
+        signals = {**signals, "fused": fused}
+        return rows[order], new_score[order].astype(np.float32), {k: v[order] for k, v in signals.items()}
 
     def _rrf(self, lists: Sequence[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         fused: dict[int, float] = {}
