@@ -58,10 +58,13 @@ def llm_from_settings(settings: Settings) -> BaseLLM | None:
     if settings.llm == "off":
         return None
     from model.llm import LLMError, build_llm
+    from model.registry import Registry
 
+    tuned = Registry(settings.models_dir).active("llm")  # `shopbot train llm`: a LoRA adapter over the local model
     try:
         return build_llm(settings.llm_url, settings.llm_model, settings.data_dir, settings.device,
-                         api_key=settings.llm_api_key, timeout=settings.llm_timeout)
+                         api_key=settings.llm_api_key, timeout=settings.llm_timeout,
+                         adapter=tuned.path if tuned else None)
     except (LLMError, OSError, ValueError, RuntimeError) as exc:
         log.warning("No language model (%s): replies use templates only.", exc)
         return None

@@ -12,6 +12,7 @@ Importing this module is cheap: torch and transformers load when a model is firs
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from model.llm_base import LLM, BaseLLM, LLMError, LLMTimeout, Message, StopCutter, complete_sync
@@ -54,6 +55,10 @@ __all__ = [
 ]
 
 
+log = logging.getLogger(__name__)
+_said_http_adapter = False
+
+
 def build_llm(
     url: str | None,
     model: str | None,
@@ -63,15 +68,22 @@ def build_llm(
     api_key: str | None = None,
     timeout: float = 30,
     progress: bool = True,
+    adapter: str | Path | None = None,
 ) -> BaseLLM:
     """The backend the settings ask for.
 
     ``url`` set: an OpenAI-compatible server, with ``model`` as the served model's name (None: the
     server's first). Otherwise ``model`` is a local transformers model directory, and with neither
-    the packaged default model is prepared under ``data_dir`` and used.
+    the packaged default model is prepared under ``data_dir`` and used. ``adapter``: a fine-tuned LoRA
+    version (`shopbot train llm`) merged into the local model; a server serves its own weights.
     """
     if url:
+        global _said_http_adapter
+        if adapter is not None and not _said_http_adapter:
+            _said_http_adapter = True
+            log.warning("The fine-tuned LLM version in %s is not used: %s serves its own weights (load the adapter "
+                     "there, e.g. vLLM --lora-modules).", adapter, url)
         return OpenAICompatibleLLM(url, model, api_key=api_key, timeout=timeout)
     if model:
-        return TransformersLLM(model, device=device)
-    return default_llm(data_dir, device=device, progress=progress)
+        return TransformersLLM(model, device=device, adapter=adapter)
+    return default_llm(data_dir, device=device, progress=progress, adapter=adapter)

@@ -19,6 +19,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -43,7 +44,9 @@ from model.llm_base import (
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TransformersLLM", "cpu_bf16_is_faster", "model_version", "pick_device", "pick_dtype"]
+__all__ = ["TransformersLLM", "adapter_problem", "cpu_bf16_is_faster", "model_version", "pick_device", "pick_dtype"]
+
+log = logging.getLogger(__name__)
 
 _DTYPES = {
     "bfloat16": "bfloat16",
@@ -72,6 +75,34 @@ def model_version(model_dir: Path) -> str:
         if f.suffix in {".safetensors", ".bin", ".pt", ".gguf"} and f.is_file():
             h.update(f"{f.name}:{f.stat().st_size}\n".encode())
     return h.hexdigest()[:12]
+
+
+def adapter_problem(adapter: Path, base_version: str) -> str | None:
+    """Why the LoRA adapter in ``adapter`` (a `shopbot train llm` version) cannot run on the base model whose
+    `model_version` is ``base_version``; None when it can. Its meta.json names the base it was trained on."""
+    if not all((adapter / f).is_file() for f in ("adapter_config.json", "adapter_model.safetensors")):
+        return f"{adapter} holds no LoRA adapter (adapter_config.json and adapter_model.safetensors)"
+    try:
+        base = json.loads((adapter / "meta.json").read_text(encoding="utf-8")).get("base_model") or {}
+    except (OSError, ValueError, AttributeError):
+        base = {}
+    if base.get("version") != base_version:
+        return f"it was trained on {base.get('name', 'another model')}@{base.get('version', '?')}, not on this model"
+    return None
+
+
+def _merge_adapter(model: Any, adapter: Path) -> Any:
+    """The model with the LoRA weights added into its own (merged: inference runs at the base model's speed)."""
+    try:
+        from peft import PeftModel
+    except ImportError as e:
+        raise LLMError("The active llm version is a LoRA adapter and the peft package is missing; reinstall shopbot "
+                       "(pip install -e .) or run `shopbot models rollback llm`.") from e
+    try:
+        return PeftModel.from_pretrained(model, adapter, is_trainable=False).merge_and_unload()
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise LLMError(f"Could not apply the fine-tuned adapter in {adapter} ({describe(e, 160)}); "
+                       "`shopbot models rollback llm` returns to the base model.") from e
 
 
 def pick_device(device: str | None) -> str:
@@ -206,7 +237,10 @@ class TransformersLLM(BaseLLM):
         dtype: str | torch.dtype | None = None,
         max_concurrency: int = 1,
         threads: int | None = None,
+        adapter: str | Path | None = None,
     ) -> None:
+        """``adapter``: a LoRA adapter directory trained on this model (`shopbot train llm`), merged in at load;
+        one trained on another model is refused with a warning and the base model runs."""
         self.model_dir = Path(model_dir).expanduser()
         if not (self.model_dir / "config.json").is_file():
             raise LLMError(
@@ -217,6 +251,14 @@ class TransformersLLM(BaseLLM):
             raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency!r}")
         self.name = f"transformers:{self.model_dir.name}"
         self.version = model_version(self.model_dir)
+        self.adapter: Path | None = None
+        if adapter is not None:
+            problem = adapter_problem(Path(adapter), self.version)
+            if problem:
+                log.warning("Not using the fine-tuned LLM version in %s: %s; running the base model.", adapter, problem)
+            else:
+                self.adapter = Path(adapter)
+                self.version = f"{self.version}+lora:{self.adapter.name}"
         self.max_concurrency = max_concurrency
         # Threads per generation: all cores split between concurrent generations. Set inside the
         # generation thread, where torch's OpenMP setting is per thread, so the serving threads keep theirs.
@@ -257,6 +299,8 @@ class TransformersLLM(BaseLLM):
                 raise LLMError(
                     f"The tokenizer in {self.model_dir} has no chat template; use an instruction-tuned (chat) model directory."
                 )
+            if self.adapter is not None:
+                model = _merge_adapter(model, self.adapter)
             model.to(device).eval()
             ends: set[int] = set()
             for source in (model.generation_config.eos_token_id, tokenizer.eos_token_id):

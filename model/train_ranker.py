@@ -140,7 +140,7 @@ def train_ranker(
     *,
     test_share: float = 0.2,
     min_searches: int = 30,
-    depth: int = 50,
+    depth: int = 20,
     l2: float = 1e-2,
     progress: bool = False,
     source: str = "",
@@ -155,7 +155,14 @@ def train_ranker(
             f"ranker needs at least {min_searches} (run the assistant longer, or `shopbot simulate` for a demo).")
     train, test = time_split(searches, at=lambda s: s.at, test_share=test_share)
     priors = BehaviourPriors.from_log(train, categories)
-    train_sets = _dataset(engine, train, priors, depth, "features (train)", progress)
+    # Training features come from priors of the *other* half of the training searches: a product's own
+    # click in a search must not explain that click (it would teach the model to trust the priors far
+    # more than they deserve on searches they have not seen).
+    halves = (train[0::2], train[1::2])
+    train_sets = []
+    for i, half in enumerate(halves):
+        other = BehaviourPriors.from_log(halves[1 - i], categories)
+        train_sets += _dataset(engine, half, other, depth, f"features (train {i + 1}/2)", progress)
     test_sets = _dataset(engine, test, priors, depth, "features (held out)", progress)
     if not train_sets or not test_sets:
         raise TrainDataError("Too few logged searches still match the catalog to train and evaluate the ranker; "

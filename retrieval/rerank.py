@@ -11,6 +11,8 @@ search ("clicked this, skipped that one ranked above it"), how much each signal 
   bias. Shrunk towards 1 (the average) so a product seen twice is not a star or a dud.
 * ``thumbs``: (up - down) / (up + down + 2) over the product's thumbs.
 * ``buys``: log(1 + purchases of the product from a search).
+* ``word_coec``: the same clicks-over-expected, counted per query word (mean over the query's words): a
+  black coat that is popular with "coat" searches but skipped in "red coat" ones loses on "red coat".
 * ``cat_affinity``: how often searches containing the query's words ended in a click in the product's
   category (leaf of its path), shrunk towards the category's overall share; this generalises to new
   queries that share words with logged ones ("trail shoes" learns from "running shoes").
@@ -42,7 +44,7 @@ __all__ = ["FEATURES", "LABELS", "BehaviourPriors", "LearnedRanker", "LoggedSear
 
 #: Feature order of the linear model.
 FEATURES = ("fused", "bm25_title", "bm25_body", "cos", "cos_body", "coverage_all", "phrase", "prf",
-            "coec", "thumbs", "buys", "cat_affinity", "rating", "in_stock")
+            "coec", "thumbs", "buys", "cat_affinity", "word_coec", "rating", "in_stock")
 #: Graded label of a shown product from what the shopper did (the strongest action counts).
 LABELS = {"purchase": 3.0, "add_to_cart": 2.0, "thumb_up": 2.0, "click": 1.0, "details": 1.0,
           "thumb_down": -1.0, "not_what_i_meant": -1.0}
@@ -98,6 +100,7 @@ class BehaviourPriors:
     buys: dict[str, float] = field(default_factory=dict)
     word_cat: dict[str, dict[str, float]] = field(default_factory=dict)  # word -> category -> smoothed share
     cat_base: dict[str, float] = field(default_factory=dict)  # category -> share of all clicks
+    word_coec: dict[str, dict[str, float]] = field(default_factory=dict)  # word -> sku -> log clicks over expected
     searches: int = 0
 
     @classmethod
@@ -122,16 +125,23 @@ class BehaviourPriors:
         buys: dict[str, int] = defaultdict(int)
         word_clicks: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         cat_clicks: dict[str, float] = defaultdict(float)
+        word_expected: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        word_clicked: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         mean_rate = sum(clicked_at.values()) / max(sum(shown_at.values()), 1)
         for s in searches:
             words = set(query_words(s.query))
             for r, sku in enumerate(s.shown, 1):
-                expected[sku] += mean_rate * propensity.get(r, 0.0)
+                e = mean_rate * propensity.get(r, 0.0)
+                expected[sku] += e
+                for w in words:
+                    word_expected[w][sku] += e
                 lab = s.labels.get(sku)
                 if lab is None:
                     continue
                 if lab > 0:
                     clicks[sku] += 1.0
+                    for w in words:
+                        word_clicked[w][sku] += 1.0
                     cat = categories.get(sku)
                     if cat:
                         cat_clicks[cat] += 1.0
@@ -152,17 +162,19 @@ class BehaviourPriors:
         for w, per in word_clicks.items():
             n = sum(per.values())
             word_cat[w] = {c: (per.get(c, 0.0) + word_shrink * cat_base.get(c, 0.0)) / (n + word_shrink) for c in per}
-        return cls(coec, thumbs, {k: float(v) for k, v in buys.items()}, word_cat, cat_base, len(searches))
+        wcoec = {w: {sku: round(math.log((word_clicked[w].get(sku, 0.0) + prior) / (e + prior)), 4)
+                     for sku, e in per.items()} for w, per in word_expected.items()} if prior > 0 else {}
+        return cls(coec, thumbs, {k: float(v) for k, v in buys.items()}, word_cat, cat_base, wcoec, len(searches))
 
     def to_dict(self) -> dict[str, Any]:
         return {"coec": self.coec, "thumbs": self.thumbs, "buys": self.buys, "word_cat": self.word_cat,
-                "cat_base": self.cat_base, "searches": self.searches}
+                "cat_base": self.cat_base, "word_coec": self.word_coec, "searches": self.searches}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> BehaviourPriors:
         return cls(dict(d.get("coec", {})), dict(d.get("thumbs", {})), dict(d.get("buys", {})),
                    {w: dict(v) for w, v in d.get("word_cat", {}).items()}, dict(d.get("cat_base", {})),
-                   int(d.get("searches", 0)))
+                   {w: dict(v) for w, v in d.get("word_coec", {}).items()}, int(d.get("searches", 0)))
 
     def affinity(self, words: Sequence[str], category: str) -> float:
         """Mean over the query's known words of P(click lands in ``category`` | word), relative to the
@@ -174,12 +186,17 @@ class BehaviourPriors:
         share = sum(k.get(category, 0.0) for k in known) / len(known)
         return float(share - base)
 
+    def word_evidence(self, words: Sequence[str], sku: str) -> float:
+        """Mean over the query's known words of the product's log clicks-over-expected for that word."""
+        vals = [self.word_coec[w].get(sku, 0.0) for w in words if w in self.word_coec]
+        return float(sum(vals) / len(vals)) if vals else 0.0
+
 
 class LearnedRanker:
     """Linear scorer over :data:`FEATURES` (standardised), applied to the first ``depth`` candidates."""
 
     def __init__(self, weights: np.ndarray, mean: np.ndarray, std: np.ndarray, priors: BehaviourPriors, *,
-                 depth: int = 50, version: str = "", features: Sequence[str] = FEATURES) -> None:
+                 depth: int = 20, version: str = "", features: Sequence[str] = FEATURES) -> None:
         if list(features) != list(FEATURES):
             raise RerankError("This ranker was trained with other features; run `shopbot train ranker` again.")
         self.weights = np.asarray(weights, dtype=np.float64)
@@ -216,8 +233,9 @@ class LearnedRanker:
             x[i, 9] = priors.thumbs.get(p.sku, 0.0)
             x[i, 10] = math.log1p(priors.buys.get(p.sku, 0.0))
             x[i, 11] = priors.affinity(words, leaf(p))
-            x[i, 12] = product_rating(p) / 5.0
-            x[i, 13] = 1.0 if (p.stock or 0) > 0 else 0.0
+            x[i, 12] = priors.word_evidence(words, p.sku)
+            x[i, 13] = product_rating(p) / 5.0
+            x[i, 14] = 1.0 if (p.stock or 0) > 0 else 0.0
         return x
 
     def score_features(self, x: np.ndarray) -> np.ndarray:
@@ -245,7 +263,7 @@ class LearnedRanker:
             m = json.loads((d / MODEL_FILE).read_text(encoding="utf-8"))
             priors = BehaviourPriors.from_dict(json.loads((d / PRIORS_FILE).read_text(encoding="utf-8")))
             return cls(np.asarray(m["weights"]), np.asarray(m["mean"]), np.asarray(m["std"]), priors,
-                       depth=int(m.get("depth", 50)), version=str(m.get("version") or d.name),
+                       depth=int(m.get("depth", 20)), version=str(m.get("version") or d.name),
                        features=m["features"])
         except (OSError, ValueError, KeyError, TypeError):
             raise RerankError(f"The ranker in {d} is missing or unreadable; run `shopbot train ranker` again "

@@ -131,6 +131,7 @@ async def _telegram_side(conn: Any, done: Any, users: int, per_user: int, rate: 
     await fake.start()
     conn.send(("port", fake.port))
     await fake.wait_for(lambda: fake.requests("getUpdates"), 600)  # the bot is up
+    cpu0 = time.process_time()  # this process (shoppers + fake server) shares the machine's cores with the bot
 
     rng = random.Random(seed)
     ids = [100_000 + i for i in range(users)]
@@ -171,6 +172,11 @@ async def _telegram_side(conn: Any, done: Any, users: int, per_user: int, rate: 
     start = min(r.injected for r in log)
     end = max(r.replies[-1][0] for r in log if r.replies)
     duplicated_sends = sum(len(r.replies) - len({x for _, x in r.replies}) for r in log)
+    load_cpu_ms = (time.process_time() - cpu0) * 1000
+    by_method: dict[str, int] = defaultdict(int)
+    for c in fake.calls:
+        if c.method != "getUpdates":
+            by_method[c.method] += 1
     result = {
         "messages": len(log),
         "not_sent_bot_too_slow": unsent,
@@ -185,6 +191,9 @@ async def _telegram_side(conn: Any, done: Any, users: int, per_user: int, rate: 
         "duration_s": round(end - start, 2),
         "messages_per_s": round(len(log) / (end - start), 1),
         "bot_requests": sum(1 for c in fake.calls if c.method != "getUpdates"),
+        "bot_requests_per_message": {m: round(n / max(1, len(log)), 2) for m, n in sorted(by_method.items())},
+        "get_updates_calls": len(fake.requests("getUpdates")),
+        "shoppers_and_fake_server_cpu_ms_per_message": round(load_cpu_ms / max(1, len(log)), 1),
         "sent_per_user": {str(u): [r.text for r in log if r.user == u] for u in ids},
     }
     conn.send(("result", result))
@@ -215,6 +224,17 @@ async def run_bot(settings: Any, assistant: Any, port: int, conn: Any, done: Any
             turn_ms.append((time.perf_counter() - t) * 1000)
 
     assistant.handle_async = timed
+    # the dialogue's own CPU (its worker threads' CPU time), to tell it apart from the adapter's
+    dialogue_cpu: list[float] = []
+    dm = assistant.dialogue
+    for name in ("_prepare", "_log"):
+        def cpu_timed(*a: Any, _f: Any = getattr(dm, name), **k: Any) -> Any:
+            t = time.thread_time()
+            try:
+                return _f(*a, **k)
+            finally:
+                dialogue_cpu.append(time.thread_time() - t)
+        setattr(dm, name, cpu_timed)
     processor = app.update_processor
     assert isinstance(processor, PerChatProcessor)
     process = processor.do_process_update
@@ -238,6 +258,8 @@ async def run_bot(settings: Any, assistant: Any, port: int, conn: Any, done: Any
         done.send(None)
         result["bot_cpu_ms_per_message"] = round((time.process_time() - cpu0) * 1000 / max(1, result["messages"]), 1)
         result["dialogue_turn_ms"] = {"p50": pct(turn_ms, 0.5), "p99": pct(turn_ms, 0.99)}
+        result["dialogue_cpu_ms_per_message"] = round(sum(dialogue_cpu) * 1000 / max(1, result["messages"]), 1)
+        result["adapter_cpu_ms_per_message"] = round(result["bot_cpu_ms_per_message"] - result["dialogue_cpu_ms_per_message"], 1)
         return result, shop.turns, processor.processed
 
 
