@@ -107,7 +107,7 @@ class BehaviourPriors:
     def from_log(cls, searches: Sequence[LoggedSearch], categories: Mapping[str, str], *,
                  shrink: float = 5.0, word_shrink: float = 3.0) -> BehaviourPriors:
         """``categories`` maps SKU -> category leaf (products no longer in the catalog are skipped)."""
-        # position propensity: click rate by rank, relative to rank 1
+        # click rate by rank over all searches (position bias: the top gets clicks whatever it is)
         shown_at: dict[int, int] = defaultdict(int)
         clicked_at: dict[int, int] = defaultdict(int)
         for s in searches:
@@ -115,9 +115,8 @@ class BehaviourPriors:
                 shown_at[r] += 1
                 if s.labels.get(sku, 0) > 0:
                     clicked_at[r] += 1
+        # what an average product gets at each rank: the expected clicks of one impression there
         rate = {r: (clicked_at[r] + 0.5) / (shown_at[r] + 1.0) for r in shown_at}
-        top = rate.get(1) or max(rate.values(), default=1.0)
-        propensity = {r: min(v / top, 1.0) for r, v in rate.items()} if top > 0 else {}
         expected: dict[str, float] = defaultdict(float)
         clicks: dict[str, float] = defaultdict(float)
         ups: dict[str, int] = defaultdict(int)
@@ -131,7 +130,7 @@ class BehaviourPriors:
         for s in searches:
             words = set(query_words(s.query))
             for r, sku in enumerate(s.shown, 1):
-                e = mean_rate * propensity.get(r, 0.0)
+                e = rate[r]
                 expected[sku] += e
                 for w in words:
                     word_expected[w][sku] += e
@@ -265,6 +264,8 @@ class LearnedRanker:
             return cls(np.asarray(m["weights"]), np.asarray(m["mean"]), np.asarray(m["std"]), priors,
                        depth=int(m.get("depth", 20)), version=str(m.get("version") or d.name),
                        features=m["features"])
+        except RerankError:
+            raise
         except (OSError, ValueError, KeyError, TypeError):
             raise RerankError(f"The ranker in {d} is missing or unreadable; run `shopbot train ranker` again "
                               "or `shopbot models rollback ranker`.") from None
