@@ -105,11 +105,13 @@ def _reindex(s: Settings, path: Path | None, *, full: bool, progress: bool, on_e
     from model.registry import Registry
     from model.train_ranker import ranker_dir
 
+    learned = ranker_dir(Registry(s.models_dir))
     report = build_bundle(
-        products, s.index_root, incremental=not full, progress=progress, ranker_dir=ranker_dir(Registry(s.models_dir)),
-        **_build_options(s)
+        products, s.index_root, incremental=not full, progress=progress, ranker_dir=learned, **_build_options(s)
     )
     click.echo(report.summary(), err=True)
+    click.echo(f"Ranking: learned ranker {learned.name} on top of the hybrid search." if learned is not None
+               else "Ranking: the built-in hybrid search (no learned ranker is active).", err=True)
     return report
 
 
