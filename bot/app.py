@@ -23,7 +23,15 @@ from model.support import SupportWriter, grounded_verifier
 from retrieval.policy import PolicyIndex, PolicyMatch
 from retrieval.search import SearchEngine
 
-__all__ = ["Assistant", "build_assistant", "llm_from_settings", "nlu_understander", "policy_answerer"]
+__all__ = [
+    "Assistant",
+    "build_assistant",
+    "intent_model_from_settings",
+    "llm_from_settings",
+    "next_item_model_from_settings",
+    "nlu_understander",
+    "policy_answerer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +76,61 @@ def llm_from_settings(settings: Settings) -> BaseLLM | None:
     except (LLMError, OSError, ValueError, RuntimeError) as exc:
         log.warning("No language model (%s): replies use templates only.", exc)
         return None
+
+
+def _active_version(settings: Settings, kind: str) -> Any:
+    """The active trained version of ``kind`` (model/registry.py), or None for the built-in default; an
+    ACTIVE pointer naming a version that is gone or unreadable is said once in the log."""
+    from model.registry import Registry, RegistryError
+
+    reg = Registry(settings.models_dir)
+    try:
+        name = reg.active_name(kind)
+        return None if name is None else reg.get(kind, name)
+    except (RegistryError, OSError) as exc:
+        log.warning("The active %s version cannot be read (%s): the built-in one is used.", kind, exc)
+        return None
+
+
+def intent_model_from_settings(settings: Settings) -> tuple[Any, str]:
+    """The intent classifier and the name turns record for it (``versions["intent"]``).
+
+    SHOPBOT_INTENT_MODEL wins when set (recorded by its data hash), then the active ``intents`` version from
+    ``shopbot train intents`` (recorded by its version name), then the packaged model (its data hash). A
+    damaged version file is said once in the log and the packaged model answers instead.
+    """
+    from bot.intents import IntentModel, IntentModelError, load_default_model
+    from bot.intents_retrain import MODEL_FILE
+
+    if settings.intent_model:
+        model = IntentModel.load(settings.intent_model)
+        return model, model.version
+    version = _active_version(settings, "intents")
+    if version is not None:
+        try:
+            return load_default_model(version.path / MODEL_FILE), str(version.name)
+        except (IntentModelError, OSError, ValueError) as exc:
+            log.warning("The active intents version %s cannot be loaded (%s): the packaged model is used.",
+                        version.name, exc)
+    model = load_default_model()
+    return model, model.version
+
+
+def next_item_model_from_settings(settings: Settings) -> tuple[tuple[Any, list[str] | None], str] | None:
+    """The active recommender version's next-item model with its SKUs, and the version name; None when no
+    version is active or it cannot be loaded (said once in the log): the built-in scoring then recommends."""
+    version = _active_version(settings, "recommender")
+    if version is None:
+        return None
+    try:
+        from retrieval.sequential import SequentialRecommender
+
+        model, skus = SequentialRecommender.load(version.path, device=settings.device)
+    except Exception as exc:  # a damaged version must not stop the assistant
+        log.warning("The active recommender version %s cannot be loaded (%s: %s): recommendations use the "
+                    "built-in scoring.", version.name, type(exc).__name__, exc)
+        return None
+    return (model, skus), str(version.name)
 
 
 def _quietly(fn: Any) -> None:
@@ -130,21 +193,23 @@ def build_assistant(
     ``llm``: True builds the configured model (`llm_from_settings`), False or None runs on templates
     only, and an LLM instance is used as given (tests pass a tiny model).
     """
-    from bot.intents import IntentModel, load_default_model
-
     if engine is None:
         from bot.cli import _engine
 
         engine = _engine(settings)
+    intent_tag = None
     if nlu is None:
-        model = IntentModel.load(settings.intent_model) if settings.intent_model else load_default_model()
+        model, intent_tag = intent_model_from_settings(settings)
         categories = sorted({c.lower() for p in engine.products for c in p.category})
         nlu = NLU(model, brands=engine.brands, categories=categories)
     if policy is None:
         # the search engine's own query encoders, so no model is loaded twice
         encoders = {key: d.encoder for key, d in engine.dense.items()}
         policy = PolicyIndex.from_path(settings.policy, encoders)
-    versions = {"intent": nlu.model.version, "ranker": engine.ranker_version}
+    versions = {"intent": intent_tag or nlu.model.version, "ranker": engine.ranker_version}
+    next_items = next_item_model_from_settings(settings)
+    if next_items is not None:
+        versions["recommender"] = next_items[1]
     lm = llm_from_settings(settings) if llm is True else (llm or None)
     support = products = None
     if lm is not None:
@@ -156,5 +221,6 @@ def build_assistant(
         store = Store(settings.db_url, settings.buffer_dir, versions=versions)
     dm = DialogueManager(engine, store, nlu_understander(nlu), policy_answerer(policy),
                          page_size=settings.page_size, versions=versions, support_writer=support,
-                         product_writer=products, search_summaries=settings.llm_search_summary)
+                         product_writer=products, search_summaries=settings.llm_search_summary,
+                         sequential=None if next_items is None else next_items[0])
     return Assistant(dm, store, engine, nlu, policy, lm)

@@ -542,6 +542,7 @@ from bot.cli_train import models_group, train_group  # noqa: E402
 cli.add_command(train_group)
 cli.add_command(models_group)
 import bot.cli_train_llm  # noqa: E402,F401  (adds `shopbot train llm`)
+from bot import cli_train_models as _train_models  # noqa: E402,F401  (adds `shopbot train recommender`, `train intents`)
 from bot.cli_simulate import simulate_cmd  # noqa: E402
 
 cli.add_command(simulate_cmd)

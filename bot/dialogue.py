@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.messages import say
 from bot.nlu import refinement_extra
@@ -35,6 +35,9 @@ from retrieval.policy import PolicyMatch
 from retrieval.query import Filters, ParsedQuery
 from retrieval.recommend import Recommender
 from retrieval.search import Hit, SearchEngine, SearchResult
+
+if TYPE_CHECKING:
+    from retrieval.sequential import SequentialRecommender
 
 __all__ = ["CS_SECTIONS", "DialogueManager", "Understanding"]
 
@@ -177,6 +180,7 @@ class DialogueManager:
         support_writer: SupportWriter | None = None,
         product_writer: ProductWriter | None = None,
         search_summaries: bool = True,
+        sequential: tuple[SequentialRecommender, Sequence[str] | None] | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -192,6 +196,8 @@ class DialogueManager:
         self.search_summaries = search_summaries
         self._tasks: set[asyncio.Task[None]] = set()
         self._rec_cache: tuple[SearchEngine, float, Recommender] | None = None
+        # a trained next-item model and its items' SKUs (the active recommender version), loaded by the caller
+        self.sequential = sequential
 
     # ------------------------------------------------------------------------------------ entry
 
@@ -678,7 +684,10 @@ class DialogueManager:
         if cached is None or cached[0] is not self.engine or now - cached[1] > 300:
             read = getattr(self.store, "interactions", None)
             log_rows = read(limit=20000) if read is not None else []
-            cached = (self.engine, now, Recommender(self.engine.products, log_rows, engine=self.engine))
+            rec = Recommender(self.engine.products, log_rows, engine=self.engine)
+            if self.sequential is not None:
+                rec.attach_sequential(*self.sequential)
+            cached = (self.engine, now, rec)
             self._rec_cache = cached
         return cached[2]
 

@@ -113,12 +113,13 @@ def normalise_text(text: str | None) -> str:
 # ------------------------------------------------------------------------------------------- data
 
 
-def load_training_csv(path: str | Path, *, strict: bool = True) -> list[IntentRow]:
+def load_training_csv(path: str | Path, *, strict: bool = True, skip_unlabelled: bool = False) -> list[IntentRow]:
     """Rows of a CSV with columns ``utterance,intent[,language]`` (other columns are ignored).
 
     Every malformed row is reported with its line number: with ``strict`` (training: a typo in a label
     would silently create a new intent) they all end up in one error; otherwise they are logged and
-    skipped. A missing language is guessed from the script (CJK -> zh, else en).
+    skipped. A missing language is guessed from the script (CJK -> zh, else en). ``skip_unlabelled``
+    passes over rows whose intent is still empty (a file exported for labelling, half filled in).
     """
     p = Path(path)
     if not p.is_file():
@@ -157,6 +158,8 @@ def load_training_csv(path: str | Path, *, strict: bool = True) -> list[IntentRo
             intent = rec[ii].strip()
             if not utt:
                 problems.append(f"line {line}: empty utterance")
+                continue
+            if not intent and skip_unlabelled:
                 continue
             if not _LABEL.match(intent):
                 problems.append(f"line {line}: intent {intent!r} is not a lower_snake_case label")
@@ -385,19 +388,23 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def fit_softmax(
-    x: np.ndarray, y: np.ndarray, n_classes: int, *, c: float = 10.0, balanced: bool = True, max_iter: int = 500
+    x: np.ndarray, y: np.ndarray, n_classes: int, *, c: float = 10.0, balanced: bool = True, max_iter: int = 500,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression, L2 on the weights (not the bias), class-balanced, by L-BFGS.
 
     Minimises ``C * sum_i w_i * CE_i + ||W||^2 / 2`` (sklearn's convention), where ``w_i`` makes every
     class weigh the same in total, so an intent with 300 examples does not drown one with 40.
+    ``sample_weight`` scales single examples within their class (examples taken from the log count less
+    than written ones); with all ones it changes nothing.
     """
     from scipy.optimize import minimize
 
     n, d = x.shape
     k = n_classes
-    counts = np.bincount(y, minlength=k).astype(np.float64)
-    sw = (n / (k * np.maximum(counts, 1)))[y] if balanced else np.ones(n)
+    base = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    counts = np.bincount(y, weights=base, minlength=k).astype(np.float64)
+    sw = base * (n / (k * np.maximum(counts, 1e-9)))[y] if balanced else base
     onehot = np.zeros((n, k))
     onehot[np.arange(n), y] = 1.0
     x64 = x.astype(np.float64)
@@ -438,8 +445,10 @@ def train_intents(
     ngram_dim: int = DEFAULT_NGRAM_DIM,
     ngram_scale: float = DEFAULT_NGRAM_SCALE,
     features: np.ndarray | None = None,
+    weights: Sequence[float] | None = None,
 ) -> IntentModel:
-    """Fit the classifier on ``rows``; ``features`` lets experiments reuse embeddings computed once."""
+    """Fit the classifier on ``rows``; ``features`` lets experiments reuse embeddings computed once;
+    ``weights`` (one per row, default 1) lets some examples count less."""
     if not rows:
         raise IntentDataError("No training rows; pass a CSV with columns utterance,intent[,language].")
     labels = tuple(sorted({r.intent for r in rows}))
@@ -453,7 +462,7 @@ def train_intents(
     x = features if features is not None else feat([r.utterance for r in rows])
     index = {lab: i for i, lab in enumerate(labels)}
     y = np.asarray([index[r.intent] for r in rows])
-    w, b = fit_softmax(x, y, len(labels), c=c)
+    w, b = fit_softmax(x, y, len(labels), c=c, sample_weight=None if weights is None else np.asarray(weights))
     meta = {
         "rows": len(rows),
         "languages": dict(Counter(r.language for r in rows)),

@@ -135,7 +135,10 @@ def test_train_and_eval_intents(run, tmp_path: Path) -> None:  # type: ignore[no
     model = tmp_path / "m.npz"
     r = run("train", "intents", "--data", str(data), "--only-data", "--out", str(model))
     assert r.exit_code == 0, r.output
-    assert "6 examples, 2 intents" in r.output and model.exists()
+    # the newest of the 6 rows is held out to test on; trained on the file alone, the candidate knows 2 of the
+    # assistant's intents, so it is registered but not promoted, and --out still writes it
+    assert "5 of your labelled rows" in r.output and "2 intents" in r.output and model.exists()
+    assert "not promoted" in r.output
 
     test = tmp_path / "test.csv"
     test.write_text("utterance,intent\nwhere is my package,track_order\ni would like a refund,get_refund\n")
