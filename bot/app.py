@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.dialogue import DialogueManager, Understanding
 from bot.nlu import NLU
@@ -22,6 +22,10 @@ from model.product_text import ProductWriter
 from model.support import SupportWriter, grounded_verifier
 from retrieval.policy import PolicyIndex, PolicyMatch
 from retrieval.search import SearchEngine
+
+if TYPE_CHECKING:
+    from bot.intents import IntentModel
+    from retrieval.sequential import SequentialRecommender
 
 __all__ = [
     "Assistant",
@@ -92,7 +96,7 @@ def _active_version(settings: Settings, kind: str) -> Any:
         return None
 
 
-def intent_model_from_settings(settings: Settings) -> tuple[Any, str]:
+def intent_model_from_settings(settings: Settings) -> tuple[IntentModel, str]:
     """The intent classifier and the name turns record for it (``versions["intent"]``).
 
     SHOPBOT_INTENT_MODEL wins when set (recorded by its data hash), then the active ``intents`` version from
@@ -116,7 +120,9 @@ def intent_model_from_settings(settings: Settings) -> tuple[Any, str]:
     return model, model.version
 
 
-def next_item_model_from_settings(settings: Settings) -> tuple[tuple[Any, list[str] | None], str] | None:
+def next_item_model_from_settings(
+    settings: Settings,
+) -> tuple[tuple[SequentialRecommender, list[str] | None], str] | None:
     """The active recommender version's next-item model with its SKUs, and the version name; None when no
     version is active or it cannot be loaded (said once in the log): the built-in scoring then recommends."""
     version = _active_version(settings, "recommender")
