@@ -49,6 +49,15 @@ def sentence_end(text: str, start: int = 0) -> int:
     return end
 
 
+_FULL_STOP = re.compile(r"(?:[.!?](?=\s)|[。！？]|\n)")
+
+
+def first_sentence_end(text: str) -> int:
+    """The end (exclusive) of the first full sentence in ``text`` (a semicolon does not end one), or 0."""
+    m = _FULL_STOP.search(text)
+    return m.end() if m else 0
+
+
 _WORD = re.compile(r"^[\"'(\[]*(?:[A-Za-z]+(?:['’-][A-Za-z0-9]+)*|[$€£¥]?\d[\d.,:/%-]*[a-zA-Z]{0,5}|[-–—•*&+/])"
                    r"[\"')\].,!?;:]*$")
 _CJK = re.compile(r"[\u4e00-\u9fff]")

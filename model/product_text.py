@@ -95,10 +95,11 @@ def summary_messages(query: str, recs: Sequence[Mapping[str, Any]], language: st
 
 
 def _first_sentence(text: str) -> str:
-    from model.live import sentence_end
+    """A closing line is one sentence: the model's first, whatever it wrote after it."""
+    from model.live import first_sentence_end
 
     text = text.strip()
-    end = sentence_end(text + " ")
+    end = first_sentence_end(text + " ")
     return text[:end].strip() if end else text
 
 

@@ -97,3 +97,12 @@ def test_denying_what_the_policy_offers_is_an_unsupported_claim() -> None:
     facts = Facts(passages=("We accept Visa, Mastercard, PayPal and Alipay. We do not offer cash on delivery.",))
     assert not verify("The shop does not accept PayPal.", facts, known_brands=["PayPal", "Visa"]).ok
     assert verify("Yes, you can pay with PayPal.", facts, known_brands=["PayPal", "Visa"]).ok
+
+
+def test_a_closing_line_is_the_models_first_sentence_only() -> None:
+    from model.product_text import _first_sentence
+
+    assert _first_sentence("These run small; order a size up. Also, we have socks! Buy now.") == \
+        "These run small; order a size up."
+    assert _first_sentence("The jacket is $49.99 today. It is blue.") == "The jacket is $49.99 today."
+    assert _first_sentence("no full stop at all") == "no full stop at all"
