@@ -76,5 +76,29 @@ def simulate_cmd(ctx: click.Context, shoppers: int, needs: int, seed: int, held_
             out["relative_gain"] = round(out["ndcg@10_after"] / out["ndcg@10_before"] - 1.0, 4) if out["ndcg@10_before"] else None
             click.echo(f"Search NDCG@10 after one round (ranker {after.ranker_version}): {out['ndcg@10_after']:.4f} "
                        f"({out['relative_gain']:+.1%}).", err=True)
+            out["recommender"] = _recommender_round(s, after)
     if as_json:
         click.echo(json.dumps(out, default=str))
+
+
+def _recommender_round(s: Any, engine: Any) -> dict[str, Any]:
+    """`train recommender` on the simulated histories: next-item NDCG@10 of the new model as served, of the
+    built-in scoring and of popularity, on the shoppers whose last step is in the newest part of the log."""
+    from bot.cli_train import open_store, registry_of
+    from model.train import TrainDataError
+    from model.train_recommender import content_vectors, train_recommender
+
+    with open_store(s) as st:
+        rows = st.interactions(limit=200_000)
+    try:
+        report = train_recommender(rows, engine.products, registry_of(s), content=content_vectors(engine), progress=True)
+    except TrainDataError as exc:
+        click.echo(f"Recommender not trained: {exc}", err=True)
+        return {"error": str(exc)}
+    click.echo(report.summary(), err=True)
+    meta = registry_of(s).get("recommender", report.version).metrics if report.version else {}
+    return {"promoted": report.promoted, "version": report.version, "ndcg@10": report.candidate.get("ndcg@10"),
+            "baseline_ndcg@10": report.baseline.get("ndcg@10"), "baseline": report.baseline_name,
+            "popularity_ndcg@10": (meta.get("popularity") or {}).get("ndcg@10"),
+            "model_alone_ndcg@10": (meta.get("model_alone") or {}).get("ndcg@10"),
+            "test_shoppers": report.test_examples, "seconds": report.seconds}

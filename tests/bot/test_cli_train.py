@@ -77,9 +77,13 @@ def test_one_round_of_the_loop_improves_search_and_the_owner_can_roll_it_back(ru
 
 @pytest.mark.slow
 def test_with_the_packaged_encoders_one_round_gains_at_least_ten_percent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's targets on simulated shoppers: >= 10% NDCG@10 after one round, and a trained next-item
+    model above popularity (800 shoppers: with 200 the histories are too short for it, see README)."""
     monkeypatch.setenv("SHOPBOT_DATA_DIR", str(tmp_path / "data"))
-    r = CliRunner().invoke(cli, ["simulate", "--json"], catch_exceptions=False)
+    r = CliRunner().invoke(cli, ["simulate", "--shoppers", "800", "--needs", "6", "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     out = _last_json(r.output)
     assert out["ranker"]["promoted"] is True
     assert out["relative_gain"] >= 0.10, out
+    rec = out["recommender"]
+    assert rec["model_alone_ndcg@10"] > rec["popularity_ndcg@10"] + 0.1, rec
