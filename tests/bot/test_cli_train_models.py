@@ -245,9 +245,9 @@ def test_train_intents_learns_a_new_phrasing_is_promoted_and_the_assistant_route
 
     slang = ["bin my order", "bin the order i just made", "please bin my last order", "axe my order",
              "axe that order", "scrap my order", "scrap the order please", "ditch my order",
-             "can you bin my order", "i want to axe my order"]
+             "axe the order", "bin it the order i mean"]  # the newest two are held out
     packaged = load_default_model()
-    assert [packaged.predict(t)[0] for t in slang[-2:]] != ["cancel_order"] * 2  # the held-out two
+    assert [packaged.predict(t)[0] for t in slang[-2:]] == ["change_order", "track_order"]
     data = tmp_path / "mine.csv"
     data.write_text("utterance,intent\n" + "".join(f"{u},cancel_order\n" for u in slang), encoding="utf-8")
     r = run("reindex")
@@ -256,6 +256,7 @@ def test_train_intents_learns_a_new_phrasing_is_promoted_and_the_assistant_route
     assert r.exit_code == 0, r.output
     report = _last_json(r)
     assert report["promoted"] and report["candidate"]["macro_f1"] > report["baseline"]["macro_f1"]
+    assert "On your held-out rows alone: accuracy 1.0000 (new) vs 0.0000 (packaged)" in r.output
     s = Settings()
     a = build_assistant(s, llm=False)
     assert a.dialogue.versions["intent"] == report["version"]

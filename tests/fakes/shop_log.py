@@ -112,3 +112,30 @@ def write_log(store: Store, clock: Clock, events: Iterator[tuple[datetime, str, 
         if on_event is not None:
             on_event(user, sku, kind)
     return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.fakes.shop_log DATA_DIR``: the catalog (DATA_DIR/catalog.csv) and the log
+    (DATA_DIR/shopbot.db) of the synthetic shop, for ``shopbot --data-dir DATA_DIR train recommender``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m tests.fakes.shop_log", description=main.__doc__)
+    ap.add_argument("data_dir", type=Path)
+    ap.add_argument("--shoppers", type=int, default=300)
+    ap.add_argument("--categories", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    shop = Shop(categories=args.categories)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    catalog = shop.write_catalog(args.data_dir / "catalog.csv")
+    store, clock = clocked_store(args.data_dir / "shopbot.db", args.data_dir / "buffer")
+    n = write_log(store, clock, journeys(shop, args.shoppers, seed=args.seed))
+    store.close()
+    print(f"{len(shop.skus)} products in {catalog}, {n} events from {args.shoppers} shoppers in "
+          f"{args.data_dir / 'shopbot.db'}; now: SHOPBOT_CATALOG={catalog} shopbot --data-dir {args.data_dir} "
+          "train recommender")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
