@@ -497,9 +497,7 @@ def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json
     from bot.intents import (
         DATA_DIR,
         DEFAULT_ENCODERS,
-        IntentModel,
         evaluate_intents,
-        load_default_model,
         load_training_csv,
         train_intents,
     )
@@ -513,7 +511,9 @@ def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json
             rows = load_training_csv(DATA_DIR / "intents.csv") + load_training_csv(train_csv)
             model = train_intents(rows, [get_encoder(n) for n in DEFAULT_ENCODERS])
         else:
-            model = IntentModel.load(s.intent_model) if s.intent_model else load_default_model()
+            from bot.app import intent_model_from_settings
+
+            model, _name = intent_model_from_settings(s)  # SHOPBOT_INTENT_MODEL, the active version, or packaged
         rows = load_training_csv(data, strict=False)
         # the assistant's routing: the classifier plus the NLU's rules, with the catalog's vocabulary
         products = load_catalog(s.catalog).products

@@ -130,12 +130,15 @@ class Registry:
             d = self._kind_dir(k)
             if not d.is_dir():
                 continue
-            for p in sorted(d.iterdir()):
+            mine = []
+            for p in d.iterdir():
                 if p.is_dir() and not p.name.startswith(".") and (p / META_FILE).is_file():
                     try:
-                        out.append(self.get(k, p.name))
+                        mine.append(self.get(k, p.name))
                     except RegistryError:
                         continue
+            # names sort by the second they were made; two made in the same second sort by the recorded time
+            out += sorted(mine, key=lambda v: (v.created_at, v.name))
         return out
 
     def history(self, kind: str) -> list[dict[str, Any]]:
@@ -184,7 +187,7 @@ class Registry:
         d = self._kind_dir(kind)
         at = _now()
         name = f"{at:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
-        full = {"kind": kind, "version": name, "created_at": at.isoformat(timespec="seconds"),
+        full = {"kind": kind, "version": name, "created_at": at.isoformat(timespec="microseconds"),
                 "parent": self.active_name(kind), "promoted": bool(promote), **dict(meta)}
         _write_atomic(staged / META_FILE, json.dumps(full, indent=2, sort_keys=True, default=str) + "\n")
         final = d / name
