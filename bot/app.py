@@ -76,7 +76,7 @@ def llm_from_settings(settings: Settings) -> BaseLLM | None:
     try:
         return build_llm(settings.llm_url, settings.llm_model, settings.data_dir, settings.device,
                          api_key=settings.llm_api_key, timeout=settings.llm_timeout,
-                         adapter=tuned.path if tuned else None)
+                         adapter=tuned.path if tuned else None, dtype=settings.llm_dtype)
     except (LLMError, OSError, ValueError, RuntimeError) as exc:
         log.warning("No language model (%s): replies use templates only.", exc)
         return None

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         default=None,
         description="With llm_url: the served model's name (the server's first when unset); without: a local transformers model dir (the packaged model when unset).",
     )
+    llm_dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
+        default="auto",
+        description="Precision of the local model: auto (bf16 on CUDA, int8 on a CPU), or float32, bfloat16, int8 (CPU only).",
+    )
     llm_api_key: str | None = Field(default=None, description="Bearer token for llm_url, if the server wants one.")
     llm_search_summary: bool = Field(
         default=True, description="After search results, a closing line from the model (the cards never wait for it)."

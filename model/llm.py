@@ -69,13 +69,15 @@ def build_llm(
     timeout: float = 30,
     progress: bool = True,
     adapter: str | Path | None = None,
+    dtype: str | None = None,
 ) -> BaseLLM:
     """The backend the settings ask for.
 
     ``url`` set: an OpenAI-compatible server, with ``model`` as the served model's name (None: the
     server's first). Otherwise ``model`` is a local transformers model directory, and with neither
     the packaged default model is prepared under ``data_dir`` and used. ``adapter``: a fine-tuned LoRA
-    version (`shopbot train llm`) merged into the local model; a server serves its own weights.
+    version (`shopbot train llm`) merged into the local model; a server serves its own weights. ``dtype``:
+    the local model's precision ("auto", "float32", "bfloat16", "int8" on a CPU).
     """
     if url:
         global _said_http_adapter
@@ -85,5 +87,5 @@ def build_llm(
                      "there, e.g. vLLM --lora-modules).", adapter, url)
         return OpenAICompatibleLLM(url, model, api_key=api_key, timeout=timeout)
     if model:
-        return TransformersLLM(model, device=device, adapter=adapter)
-    return default_llm(data_dir, device=device, progress=progress, adapter=adapter)
+        return TransformersLLM(model, device=device, adapter=adapter, dtype=dtype)
+    return default_llm(data_dir, device=device, progress=progress, adapter=adapter, dtype=dtype)

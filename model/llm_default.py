@@ -239,6 +239,7 @@ def convert_gguf_to_bf16(gguf: Path, out_dir: Path, *, progress: bool = True) ->
 
 
 def default_llm(data_dir: str | Path, *, device: str | None = None, progress: bool = True,
-                adapter: str | Path | None = None) -> TransformersLLM:
+                adapter: str | Path | None = None, dtype: str | None = None) -> TransformersLLM:
     """The packaged model, prepared on first use, as a `TransformersLLM` (with a fine-tuned ``adapter`` merged in)."""
-    return TransformersLLM(ensure_default_model(data_dir, progress=progress), device=device, adapter=adapter)
+    return TransformersLLM(ensure_default_model(data_dir, progress=progress), device=device, adapter=adapter,
+                           dtype=dtype)

@@ -76,9 +76,33 @@ def _echoes(answer: str, question: str) -> bool:
     return bool(a) and (a in _squash(question) or _squash(question) == a)
 
 
-def _echo_verdict(text: str) -> Verdict:
+def _echo_verdict(text: str, why: str = "it repeats the question instead of answering it") -> Verdict:
     claim = Claim("promise", "repeats the question", (0, len(text)), text[:80])
-    return Verdict(False, [claim], [Check(claim, False, "it repeats the question instead of answering it")])
+    return Verdict(False, [claim], [Check(claim, False, why)])
+
+
+# A small model sometimes describes the conversation instead of taking part in it ("The customer's message
+# is asking ...", "Based on the policy passages provided, ..."): true, but not an answer a shopper wants.
+_NARRATION = re.compile(
+    r"^\W*(?:the\s+customer(?:'s|’s)?\b|based\s+on\s+the\s+(?:policy|passages?|information)\b|according\s+to\s+"
+    r"the\s+(?:policy\s+)?passages?\b|the\s+(?:policy\s+)?passages?\s+(?:state|say|mention)|as\s+an\s+ai\b|"
+    r"客户(?:的)?(?:消息|问题)|根据(?:以上|所提供的|提供的)?(?:政策)?(?:段落|信息))", re.IGNORECASE)
+
+
+def _not_an_answer(text: str, question: str) -> str | None:
+    """Why ``text`` (the answer so far) is not an answer to ``question``, or None."""
+    if _echoes(text, question):
+        return "it repeats the question instead of answering it"
+    if _NARRATION.search(text):
+        return "it describes the customer's message instead of answering the customer directly (write to them as 'you')"
+    # the question back in other words ("如何退货?" for "怎么退货？"): a short question made of the shopper's words
+    if text.strip()[-1:] in ("?", "？") and len(_squash(text)) < 60:
+        cjk = re.findall(r"[\u4e00-\u9fff]", text)
+        units = cjk or re.findall(r"\w+", text.lower())
+        asked = set(re.findall(r"[\u4e00-\u9fff]", question)) if cjk else set(re.findall(r"\w+", question.lower()))
+        if units and sum(u in asked for u in units) >= 0.5 * len(units):
+            return "it asks the question back instead of answering it"
+    return None
 
 
 def looks_like_injection(text: str) -> bool:
@@ -150,7 +174,7 @@ class SupportWriter:
         live = await stream_checked(
             self.llm,
             lambda feedback: build_messages(question, passages, language, feedback),
-            lambda text: _echo_verdict(text) if _echoes(text, question) else self.verify(text, facts, question),
+            lambda text: _echo_verdict(text, why) if (why := _not_an_answer(text, question)) else self.verify(text, facts, question),
             on_text or (lambda _text: None),
             fallback=extract, timeout=self.timeout, max_tokens=self.max_tokens, dont_know=DONT_KNOW,
             finish=lambda text: f"{text.strip()}\n{source_line}", language=language,

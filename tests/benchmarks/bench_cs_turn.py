@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=Path.home() / ".shopbot")
     ap.add_argument("--out", type=Path, default=Path("tests/benchmarks/results/cs_turn.json"))
     ap.add_argument("--skip-injections", action="store_true")
+    ap.add_argument("--dtype", default="auto", help="The local model's precision: auto, float32, bfloat16, int8.")
     args = ap.parse_args()
 
     from sqlalchemy import select
@@ -73,7 +74,8 @@ def main() -> None:
     from bot.store import Turn
     from model.grounding import Facts, verify
 
-    s = Settings(data_dir=args.data_dir, llm="auto", database_url=f"sqlite:///{args.data_dir / 'bench_cs.db'}")
+    s = Settings(data_dir=args.data_dir, llm="auto", llm_dtype=args.dtype,
+                 database_url=f"sqlite:///{args.data_dir / 'bench_cs.db'}")
     assistant = build_assistant(s, engine=_engine(s))
     assert assistant.llm is not None, "no language model: see the log"
     t = time.perf_counter()
@@ -121,6 +123,8 @@ def main() -> None:
         "what": "customer-service turns with the packaged model (handle_async, streamed), demo policy",
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "llm": f"{assistant.llm.name}@{assistant.llm.version}",
+        "dtype": args.dtype, "quantized_int8": bool(getattr(assistant.llm, "quantized", False)),
+        "compute_dtype": str(getattr(assistant.llm, "dtype", "")),
         "model_load_s": round(load_s, 2),
         "questions": len(cs),
         "first_text_p50_s": round(statistics.median(firsts), 2) if firsts else None,

@@ -122,3 +122,16 @@ def test_prompt_holds_passages_and_quotes_the_question() -> None:
 def test_an_answer_that_only_repeats_the_question_is_not_sent() -> None:
     r = run(Scripted("保修期多长?", "保修期多长？"), question="保修期多长？", language="zh", verify=None)
     assert r.source == "extract" and r.text == EXTRACT
+
+
+def test_the_question_back_in_other_words_is_not_sent() -> None:
+    r = run(Scripted("如何退货?", "如何退货？"), question="怎么退货？", language="zh", verify=None)
+    assert r.source == "extract" and r.text == EXTRACT
+
+
+def test_narrating_the_customers_message_is_retried_and_the_direct_answer_sent() -> None:
+    llm = Scripted("The customer's message is asking how long returns take. They can return items in 30 days.",
+                   "You can return most items within 30 days of delivery.")
+    r = run(llm, question="how long do I have to return?", verify=None)
+    assert r.source == "llm-retry" and r.text.startswith("You can return most items within 30 days")
+    assert "instead of answering the customer directly" in llm.prompts[1][-1]["content"]
