@@ -515,3 +515,21 @@ def test_real_default_model_prepares_and_says_hello(tmp_path: Path) -> None:
     assert default_llm(tmp_path, progress=False).model_dir == llm.model_dir
     assert time.monotonic() - started < 1
     llm.close()
+
+
+def test_int8_on_cpu_quantizes_the_linear_layers_and_still_answers(tiny_model_dir: Path) -> None:
+    import torch
+
+    from model.llm_transformers import wants_int8
+
+    llm = TransformersLLM(tiny_model_dir, device="cpu", dtype="int8")
+    try:
+        text = llm.complete_sync(HELLO, max_tokens=5, temperature=0)
+        assert isinstance(text, str)
+        assert llm.quantized and str(llm.dtype) == "torch.float32"
+        modules = list(llm._model.modules())
+        assert not any(type(m) is torch.nn.Linear for m in modules)  # every linear layer was replaced
+        assert any(type(m).__name__ == "Linear" and "quantized" in type(m).__module__ for m in modules)
+    finally:
+        llm.close()
+    assert not wants_int8("cuda", "int8") and wants_int8("cpu", "INT8") and not wants_int8("cpu", None)
