@@ -123,7 +123,7 @@ def _make_llm(s: Settings) -> LLM:
 
     try:
         llm = build_llm(s.llm_url, s.llm_model, s.data_dir, s.device, api_key=s.llm_api_key,
-                        timeout=max(s.llm_timeout, DEFAULT_TIMEOUT))
+                        timeout=max(s.llm_timeout, DEFAULT_TIMEOUT), dtype=s.llm_dtype)
         load = getattr(llm, "load", None)
         if callable(load):
             load()
