@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     )
     llm_dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
         default="auto",
-        description="Precision of the local model: auto (bf16 on CUDA, int8 on a CPU), or float32, bfloat16, int8 (CPU only).",
+        description="Precision of the local model: auto (bf16 on CUDA; on a CPU int8 for the packaged model, fp32 or bf16 where faster for others), or float32, bfloat16, int8 (CPU only).",
     )
     llm_api_key: str | None = Field(default=None, description="Bearer token for llm_url, if the server wants one.")
     llm_search_summary: bool = Field(

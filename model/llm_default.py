@@ -240,6 +240,13 @@ def convert_gguf_to_bf16(gguf: Path, out_dir: Path, *, progress: bool = True) ->
 
 def default_llm(data_dir: str | Path, *, device: str | None = None, progress: bool = True,
                 adapter: str | Path | None = None, dtype: str | None = None) -> TransformersLLM:
-    """The packaged model, prepared on first use, as a `TransformersLLM` (with a fine-tuned ``adapter`` merged in)."""
+    """The packaged model, prepared on first use, as a `TransformersLLM` (with a fine-tuned ``adapter`` merged in).
+
+    ``dtype`` None or "auto": int8 weights on a CPU (measured on this model: about 6x the fp32 speed with the
+    same description eval figures, README), bf16 on CUDA.
+    """
+    from model.llm_transformers import INT8_ON_CPU
+
+    chosen = INT8_ON_CPU if dtype in (None, "auto") else dtype
     return TransformersLLM(ensure_default_model(data_dir, progress=progress), device=device, adapter=adapter,
-                           dtype=dtype)
+                           dtype=chosen)

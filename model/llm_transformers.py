@@ -44,7 +44,7 @@ from model.llm_base import (
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TransformersLLM", "adapter_problem", "cpu_bf16_is_faster", "model_version", "pick_device", "pick_dtype",
+__all__ = ["INT8_ON_CPU", "TransformersLLM", "adapter_problem", "cpu_bf16_is_faster", "model_version", "pick_device", "pick_dtype",
            "quantize_int8", "wants_int8"]
 
 log = logging.getLogger(__name__)
@@ -168,8 +168,14 @@ def _weights_dtype(model_dir: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
+#: dtype value meaning "int8 on a CPU, the automatic choice elsewhere" (the packaged model's default).
+INT8_ON_CPU = "int8-on-cpu"
+
+
 def wants_int8(device: str, dtype: str | torch.dtype | None) -> bool:
     """int8 weights on request (``dtype="int8"``), on the CPU only: CUDA runs bf16, which is faster there."""
+    if dtype == INT8_ON_CPU:
+        return device.startswith("cpu")
     if not (isinstance(dtype, str) and dtype.lower() == "int8"):
         return False
     if not device.startswith("cpu"):
@@ -210,7 +216,7 @@ def pick_dtype(device: str, model_dir: Path, dtype: str | torch.dtype | None = N
     """
     import torch
 
-    if dtype is not None and dtype != "auto":
+    if dtype is not None and dtype not in ("auto", INT8_ON_CPU):
         if isinstance(dtype, torch.dtype):
             return dtype
         name = _DTYPES.get(str(dtype).lower().removeprefix("torch."))

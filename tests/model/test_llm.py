@@ -520,7 +520,7 @@ def test_real_default_model_prepares_and_says_hello(tmp_path: Path) -> None:
 def test_int8_on_cpu_quantizes_the_linear_layers_and_still_answers(tiny_model_dir: Path) -> None:
     import torch
 
-    from model.llm_transformers import wants_int8
+    from model.llm_transformers import INT8_ON_CPU, wants_int8
 
     llm = TransformersLLM(tiny_model_dir, device="cpu", dtype="int8")
     try:
@@ -533,3 +533,6 @@ def test_int8_on_cpu_quantizes_the_linear_layers_and_still_answers(tiny_model_di
     finally:
         llm.close()
     assert not wants_int8("cuda", "int8") and wants_int8("cpu", "INT8") and not wants_int8("cpu", None)
+    # the packaged model's default: int8 on a CPU, the usual choice on CUDA (no warning there)
+    assert wants_int8("cpu", INT8_ON_CPU) and not wants_int8("cuda", INT8_ON_CPU)
+    assert str(pick_dtype("cpu", tiny_model_dir, INT8_ON_CPU)) == "torch.float32"
