@@ -20,8 +20,11 @@ __all__ = ["telegram"]
 @click.option("--port", default=8443, show_default=True, type=int, help="Port the webhook server listens on.")
 @click.option("--drop-pending", is_flag=True, help="Skip the updates that arrived while the bot was off.")
 @click.option("--no-llm", is_flag=True, help="Templates only, no language model (same as SHOPBOT_LLM=off).")
+@click.option("--turns-at-once", type=click.IntRange(min=1), default=None,
+              help="Dialogue turns computed at the same time [default: 1 with SQLite, 4 with a database server].")
 @click.pass_context
-def telegram(ctx: click.Context, webhook_url: str | None, listen: str, port: int, drop_pending: bool, no_llm: bool) -> None:
+def telegram(ctx: click.Context, webhook_url: str | None, listen: str, port: int, drop_pending: bool, no_llm: bool,
+             turns_at_once: int | None) -> None:
     """Run the shop assistant in Telegram (SHOPBOT_TELEGRAM_TOKEN from @BotFather).
 
     Long polling needs nothing but the token. With --webhook, Telegram posts updates to URL, which your
@@ -50,7 +53,7 @@ def telegram(ctx: click.Context, webhook_url: str | None, listen: str, port: int
     with user_errors(ctx.obj["debug"]):
         assistant = _assistant(s)
     assistant.warm_up()
-    app = ShopBot(assistant, s).application()
+    app = ShopBot(assistant, s, turns_at_once=turns_at_once).application()
     mode = f"webhook {webhook_url} (listening on {listen}:{port})" if webhook_url else "long polling"
     click.echo(f"shopbot: {len(assistant.engine.products)} products; Telegram bot running by {mode}. Ctrl+C stops it.", err=True)
     asyncio.set_event_loop(asyncio.new_event_loop())  # run_* close their loop at the end: start from a fresh one

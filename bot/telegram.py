@@ -13,7 +13,11 @@ has:
 * text the language model is still writing: a typing action at once, then one message edited as
   verified text arrives, at most once per ``telegram_edit_interval``;
 * commands: /start /help /search /recommend /prefs /forget /human for shoppers, /stats /reindex
-  /handoffs for the shop's admins (``telegram_admins``); everyone else gets a polite refusal.
+  /handoffs for the shop's admins (``telegram_admins``); everyone else gets a polite refusal;
+* CPU per message, which decides how many shoppers one process serves (tests/benchmarks/bench_telegram.py):
+  Bot API calls over a lean keep-alive HTTP backend (bot/telegram_http.py), messages nobody edits
+  later sent as plain JSON (:meth:`ShopBot.post`), and dialogue turns computed one (SQLite) or a few
+  (a database server) at a time (:class:`TurnGate`) instead of trading the GIL among many.
 
 ``shopbot telegram`` (bot/cli_telegram.py) runs it by long polling or behind a webhook.
 """
@@ -27,7 +31,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +53,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    ExtBot,
     MessageHandler,
     filters,
 )
@@ -57,9 +62,10 @@ from bot.app import Assistant
 from bot.replies import Button, Event, Reply
 from bot.settings import Settings
 from bot.store import StoreUnavailable
+from bot.telegram_http import telegram_request
 from bot.telegram_render import COMMANDS, OutMessage, escape, plan, split_text, t, utf16_len
 
-__all__ = ["CHANNEL", "PayloadCodec", "PerChatProcessor", "ShopBot", "webhook_secret"]
+__all__ = ["CHANNEL", "LeanBot", "PayloadCodec", "PerChatProcessor", "ShopBot", "TurnGate", "webhook_secret"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,11 @@ TOAST_LIMIT = 200  # characters an answerCallbackQuery text may have
 TYPING_AFTER = 0.4  # seconds a turn may take before the shopper sees "typing…"
 TYPING_EVERY = 4.5  # Telegram shows a chat action for about 5 seconds
 ALLOWED_UPDATES = ["message", "callback_query"]
+CONNECTIONS = 32  # Bot API requests in flight at once (each chat sends its messages one after another)
+# dialogue turns computing at once (see TurnGate): one with SQLite, whose turns wait for nothing; with a
+# database server a turn waits for several round trips, and other turns can use those waits
+TURNS_AT_ONCE = {"sqlite": 1, "server": 4}
+TURN_HOLD = 0.2  # seconds a turn may keep its place before it counts as waiting rather than computing
 Context = ContextTypes.DEFAULT_TYPE
 
 
@@ -168,6 +179,49 @@ class PerChatProcessor(BaseUpdateProcessor):
         pass
 
 
+class TurnGate:
+    """At most ``size`` dialogue turns compute at once, all chats together; the others wait in order.
+
+    A turn is Python that holds the GIL (SQL through the ORM, the NLU) around encoder calls that are
+    too short to run usefully beside another turn's Python. Turns side by side only trade the GIL back
+    and forth: measured on the 2-core load-test machine, the dialogue alone does 70 turns/s one at a
+    time at 14 ms of CPU each, and 62 turns/s two at a time at 20 ms each; under the load test, up to
+    six at once (the default thread pool, before this gate) cost 21 ms each. A turn that has kept its
+    place for ``hold`` seconds gives it up: it is waiting (a database round trip, a timeout), not
+    computing, so a slow chat never holds the others up for longer than that."""
+
+    def __init__(self, size: int, hold: float) -> None:
+        if size < 1:
+            raise ValueError("a turn gate needs at least one place")
+        self.size = size
+        self.hold = hold
+        self._places: asyncio.Semaphore | None = None  # made in the running loop
+
+    def reset(self) -> None:
+        self._places = None
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        if self._places is None:
+            self._places = asyncio.Semaphore(self.size)
+        places = self._places
+        await places.acquire()
+        freed = False
+
+        def free() -> None:
+            nonlocal freed
+            if not freed:
+                freed = True
+                places.release()
+
+        timer = asyncio.get_running_loop().call_later(self.hold, free)
+        try:
+            yield
+        finally:
+            timer.cancel()
+            free()
+
+
 def _chat_key(update: object) -> int | None:
     if isinstance(update, Update):
         if update.effective_chat is not None:
@@ -182,16 +236,31 @@ def _lang(update: Update) -> str:
     return "zh" if code.lower().startswith("zh") else "en"
 
 
+class LeanBot(ExtBot[Any]):
+    """python-telegram-bot's ExtBot plus :meth:`call`: a Bot API method with plain JSON in and out.
+
+    Everything a typed method does on the way out still happens (the rate limiter, 429 retries, errors
+    as TelegramError); only the library objects are skipped. The bot uses it where nothing reads
+    the answer (see :meth:`ShopBot.post`)."""
+
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        return await self._post(method, params)
+
+
 class ShopBot:
     """The assistant behind a python-telegram-bot Application; :meth:`application` builds one."""
 
-    def __init__(self, assistant: Assistant, settings: Settings) -> None:
+    def __init__(self, assistant: Assistant, settings: Settings, *, turns_at_once: int | None = None) -> None:
         self.assistant = assistant
         self.settings = settings
         self.admins = set(settings.telegram_admins)
         self.codec = PayloadCodec(assistant.store)
         self.edit_interval = settings.telegram_edit_interval
         self.turns = 0  # events handed to the assistant (the load test checks none is lost or doubled)
+        if turns_at_once is None:
+            url = str(getattr(assistant.store, "url", ""))
+            turns_at_once = TURNS_AT_ONCE["sqlite" if url.startswith("sqlite") else "server"]
+        self.gate = TurnGate(turns_at_once, TURN_HOLD)
 
     # --------------------------------------------------------------------------- application
 
@@ -203,12 +272,18 @@ class ShopBot:
             raise ValueError("No Telegram bot token: set SHOPBOT_TELEGRAM_TOKEN to the token @BotFather gave you.")
         base = base_url or self.settings.telegram_api_url
         rate = self.settings.telegram_max_rate
+        # a busy machine or API delays a send rather than failing it (a failed send is a lost reply)
+        timeouts: dict[str, float] = {"read_timeout": 20, "write_timeout": 20, "connect_timeout": 10, "pool_timeout": 10}
+        bot = LeanBot(
+            token, base_url=base, base_file_url=_file_url(base),
+            # keep-alive HTTP on asyncio streams: a sixth of httpx's CPU per Bot API call (bot/telegram_http.py)
+            request=telegram_request(base, connection_pool_size=CONNECTIONS, **timeouts),
+            get_updates_request=telegram_request(base, connection_pool_size=1, **timeouts),
+            rate_limiter=AIORateLimiter(overall_max_rate=rate, overall_time_period=1 if rate else 0, max_retries=max_retries),
+        )
         app = (
-            Application.builder().token(token).base_url(base).base_file_url(_file_url(base))
-            .rate_limiter(AIORateLimiter(overall_max_rate=rate, overall_time_period=1 if rate else 0, max_retries=max_retries))
+            Application.builder().bot(bot)
             .concurrent_updates(PerChatProcessor(concurrency))
-            # a busy machine or API delays a send rather than failing it (a failed send is a lost reply)
-            .read_timeout(20).write_timeout(20).connect_timeout(10).pool_timeout(10)
             .post_init(self._post_init).post_shutdown(self._post_shutdown)
             .build()
         )
@@ -237,6 +312,7 @@ class ShopBot:
                                               language_code=None if lang == "en" else lang)
 
     async def _post_shutdown(self, app: Application) -> None:  # type: ignore[type-arg]
+        self.gate.reset()  # a restarted application runs in a new event loop
         await self.assistant.aclose()
 
     # ------------------------------------------------------------------------------ shoppers
@@ -314,7 +390,7 @@ class ShopBot:
 
     async def _turn(self, bot: Any, chat_id: int, event: Event) -> list[Reply]:
         self.turns += 1
-        task = asyncio.ensure_future(self.assistant.handle_async(event))
+        task = asyncio.ensure_future(self._handle(event))
         done, _ = await asyncio.wait({task}, timeout=TYPING_AFTER)
         if done:
             return task.result()
@@ -323,6 +399,10 @@ class ShopBot:
             return await task
         finally:
             typing.cancel()
+
+    async def _handle(self, event: Event) -> list[Reply]:
+        async with self.gate.turn():
+            return await self.assistant.handle_async(event)
 
     @staticmethod
     async def _keep_typing(bot: Any, chat_id: int) -> None:
@@ -403,9 +483,10 @@ class ShopBot:
             await self._stream(bot, chat_id, reply)
             return
         for out in plan(reply):
-            await self.send(bot, chat_id, out)
+            await self.post(bot, chat_id, out)
 
     async def send(self, bot: Any, chat_id: int, out: OutMessage) -> Message:
+        """One message, returned as a Message to edit later (streamed text, an admin's progress note)."""
         markup = await self.markup(out.rows)
         photo = _photo(out.photo)
         if photo is not None:
@@ -416,9 +497,48 @@ class ShopBot:
         return await bot.send_message(chat_id, out.html, parse_mode=ParseMode.HTML, reply_markup=markup,  # type: ignore[no-any-return]
                                       link_preview_options=LinkPreviewOptions(is_disabled=True))
 
+    async def post(self, bot: Any, chat_id: int, out: OutMessage) -> None:
+        """One message nobody edits later (headings, product cards, answers): :meth:`send` in plain JSON.
+
+        The typed ``send_message`` builds the keyboard as library objects, serialises them back and
+        parses Telegram's answer into a Message of a hundred attributes that is then thrown away: a
+        third of the adapter's CPU per shopper message under load. Same request, same checks (429s
+        waited out by the rate limiter, a refused photo sent as text); local images are uploads and
+        go through :meth:`send`."""
+        photo = _photo(out.photo)
+        if not isinstance(bot, LeanBot) or isinstance(photo, Path):
+            await self.send(bot, chat_id, out)
+            return
+        params: dict[str, Any] = {"chat_id": chat_id, "parse_mode": ParseMode.HTML.value}
+        keyboard = await self.keyboard(out.rows)
+        if keyboard is not None:
+            params["reply_markup"] = keyboard
+        if photo is not None:
+            try:
+                await bot.call("sendPhoto", {**params, "photo": photo, "caption": out.html})
+                return
+            except BadRequest as exc:  # an image Telegram cannot fetch: the card as text
+                log.info("Photo %s refused (%s); sending the card as text.", out.photo, exc.message)
+        await bot.call("sendMessage", {**params, "text": out.html, "link_preview_options": {"is_disabled": True}})
+
     async def markup(self, rows: Sequence[Sequence[Button]]) -> InlineKeyboardMarkup | None:
-        if not rows:
+        keyboard = await self._buttons(rows)
+        if not keyboard:
             return None
+        return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row]
+                                     for row in keyboard])
+
+    async def keyboard(self, rows: Sequence[Sequence[Button]]) -> dict[str, Any] | None:
+        """:meth:`markup` as the Bot API's JSON (``{"inline_keyboard": [[{"text", "callback_data"}]]}``)."""
+        keyboard = await self._buttons(rows)
+        if not keyboard:
+            return None
+        return {"inline_keyboard": [[{"text": label, "callback_data": data} for label, data in row] for row in keyboard]}
+
+    async def _buttons(self, rows: Sequence[Sequence[Button]]) -> list[list[tuple[str, str]]]:
+        """(label, callback_data) rows; a button whose long payload cannot be stored is left out."""
+        if not rows:
+            return []
         payloads = [b.payload for row in rows for b in row]
         data: list[str | None]
         if all(PayloadCodec.fits(p) for p in payloads):
@@ -426,9 +546,8 @@ class ShopBot:
         else:
             data = await asyncio.to_thread(lambda: [self._encode_or_none(p) for p in payloads])
         it = iter(data)
-        keyboard = [[InlineKeyboardButton(b.label, callback_data=d) for b in row if (d := next(it)) is not None] for row in rows]
-        keyboard = [row for row in keyboard if row]
-        return InlineKeyboardMarkup(keyboard) if keyboard else None
+        keyboard = [[(b.label, d) for b in row if (d := next(it)) is not None] for row in rows]
+        return [row for row in keyboard if row]
 
     def _encode_or_none(self, payload: str) -> str | None:
         try:

@@ -17,6 +17,14 @@ the reply and to the last (the reply is complete: header, product cards, buttons
 again only when the bot has finished the previous reply, so every reply message is attributed exactly. Checked: every
 message answered (a reply arrived) exactly once (each update handed out once, each message handled
 once: the turns table holds every shopper's messages in order, no reply message sent twice).
+
+Where the CPU goes: the bot process's CPU per message, split into the dialogue's (CPU time of the
+threads while they run ``DialogueManager._prepare``/``_log``) and the adapter's (the rest: python-
+telegram-bot, HTTP, rendering), and by thread; the CPU of the other process (shoppers and fake server
+share the machine's cores with the bot); Bot API requests per message by method. And how late messages
+went out against the schedule (``injection_lag_ms``): a shopper writes only after the previous reply, so
+a bot that falls behind lowers the offered rate, and the latencies, measured from injection, do not
+show that wait.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -89,6 +98,7 @@ class Sent:
     k: int
     text: str
     injected: float
+    due: float = 0.0  # when the schedule wanted it sent (later when the previous reply was late)
     update_id: int = 0
     replies: list[tuple[float, str]] = field(default_factory=list)  # (time, text + buttons)
     first: asyncio.Event = field(default_factory=asyncio.Event)
@@ -106,6 +116,10 @@ async def _telegram_side(conn: Any, done: Any, users: int, per_user: int, rate: 
     by_update: dict[int, Sent] = {}
     loop = asyncio.get_running_loop()
 
+    def mark_done(update_id: int) -> None:
+        if update_id in by_update:
+            by_update[update_id].done.set()
+
     def finished() -> None:  # the bot reports each update it has finished with (a thread: the pipe blocks)
         while True:
             try:
@@ -114,7 +128,7 @@ async def _telegram_side(conn: Any, done: Any, users: int, per_user: int, rate: 
                 return
             if uid is None:
                 return
-            loop.call_soon_threadsafe(lambda u=uid: by_update[u].done.set() if u in by_update else None)
+            loop.call_soon_threadsafe(mark_done, uid)
 
     listener = loop.run_in_executor(None, finished)
 
@@ -155,7 +169,7 @@ async def _telegram_side(conn: Any, done: Any, users: int, per_user: int, rate: 
                 except TimeoutError:
                     unsent += per_user - k
                     return
-            rec = Sent(user, k, text, time.monotonic())
+            rec = Sent(user, k, text, time.monotonic(), due)
             current[user] = rec
             log.append(rec)
             rec.update_id = fake.message(user, text, language_code="zh-hans" if zh[user] else "en")
@@ -168,6 +182,7 @@ async def _telegram_side(conn: Any, done: Any, users: int, per_user: int, rate: 
         await asyncio.wait_for(asyncio.gather(*(r.done.wait() for r in log)), max(1.0, deadline - time.monotonic()))
     await asyncio.sleep(0.5)
     first = [(r.replies[0][0] - r.injected) * 1000 for r in log if r.replies]
+    lag = [max(0.0, r.injected - r.due) * 1000 for r in log]
     complete = [(r.replies[-1][0] - r.injected) * 1000 for r in log if r.replies]
     start = min(r.injected for r in log)
     end = max(r.replies[-1][0] for r in log if r.replies)
@@ -188,6 +203,9 @@ async def _telegram_side(conn: Any, done: Any, users: int, per_user: int, rate: 
         "first_reply_ms": {"p50": pct(first, 0.5), "p90": pct(first, 0.9), "p99": pct(first, 0.99), "max": pct(first, 1.0)},
         "complete_reply_ms": {"p50": pct(complete, 0.5), "p90": pct(complete, 0.9), "p99": pct(complete, 0.99),
                               "max": pct(complete, 1.0), "mean": round(statistics.fmean(complete), 1)},
+        # a shopper writes only after the previous reply: when the bot falls behind, messages go out later
+        # than scheduled (the offered rate drops) and the latencies above no longer see that wait; this does
+        "injection_lag_ms": {"p50": pct(lag, 0.5), "p99": pct(lag, 0.99)},
         "duration_s": round(end - start, 2),
         "messages_per_s": round(len(log) / (end - start), 1),
         "bot_requests": sum(1 for c in fake.calls if c.method != "getUpdates"),
@@ -207,11 +225,12 @@ async def _telegram_side(conn: Any, done: Any, users: int, per_user: int, rate: 
 # --------------------------------------------------------------------------------- the bot (parent)
 
 
-async def run_bot(settings: Any, assistant: Any, port: int, conn: Any, done: Any) -> tuple[dict[str, Any], int, int]:
+async def run_bot(settings: Any, assistant: Any, port: int, conn: Any, done: Any,
+                  turns_at_once: int | None = None) -> tuple[dict[str, Any], int, int]:
     from bot.telegram import ALLOWED_UPDATES, PerChatProcessor, ShopBot
     from tests.fakes.telegram_server import TOKEN
 
-    shop = ShopBot(assistant, settings)
+    shop = ShopBot(assistant, settings, turns_at_once=turns_at_once) if turns_at_once else ShopBot(assistant, settings)
     app = shop.application(token=TOKEN, base_url=f"http://127.0.0.1:{port}/bot")
     turn_ms: list[float] = []
     handle = assistant.handle_async
@@ -226,15 +245,20 @@ async def run_bot(settings: Any, assistant: Any, port: int, conn: Any, done: Any
     assistant.handle_async = timed
     # the dialogue's own CPU (its worker threads' CPU time), to tell it apart from the adapter's
     dialogue_cpu: list[float] = []
+    dialogue_threads: set[int] = set()
     dm = assistant.dialogue
-    for name in ("_prepare", "_log"):
-        def cpu_timed(*a: Any, _f: Any = getattr(dm, name), **k: Any) -> Any:
+    def cpu_timed(f: Any) -> Any:
+        def timed_call(*a: Any, **k: Any) -> Any:
+            dialogue_threads.add(threading.get_native_id())
             t = time.thread_time()
             try:
-                return _f(*a, **k)
+                return f(*a, **k)
             finally:
                 dialogue_cpu.append(time.thread_time() - t)
-        setattr(dm, name, cpu_timed)
+        return timed_call
+
+    for name in ("_prepare", "_log"):
+        setattr(dm, name, cpu_timed(getattr(dm, name)))
     processor = app.update_processor
     assert isinstance(processor, PerChatProcessor)
     process = processor.do_process_update
@@ -247,20 +271,44 @@ async def run_bot(settings: Any, assistant: Any, port: int, conn: Any, done: Any
 
     processor.do_process_update = report  # type: ignore[method-assign]
     cpu0 = time.process_time()
+    threads0 = thread_cpu()
+    updater = app.updater
+    assert updater is not None
     async with app:
         await app.start()
-        await app.updater.start_polling(poll_interval=0.0, timeout=10, allowed_updates=ALLOWED_UPDATES)
+        await updater.start_polling(poll_interval=0.0, timeout=10, allowed_updates=ALLOWED_UPDATES)
         loop = asyncio.get_running_loop()
         kind, result = await loop.run_in_executor(None, conn.recv)
         assert kind == "result"
-        await app.updater.stop()
+        await updater.stop()
         await app.stop()
         done.send(None)
         result["bot_cpu_ms_per_message"] = round((time.process_time() - cpu0) * 1000 / max(1, result["messages"]), 1)
         result["dialogue_turn_ms"] = {"p50": pct(turn_ms, 0.5), "p99": pct(turn_ms, 0.99)}
         result["dialogue_cpu_ms_per_message"] = round(sum(dialogue_cpu) * 1000 / max(1, result["messages"]), 1)
+        # the bot's CPU by thread: the event loop (adapter, python-telegram-bot, HTTP), the threads that ran
+        # dialogue turns, and the rest (torch / OpenMP / FAISS pools, SQLite, the benchmark's pipe reader)
+        by_thread: dict[str, float] = defaultdict(float)
+        for tid, (user, system) in thread_cpu().items():
+            kind = "event_loop" if tid == os.getpid() else "dialogue_threads" if tid in dialogue_threads else "other_threads"
+            user0, system0 = threads0.get(tid, (0.0, 0.0))
+            by_thread[kind] += user - user0 + system - system0
+            by_thread[kind + "_system"] += system - system0
+        result["bot_cpu_ms_per_message_by_thread"] = {k: round(v * 1000 / max(1, result["messages"]), 1)
+                                                      for k, v in sorted(by_thread.items())}
         result["adapter_cpu_ms_per_message"] = round(result["bot_cpu_ms_per_message"] - result["dialogue_cpu_ms_per_message"], 1)
         return result, shop.turns, processor.processed
+
+
+def thread_cpu() -> dict[int, tuple[float, float]]:
+    """CPU seconds (user, system) of each of this process's threads, by native thread id (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[float, float]] = {}
+    for task in Path("/proc/self/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(task.name)] = (int(fields[11]) / tick, int(fields[12]) / tick)
+    return out
 
 
 def main() -> None:
@@ -271,6 +319,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--data-dir", type=Path, default=None, help="reuse an index built by an earlier run")
     ap.add_argument("--query-cache", type=int, default=0, help="query cache size (0: every message is encoded)")
+    ap.add_argument("--turns-at-once", type=int, default=None, help="dialogue turns computing at once (the bot's default when omitted)")
     ap.add_argument("--out", type=Path, default=Path("tests/benchmarks/results/telegram.json"))
     args = ap.parse_args()
 
@@ -303,7 +352,7 @@ def main() -> None:
     proc.start()
     kind, port = parent.recv()
     assert kind == "port"
-    result, turns, processed = asyncio.run(run_bot(settings, assistant, port, parent, done_in))
+    result, turns, processed = asyncio.run(run_bot(settings, assistant, port, parent, done_in, args.turns_at_once))
     parent.send("stop")
     proc.join(30)
     asyncio.run(assistant.aclose())

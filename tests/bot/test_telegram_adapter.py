@@ -8,14 +8,18 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from telegram.ext import ExtBot
 
 from bot.replies import Button, Card, Event, LiveText, Reply
 from bot.settings import Settings
 from bot.store import Store
-from bot.telegram import PayloadCodec, ShopBot
+from bot.telegram import LeanBot, PayloadCodec, ShopBot, TurnGate
+from bot.telegram_http import BotAPIRequest
+from bot.telegram_render import OutMessage
 from tests.fakes.telegram_harness import Running, running
 from tests.fakes.telegram_server import FakeTelegram, utf16_len
 
@@ -46,12 +50,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def run(store: Store, respond: Respond, test: Callable[[Running, Scripted], Awaitable[None]], *,
-        fake: FakeTelegram | None = None, **settings: Any) -> None:
+        fake: FakeTelegram | None = None, turns_at_once: int | None = None, **settings: Any) -> None:
     assistant = Scripted(store, respond)
     s = Settings(llm="off", telegram_max_rate=0, **settings)
 
     async def main() -> None:
-        async with fake or FakeTelegram() as tg, running(ShopBot(assistant, s), tg) as bot:  # type: ignore[arg-type]
+        shop = ShopBot(assistant, s, turns_at_once=turns_at_once)  # type: ignore[arg-type]
+        async with fake or FakeTelegram() as tg, running(shop, tg) as bot:
             await test(bot, assistant)
 
     asyncio.run(main())
@@ -136,6 +141,87 @@ def test_a_slow_chat_does_not_hold_up_others_and_each_chat_keeps_its_order(store
         order = [(c.chat_id, c.text) for c in bot.fake.sent()]
         assert order.index((2, "re: quick")) < order.index((1, "re: slow"))
         assert order.index((1, "re: slow")) < order.index((1, "re: after slow"))
+
+    run(store, respond, test)
+
+
+def test_at_most_turns_at_once_turns_run_together_and_each_chat_keeps_its_order(store: Store) -> None:
+    running_now: list[str] = []
+    most = 0
+
+    async def respond(event: Event) -> list[Reply]:
+        nonlocal most
+        running_now.append(event.user)
+        most = max(most, len(running_now))
+        await asyncio.sleep(0.05)
+        running_now.remove(event.user)
+        return [Reply(f"re: {event.text}")]
+
+    async def test(bot: Running, _: Scripted) -> None:
+        for k in range(2):
+            for chat in range(1, 7):
+                bot.fake.message(chat, f"{chat}-{k}")
+                bot.injected += 1
+        await bot.idle()
+        assert most == 2 and bot.shop.turns == 12
+        for chat in range(1, 7):
+            assert [c.text for c in bot.fake.sent(chat)] == [f"re: {chat}-0", f"re: {chat}-1"]
+
+    run(store, respond, test, turns_at_once=2)
+
+
+def test_the_turn_gate_lets_a_waiting_turn_give_up_its_place() -> None:
+    async def main() -> None:
+        gate = TurnGate(1, hold=0.1)
+        started: dict[str, float] = {}
+        t0 = time.monotonic()
+
+        async def turn(name: str, seconds: float) -> None:
+            async with gate.turn():
+                started[name] = time.monotonic() - t0
+                await asyncio.sleep(seconds)
+
+        await asyncio.gather(turn("stuck", 1.0), turn("quick", 0.01), turn("next", 0.01))
+        assert started["quick"] >= 0.09 and started["quick"] < 0.5  # after the hold, not after the stuck turn
+        assert started["next"] - started["quick"] >= 0.005  # one place: quick and next still one after the other
+        with pytest.raises(ValueError):
+            TurnGate(0, 0.1)
+
+    asyncio.run(main())
+
+
+def test_one_turn_at_once_with_sqlite_more_with_a_database_server(store: Store) -> None:
+    s = Settings(llm="off")
+    assert ShopBot(Scripted(store, _nothing), s).gate.size == 1  # type: ignore[arg-type]
+    server = Scripted(SimpleNamespace(url="postgresql+psycopg://shop@db/shop"), _nothing)  # type: ignore[arg-type]
+    assert ShopBot(server, s).gate.size == 4  # type: ignore[arg-type]
+    assert ShopBot(server, s, turns_at_once=2).gate.size == 2  # type: ignore[arg-type]
+
+
+async def _nothing(event: Event) -> list[Reply]:
+    return []
+
+
+def test_messages_nobody_edits_go_out_as_plain_json_exactly_as_the_typed_methods_send_them(store: Store) -> None:
+    outs = [OutMessage("<b>1. Mug</b>\n$9.50", [[Button("ℹ️ Details", "details:A"), Button("👍", "up:T:A")]]),
+            OutMessage("<b>2. Cup</b>", [[Button("Next page ▶", "more")]], photo="https://images.example.com/cup.jpg"),
+            OutMessage("plain answer")]
+
+    async def respond(event: Event) -> list[Reply]:
+        return []
+
+    async def test(bot: Running, _: Scripted) -> None:
+        lean = bot.app.bot
+        assert isinstance(lean, LeanBot)
+        typed = ExtBot(bot.fake.token, base_url=bot.fake.base_url, request=BotAPIRequest(2))
+        async with typed:
+            for out in outs:
+                await bot.shop.post(lean, 21, out)
+                await bot.shop.post(typed, 22, out)  # not a LeanBot: the typed send_message / send_photo
+        a, b = bot.fake.sent(21), bot.fake.sent(22)
+        assert [c.method for c in a] == ["sendMessage", "sendPhoto", "sendMessage"] == [c.method for c in b]
+        for x, y in zip(a, b, strict=True):
+            assert {k: v for k, v in x.params.items() if k != "chat_id"} == {k: v for k, v in y.params.items() if k != "chat_id"}
 
     run(store, respond, test)
 

@@ -30,6 +30,7 @@ class Stub:
         self.engine = SimpleNamespace(products=[1, 2, 3])
         self.stop: Any = None
         self.before_stop: Any = None
+        self.shop: ShopBot | None = None
 
     def warm_up(self) -> None:
         pass
@@ -78,7 +79,7 @@ def stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stub]:
 
     def capture(self: ShopBot, **kw: Any) -> Any:
         app = original(self, **kw)
-        s.stop = app.stop_running
+        s.stop, s.shop = app.stop_running, self
         return app
 
     monkeypatch.setattr(ShopBot, "application", capture)
@@ -90,6 +91,7 @@ def stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stub]:
 
 @pytest.mark.parametrize("mode", ["polling", "webhook"])
 def test_the_bot_answers_until_stopped(stub: Stub, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    turns_at_once = 1 if mode == "polling" else 3  # SQLite's default, then one given on the command line
     with ServerThread() as server:
         monkeypatch.setenv("SHOPBOT_TELEGRAM_TOKEN", TOKEN)
         monkeypatch.setenv("SHOPBOT_TELEGRAM_API_URL", server.fake.base_url)
@@ -99,7 +101,8 @@ def test_the_bot_answers_until_stopped(stub: Stub, mode: str, monkeypatch: pytes
         args = ["telegram"]
         if mode == "webhook":
             port = free_port()
-            args += ["--webhook", f"http://127.0.0.1:{port}/hook", "--listen", "127.0.0.1", "--port", str(port)]
+            args += ["--webhook", f"http://127.0.0.1:{port}/hook", "--listen", "127.0.0.1", "--port", str(port),
+                     "--turns-at-once", str(turns_at_once)]
         result = CliRunner().invoke(cli, args, catch_exceptions=False)
         assert result.exit_code == 0, result.output
         assert f"Telegram bot running by {'long polling' if mode == 'polling' else 'webhook'}" in result.output
@@ -108,6 +111,7 @@ def test_the_bot_answers_until_stopped(stub: Stub, mode: str, monkeypatch: pytes
             hook = server.fake.webhook
             assert hook is not None and hook.url.endswith("/hook") and hook.secret and len(hook.secret) >= 32
         assert server.fake.commands  # the command menu was set at start
+        assert stub.shop is not None and stub.shop.gate.size == turns_at_once
 
 
 def test_mistakes_end_in_one_sentence(stub: Stub, monkeypatch: pytest.MonkeyPatch) -> None:

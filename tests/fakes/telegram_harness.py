@@ -64,18 +64,20 @@ async def running(shop: ShopBot, fake: FakeTelegram, *, webhook: bool = False, p
                   secret: str | None = None) -> AsyncIterator[Running]:
     """The application started against ``fake`` (getMe, then polling or setWebhook), stopped afterwards."""
     app = shop.application(token=fake.token, base_url=fake.base_url)
+    updater = app.updater
+    assert updater is not None
     async with app:
         await app.start()
         if webhook:
             port = free_port()
-            await app.updater.start_webhook(listen="127.0.0.1", port=port, url_path="telegram",
+            await updater.start_webhook(listen="127.0.0.1", port=port, url_path="telegram",
                                             webhook_url=f"http://127.0.0.1:{port}/telegram", secret_token=secret,
                                             allowed_updates=ALLOWED_UPDATES)
         else:
-            await app.updater.start_polling(poll_interval=0.0, timeout=int(poll_timeout) or 1, allowed_updates=ALLOWED_UPDATES)
+            await updater.start_polling(poll_interval=0.0, timeout=int(poll_timeout) or 1, allowed_updates=ALLOWED_UPDATES)
         try:
             yield Running(shop, app, fake)
         finally:
             fake.end_polls()
-            await app.updater.stop()
+            await updater.stop()
             await app.stop()

@@ -82,9 +82,9 @@ def parse_html(markup: str) -> tuple[str, list[dict[str, Any]]]:
                 if not stack or stack[-1][0] != tag:
                     raise BadRequest(f'Bad Request: can\'t parse entities: Unmatched end tag at byte offset {byte}, '
                                      f'expected "</{stack[-1][0] if stack else ""}>", found "</{tag}>"')
-                _, start, extra = stack.pop()
+                _, start, attrs_of = stack.pop()
                 if offset > start:
-                    entities.append({"type": _TAGS.get(tag, "spoiler"), "offset": start, "length": offset - start, **extra})
+                    entities.append({"type": _TAGS.get(tag, "spoiler"), "offset": start, "length": offset - start, **attrs_of})
             else:
                 extra: dict[str, Any] = {}
                 if tag == "a":
