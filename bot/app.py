@@ -159,6 +159,16 @@ class Assistant:
         """One turn, synchronously: every reply's text is final when this returns."""
         return self.dialogue.handle(event)
 
+    def use_engine(self, engine: SearchEngine) -> None:
+        """Serve a new index (after a reindex): its vocabulary goes to the NLU and its ranker version to the
+        turns' stamps in the same step; turns already running finish on the old one."""
+        categories = sorted({c.lower() for p in engine.products for c in p.category})
+        nlu = NLU(self.nlu.model, brands=engine.brands, categories=categories)
+        self.engine, self.nlu = engine, nlu
+        self.dialogue.engine, self.dialogue.understand = engine, nlu_understander(nlu)
+        self.dialogue.versions["ranker"] = engine.ranker_version
+        self.store.versions["ranker"] = engine.ranker_version
+
     async def handle_async(self, event: Event) -> list[Reply]:
         """One turn for asyncio adapters (Telegram, Rasa): never blocks the event loop.
 

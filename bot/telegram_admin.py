@@ -101,19 +101,12 @@ class AdminCommands:
             await note.edit_text(escape(text), parse_mode=ParseMode.HTML)
 
     def _rebuild(self, full: bool) -> tuple[str, int]:
-        from bot.app import nlu_understander
         from bot.cli import _engine, _reindex
-        from bot.nlu import NLU
 
         s = self.shop.settings
         report = _reindex(s, s.catalog, full=full, progress=False)
         engine = _engine(s, build_if_missing=False)
-        a = self.shop.assistant
-        categories = sorted({c.lower() for p in engine.products for c in p.category})
-        nlu = NLU(a.nlu.model, brands=engine.brands, categories=categories)
-        # the new index and its vocabulary go in together; turns already running finish on the old one
-        a.engine, a.nlu = engine, nlu
-        a.dialogue.engine, a.dialogue.understand = engine, nlu_understander(nlu)
+        self.shop.assistant.use_engine(engine)  # the index, its vocabulary and its ranker version together
         return str(report.summary()), len(engine.products)
 
     async def on_handoffs(self, update: Update, context: Context) -> None:

@@ -90,3 +90,34 @@ def test_with_the_packaged_encoders_one_round_gains_at_least_ten_percent(tmp_pat
     assert out["relative_gain"] >= 0.10, out
     rec = out["recommender"]
     assert rec["model_alone_ndcg@10"] > rec["popularity_ndcg@10"] + 0.1, rec
+
+
+def test_a_new_index_brings_its_ranker_version_to_every_turn_and_impression(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    import numpy as np
+    from sqlalchemy import select
+
+    from bot.app import build_assistant
+    from bot.replies import Event
+    from bot.settings import Settings
+    from bot.store import Impression, Turn
+    from retrieval.rerank import FEATURES, BehaviourPriors, LearnedRanker
+
+    a = build_assistant(Settings(data_dir=tmp_path / "d"), engine=engine, llm=False)
+    try:
+        a.handle(Event(user="u1", text="running shoes"))
+        learned = copy.copy(engine)
+        w = np.zeros(len(FEATURES))
+        w[0] = 1.0
+        learned.ranker = LearnedRanker(w, np.zeros(len(FEATURES)), np.ones(len(FEATURES)), BehaviourPriors(),
+                                       version="20261129-120000-beef")
+        a.use_engine(learned)
+        a.handle(Event(user="u1", text="red coat"))
+        with a.store.engine.connect() as c:
+            stamps = [json.loads(v)["ranker"] for v in c.execute(select(Turn.model_versions).order_by(Turn.created_at)).scalars()]
+            shown_by = set(c.execute(select(Impression.model_version)).scalars())
+    finally:
+        a.close()
+    assert stamps == ["hybrid", "20261129-120000-beef"]
+    assert shown_by == {"ranker:hybrid", "ranker:20261129-120000-beef"}
