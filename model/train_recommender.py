@@ -44,7 +44,7 @@ import numpy as np
 from model.registry import Registry
 from model.train import TrainDataError, TrainReport, better
 from retrieval.catalog import Product
-from retrieval.recommend import KIND_WEIGHT, NEGATIVE, Interaction, Recommender, as_interactions, category_key
+from retrieval.recommend import Interaction, Recommender, as_interactions, category_key
 from retrieval.recommend_eval import ndcg_recall, ranks_of_first, sample_candidates
 
 if TYPE_CHECKING:
@@ -188,24 +188,6 @@ def content_vectors(engine: SearchEngine) -> np.ndarray | None:
     return np.asarray(d.vectors, dtype=np.float32)
 
 
-def _liked(rec: Recommender, rows: Sequence[Interaction]) -> tuple[list[int], dict[int, float]]:
-    """The shopper's liked catalog rows, newest first, and their weights (kind x 0.85 per step back), as
-    :meth:`Recommender.for_user` computes them."""
-    ordered = sorted(rows, key=lambda r: r.time)
-    disliked = {rec.by_sku[r.sku] for r in ordered if r.kind in NEGATIVE and r.sku in rec.by_sku}
-    weights: dict[int, float] = defaultdict(float)
-    order: list[int] = []
-    for age, r in enumerate(reversed(ordered)):
-        i = rec.by_sku.get(r.sku)
-        w = KIND_WEIGHT.get(r.kind, 0.0)
-        if i is None or w <= 0:
-            continue
-        weights[i] += w * 0.85**age
-        if i not in order:
-            order.append(i)
-    return [i for i in order if i not in disliked], weights
-
-
 def builtin_scores(
     rec: Recommender,
     histories: Sequence[Sequence[Interaction]],
@@ -224,7 +206,7 @@ def builtin_scores(
     n = len(rec.products)
     pop = 0.05 * np.log1p(rec.popularity) / (np.log1p(rec.popularity.max()) + 1e-9)
     cats = np.asarray([category_key(p) for p in rec.products], dtype=object)
-    liked_all = [_liked(rec, rows) for rows in histories]
+    liked_all = [rec.liked(sorted(rows, key=lambda r: r.time)) for rows in histories]
     seq_term = None if sequential is None else _sequential_term(rec, sequential, [lk for lk, _ in liked_all])
     out = np.zeros(candidates.shape, dtype=np.float64)
     for u, (liked, weights) in enumerate(liked_all):

@@ -363,6 +363,22 @@ class Recommender:
         ranked.sort(key=lambda t: -t[1])
         return self._diverse(ranked, k, banned)
 
+    def liked(self, rows: Sequence[Interaction]) -> tuple[list[int], dict[int, float]]:
+        """The shopper's liked catalog rows, newest first (thumbed-down ones left out), and each one's weight:
+        the kind's weight, times 0.85 per step back in the history. ``rows`` oldest first."""
+        disliked = {self.by_sku[r.sku] for r in rows if r.kind in NEGATIVE and r.sku in self.by_sku}
+        weights: dict[int, float] = defaultdict(float)
+        order: list[int] = []
+        for age, r in enumerate(reversed(rows)):
+            i = self.by_sku.get(r.sku)
+            w = KIND_WEIGHT.get(r.kind, 0.0)
+            if i is None or w <= 0:
+                continue
+            weights[i] += w * 0.85**age
+            if i not in order:
+                order.append(i)  # newest first
+        return [i for i in order if i not in disliked], weights
+
     def for_user(
         self, history: Iterable[Any], k: int = 5, *, exclude: Iterable[str] = (), user: str | None = None
     ) -> list[Recommendation]:
@@ -379,17 +395,7 @@ class Recommender:
                      or category_key(self.products[b]) in self.rules}
         banned |= {i for i, p in enumerate(self.products) if category_key(p) in done_cats}
 
-        weights: dict[int, float] = defaultdict(float)
-        order: list[int] = []
-        for age, r in enumerate(reversed(rows)):
-            i = self.by_sku.get(r.sku)
-            w = KIND_WEIGHT.get(r.kind, 0.0)
-            if i is None or w <= 0:
-                continue
-            weights[i] += w * 0.85**age
-            if i not in order:
-                order.append(i)  # newest first
-        liked = [i for i in order if i not in disliked]
+        liked, weights = self.liked(rows)
         if not liked:
             return self.popular(k, exclude=[self.products[i].sku for i in banned])
 
