@@ -70,9 +70,8 @@ def llm_from_settings(settings: Settings) -> BaseLLM | None:
     if settings.llm == "off":
         return None
     from model.llm import LLMError, build_llm
-    from model.registry import Registry
 
-    tuned = Registry(settings.models_dir).active("llm")  # `shopbot train llm`: a LoRA adapter over the local model
+    tuned = active_version(settings, "llm")  # `shopbot train llm`: a LoRA adapter over the local model
     try:
         return build_llm(settings.llm_url, settings.llm_model, settings.data_dir, settings.device,
                          api_key=settings.llm_api_key, timeout=settings.llm_timeout,
@@ -82,7 +81,7 @@ def llm_from_settings(settings: Settings) -> BaseLLM | None:
         return None
 
 
-def _active_version(settings: Settings, kind: str) -> Any:
+def active_version(settings: Settings, kind: str) -> Any:
     """The active trained version of ``kind`` (model/registry.py), or None for the built-in default; an
     ACTIVE pointer naming a version that is gone or unreadable is said once in the log."""
     from model.registry import Registry, RegistryError
@@ -109,7 +108,7 @@ def intent_model_from_settings(settings: Settings) -> tuple[IntentModel, str]:
     if settings.intent_model:
         model = IntentModel.load(settings.intent_model)
         return model, model.version
-    version = _active_version(settings, "intents")
+    version = active_version(settings, "intents")
     if version is not None:
         try:
             return load_default_model(version.path / MODEL_FILE), str(version.name)
@@ -125,7 +124,7 @@ def next_item_model_from_settings(
 ) -> tuple[tuple[SequentialRecommender, list[str] | None], str] | None:
     """The active recommender version's next-item model with its SKUs, and the version name; None when no
     version is active or it cannot be loaded (said once in the log): the built-in scoring then recommends."""
-    version = _active_version(settings, "recommender")
+    version = active_version(settings, "recommender")
     if version is None:
         return None
     try:

@@ -102,10 +102,10 @@ def _reindex(s: Settings, path: Path | None, *, full: bool, progress: bool, on_e
     products, generated = overlay_descriptions(result.products, descriptions_path(s))
     if generated:
         click.echo(f"{generated} products without a description use a generated one.", err=True)
-    from model.registry import Registry
-    from model.train_ranker import ranker_dir
+    from bot.app import active_version
 
-    learned = ranker_dir(Registry(s.models_dir))
+    ranker = active_version(s, "ranker")  # `shopbot train ranker`
+    learned = None if ranker is None else ranker.path
     report = build_bundle(
         products, s.index_root, incremental=not full, progress=progress, ranker_dir=learned, **_build_options(s)
     )

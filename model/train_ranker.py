@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -201,8 +200,3 @@ def train_ranker(
                        promote, version.name, len(train_sets), len(test_sets), time.perf_counter() - t0,
                        notes=notes)
 
-
-def ranker_dir(registry: Registry) -> Path | None:
-    """The active ranker version's folder (what ``shopbot reindex`` copies into the bundle), or None."""
-    v = registry.active("ranker")
-    return v.path if v is not None else None

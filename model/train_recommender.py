@@ -36,7 +36,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -395,8 +394,3 @@ def train_recommender(
         seconds=round(time.perf_counter() - t0, 1), device=model.device, notes=notes,
     )
 
-
-def version_dir(registry: Registry) -> Path | None:
-    """The active recommender version's directory (what the assistant loads), or None for the built-in."""
-    v = registry.active(KIND)
-    return None if v is None else v.path

@@ -13,7 +13,7 @@ import pytest
 from bot.store import Store, TurnRecord
 from model.registry import Registry
 from model.train import TrainDataError
-from model.train_ranker import ranker_dir, train_ranker
+from model.train_ranker import train_ranker
 from tests.bot.test_store import _pg_url, pg_schema  # noqa: F401  (the PostgreSQL schema fixture)
 from tests.conftest import hashing_factory
 
@@ -106,7 +106,7 @@ def test_training_promotes_a_ranker_that_learned_what_shoppers_prefer(
 
     # reindex carries it; the search now puts the shoppers' favourite first, also for a new wording
     root = tmp_path / "index"
-    build_bundle(products, root, encoders=ENC, encoder_factory=hashing_factory, ranker_dir=ranker_dir(reg))
+    build_bundle(products, root, encoders=ENC, encoder_factory=hashing_factory, ranker_dir=active.path)
     after = load_engine(root, encoders=ENC, encoder_factory=hashing_factory)
     assert after.ranker_version == report.version
     assert after.search("running shoe", k=3).skus[0] == favourite
