@@ -114,7 +114,11 @@ class PolicyAnswers(Protocol):
 
 
 class Store(Protocol):
-    """What the dialogue needs from the SQL store (bot/store.py implements it)."""
+    """What the dialogue needs from the SQL store (bot/store.py implements it).
+
+    A store may also offer ``start_turn(channel, external_id, language) -> (user id, handed over?, state)``
+    (``touch`` and ``load_state`` in one read); one that does also saves ``TurnRecord.state`` with the
+    turn, so a turn whose replies are final is written in one transaction."""
 
     def touch(self, channel: str, external_id: str, language: str | None) -> tuple[str, bool]: ...
     def load_state(self, user_id: str) -> dict[str, Any] | None: ...
@@ -245,14 +249,19 @@ class DialogueManager:
         t0 = self.clock()
         turn_id = uuid.uuid4().hex
         text, cut = clean_text(event.text)
-        user_id, handed_over = self.store.touch(event.channel, event.user, event.language)
-        state = dict(self.store.load_state(user_id) or {})
+        start = getattr(self.store, "start_turn", None)
+        if start is not None:
+            user_id, handed_over, stored = start(event.channel, event.user, event.language)
+        else:
+            user_id, handed_over = self.store.touch(event.channel, event.user, event.language)
+            stored = self.store.load_state(user_id)
+        state = dict(stored or {})
         lang = language_of(text, state, event.language)
         turn = _Turn(turn_id=turn_id, user_id=user_id, lang=lang, state=state, text=text)
         if handed_over:
             # A person is handling this conversation: log what the shopper wrote, say nothing.
             turn.intent = "handed_over"
-            self._save(turn)
+            self._save(turn, with_log=start is not None)
             return turn, [], t0
         try:
             replies = self._dispatch(turn, event, cut)
@@ -265,7 +274,9 @@ class DialogueManager:
             r.turn_id = turn_id
             r.language = lang
             r.intent = turn.intent
-        self._save(turn)
+        # the state goes in with the turn's log line when that follows at once; a turn the model is still
+        # writing saves it now, so the shopper's next message sees it meanwhile
+        self._save(turn, with_log=start is not None and not turn.pending)
         return turn, replies, t0
 
     async def _write_all(self, turn: _Turn, *, live: bool) -> None:
@@ -282,24 +293,34 @@ class DialogueManager:
             if p.reply.live is not None:
                 p.reply.live.finish(text)
 
-    def _save(self, turn: _Turn) -> None:
+    def _save(self, turn: _Turn, *, with_log: bool = False) -> None:
         turn.state["lang"] = turn.lang
         turn.state["last_turn"] = turn.turn_id
         if turn.intent in {"other", "feedback_negative"} or turn.zero_results:
             turn.state["fails"] = int(turn.state.get("fails", 0)) + 1
         elif turn.intent not in {"handed_over", "feedback_positive", "thanks"}:
             turn.state["fails"] = 0
-        self.store.save_state(turn.user_id, turn.state)
+        if with_log:
+            turn.unsaved_state = True  # _log writes it in the turn's transaction
+        else:
+            self.store.save_state(turn.user_id, turn.state)
 
     def _log(self, turn: _Turn, replies: list[Reply], t0: float, event: Event) -> None:
         text_in = event.text if event.text is not None else f"[button] {event.payload}"
-        self.store.log(TurnRecord(
+        record = TurnRecord(
             turn_id=turn.turn_id, user_id=turn.user_id, text_in=(text_in or "")[:10_000],
             text_out="\n".join(r.text for r in replies), intent=turn.intent, confidence=turn.confidence,
             language=turn.lang, latency_ms=(self.clock() - t0) * 1000, slots=turn.slots,
             shown=[(c.sku, c.rank, None) for r in replies for c in r.cards], query=turn.query, error=turn.error,
             model_versions=self.versions, generation=turn.generation, shown_by=self._shown_by(turn),
-        ))
+            state=turn.state if turn.unsaved_state else None,
+        )
+        try:
+            self.store.log(record)
+        except Exception:
+            if turn.unsaved_state:  # a turn that cannot be logged still leaves the conversation where it is
+                self.store.save_state(turn.user_id, turn.state)
+            raise
 
     def _shown_by(self, turn: _Turn) -> str:
         """The model that ranked this turn's cards: the recommender for recommendations, else the search ranker."""
@@ -747,6 +768,7 @@ class _Turn:
     error: str | None = None
     pending: list[_Pending] = field(default_factory=list)  # replies the model still has to write
     generation: list[dict[str, Any]] = field(default_factory=list)  # what it did, for the turn's log
+    unsaved_state: bool = False  # the state is saved with the turn's log line
 
 
 @dataclass

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Generic, TypedDict, TypeVar
+from typing import IO, Any, Generic, TypedDict, TypeVar, cast
 
 from sqlalchemy import (
     Boolean,
@@ -42,12 +42,15 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
     exists,
     func,
+    insert,
     or_,
     select,
     update,
@@ -213,6 +216,8 @@ class TurnRecord:
     model_versions: Mapping[str, str] | None = None
     generation: Sequence[Mapping[str, Any]] = ()  # what the language model did (see Turn.generation)
     shown_by: str | None = None  # the model that ranked ``shown`` (see Impression.model_version)
+    # the conversation state after the turn, saved with it in one transaction (None: saved separately)
+    state: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -321,6 +326,16 @@ class _LRU(Generic[K, V]):
         with self._lock:
             self._d.pop(key, None)
 
+    def pop(self, key: K) -> V | None:
+        with self._lock:
+            return self._d.pop(key, None)
+
+    def drain(self) -> list[V]:
+        with self._lock:
+            values = list(self._d.values())
+            self._d.clear()
+            return values
+
 
 @dataclass
 class _Seen:
@@ -405,6 +420,60 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot buffer {type(value).__name__}")
 
 
+def _dialect_insert(conn: Connection) -> Callable[..., Any]:
+    """INSERT with ``ON CONFLICT`` for the connection's database (SQLite or PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+_USERS, _STATES = _table(User), _table(ConversationState)
+# what a turn starts with: the user's session and handoff flag, and the conversation state (None: new user)
+_USER_AND_STATE = (
+    select(_USERS.c.session_id, _USERS.c.last_seen_at, _USERS.c.handed_over, _STATES.c.state)
+    .select_from(_USERS.outerjoin(_STATES, _STATES.c.user_id == _USERS.c.id))
+    .where(_USERS.c.id == bindparam("user_id")))
+
+
+def _statement(conn: Connection, name: str) -> Any:
+    """The upserts every turn runs, built once per database kind (building one costs more than running it);
+    the values come as parameters."""
+    key = (conn.dialect.name, name)
+    stmt = _STATEMENTS.get(key)
+    if stmt is not None:
+        return stmt
+    users, states = _USERS, _STATES
+    new = _dialect_insert(conn)(users if name in ("touch", "ensure_user") else states)
+    if name == "touch":  # never move a user back in time
+        stmt = new.on_conflict_do_update(
+            index_elements=[users.c.id],
+            set_={"last_seen_at": new.excluded.last_seen_at, "session_id": new.excluded.session_id,
+                  "language": func.coalesce(func.nullif(new.excluded.language, ""), users.c.language)},
+            where=users.c.last_seen_at <= new.excluded.last_seen_at)
+    elif name == "ensure_user":
+        stmt = new.on_conflict_do_nothing(index_elements=[users.c.id])
+    elif name == "state":  # never replace a newer state
+        stmt = new.on_conflict_do_update(
+            index_elements=[states.c.user_id],
+            set_={"state": new.excluded.state, "updated_at": new.excluded.updated_at},
+            where=states.c.updated_at <= new.excluded.updated_at)
+    else:
+        raise KeyError(name)
+    _STATEMENTS[key] = stmt
+    return stmt
+
+
 def _decode(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (_utc(datetime.fromisoformat(v)) if k in _DATETIME_KEYS and isinstance(v, str) else v) for k, v in row.items()}
 
@@ -419,6 +488,9 @@ class Store:
     in order), every call opens its own session, and the buffer file is additionally locked with
     ``flock`` so a CLI command and the bot sharing one buffer directory cannot lose each other's lines.
     """
+
+    #: databases written with ``INSERT ... ON CONFLICT``; others read a row, then insert or update it
+    upsert_dialects: tuple[str, ...] = ("sqlite", "postgresql")
 
     def __init__(
         self,
@@ -448,6 +520,8 @@ class Store:
         self._states: _LRU[str, str] = _LRU(CACHE_USERS)  # last state saved per user, as JSON
         self._users: _LRU[str, _Seen] = _LRU(CACHE_USERS)
         self._turns: _LRU[str, deque[TurnInfo]] = _LRU(1_000)
+        # start_turn's touch per user, written with that user's next write (the turn) in one transaction
+        self._touches: _LRU[str, Op] = _LRU(CACHE_USERS)
         self.engine = self._make_engine(url, connect_timeout)
         # SQLite: writers take the write lock at BEGIN, so busy_timeout applies instead of a deadlock error
         self._write_engine = self.engine.execution_options(sqlite_immediate=True)
@@ -476,8 +550,9 @@ class Store:
             if db and db != ":memory:":
                 with contextlib.suppress(OSError):  # connecting fails below; the store buffers until it works
                     Path(db).parent.mkdir(parents=True, exist_ok=True)
-            # pooled connections: a new SQLite connection per call costs ~10 ms (WAL pragma), a pooled one 0.1
-            eng = create_engine(url, pool_pre_ping=True, connect_args={"timeout": 10, "check_same_thread": False})
+            # pooled connections: a new SQLite connection per call costs ~10 ms (WAL pragma), a pooled one 0.1;
+            # no pre-ping: a file does not drop connections, and a ping is a statement per checkout
+            eng = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
 
             @event.listens_for(eng, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -521,6 +596,12 @@ class Store:
             self._migrated = True
 
     def close(self) -> None:
+        touches = self._touches.drain()  # turns started and never logged (a crash in between)
+        if touches:
+            try:
+                self._write("touch_user", touches)
+            except Exception as exc:  # closing must not fail on it; the touch only moves last_seen_at
+                log.warning("Could not record %d shopper(s) as seen (%s).", len(touches), _first_line(exc))
         self.engine.dispose()
 
     # -------------------------------------------------------------------------- up and down
@@ -571,6 +652,24 @@ class Store:
             self._mark_down(exc)
             raise StoreUnavailable(self._unavailable(exc)) from None
 
+    @contextmanager
+    def _read_rows(self, *, hot: bool = False) -> Iterator[Connection]:
+        """:meth:`_read` as a plain connection, for the reads every turn makes: a Core SELECT costs a fraction
+        of an ORM Session and identity map for one row."""
+        if hot and self._skip_db():
+            raise StoreUnavailable(self._unavailable(None))
+        if self._has_pending():
+            self.flush()
+        try:
+            self._ensure_schema()
+            with self.engine.connect() as c:
+                yield c
+        except Exception as exc:
+            if not _is_down(exc):
+                raise
+            self._mark_down(exc)
+            raise StoreUnavailable(self._unavailable(exc)) from None
+
     def _unavailable(self, exc: BaseException | None) -> str:
         why = f" ({_first_line(exc)})" if exc is not None else ""
         return f"The database at {self._safe_url()} cannot be reached{why}; start it (or fix SHOPBOT_DATABASE_URL) and try again."
@@ -587,8 +686,8 @@ class Store:
                     self._ensure_schema()
                     if self._has_pending():
                         self._replay()
-                    with Session(self._write_engine) as s, s.begin():
-                        self._apply(s, ops, replay=False)
+                    with self._write_engine.begin() as conn:
+                        self._apply(conn, ops, replay=False)
                     self._mark_up()
                     return True
                 except Exception as exc:
@@ -598,54 +697,102 @@ class Store:
             self._buffer(method, ops)
             return False
 
-    def _apply(self, s: Session, ops: Sequence[Op], *, replay: bool) -> None:
-        for op in ops:
-            kind, row = op["op"], _decode(op["row"])
+    def _apply(self, conn: Connection, ops: Sequence[Op], *, replay: bool) -> None:
+        """Apply ``ops`` in order on ``conn`` (inside the caller's transaction).
+
+        Core statements, not ORM objects: a turn is a handful of rows, and the unit of work cost more than
+        the SQL. Consecutive inserts into one table go in as one executemany. Users and states are upserts
+        that never move a row back in time (``ON CONFLICT ... WHERE``, SQLite and PostgreSQL); a replayed
+        insert whose primary key is already there is skipped (``ON CONFLICT DO NOTHING``).
+        """
+        upserts = conn.dialect.name in self.upsert_dialects
+        i = 0
+        while i < len(ops):
+            op = ops[i]
+            kind = op["op"]
             if kind == "insert":
-                model = _MODELS[op["table"]]
-                if replay and s.get(model, row[model.__mapper__.primary_key[0].name]) is not None:
-                    continue  # written before a crash cut the replay short
-                s.add(model(**row))
-            elif kind in ("touch", "ensure_user"):
-                u = s.get(User, row["id"])
-                if u is None:
-                    channel, external = _split_user(row["id"])
-                    s.add(User(id=row["id"], channel=row.get("channel") or channel, external_id=row.get("external_id") or external,
-                               language=row.get("language"), created_at=row["at"], last_seen_at=row["at"],
-                               session_id=row["session_id"], handed_over=False))
-                elif kind == "touch" and _utc(u.last_seen_at) <= row["at"]:  # never move a user back in time
-                    u.last_seen_at, u.session_id = row["at"], row["session_id"]
-                    u.language = row.get("language") or u.language
+                table = op["table"]
+                rows = [_decode(op["row"])]
+                i += 1
+                while i < len(ops) and ops[i]["op"] == "insert" and ops[i]["table"] == table and ops[i]["row"].keys() == rows[0].keys():
+                    rows.append(_decode(ops[i]["row"]))
+                    i += 1
+                self._insert(conn, _MODELS[table], rows, replay=replay, upserts=upserts)
+                continue
+            row = _decode(op["row"])
+            i += 1
+            if kind in ("touch", "ensure_user"):
+                self._apply_user(conn, kind, row, upserts=upserts)
             elif kind == "state":
-                st = s.get(ConversationState, row["user_id"])
-                if st is None:
-                    s.add(ConversationState(user_id=row["user_id"], state=row["state"], updated_at=row["at"]))
-                elif _utc(st.updated_at) <= row["at"]:
-                    st.state, st.updated_at = row["state"], row["at"]
+                self._apply_state(conn, row, upserts=upserts)
             elif kind == "handoff_flag":
-                s.execute(update(User).where(User.id == row["user_id"],
-                                             or_(User.handed_over_at.is_(None), User.handed_over_at <= row["at"]))
-                          .values(handed_over=True, handed_over_at=row["at"], handoff_reason=row["reason"])
-                          .execution_options(synchronize_session="fetch"))
+                conn.execute(update(User).where(User.id == row["user_id"],
+                                                or_(User.handed_over_at.is_(None), User.handed_over_at <= row["at"]))
+                             .values(handed_over=True, handed_over_at=row["at"], handoff_reason=row["reason"]))
             elif kind == "release":
                 # only what was handed over before the release: a later handoff replayed again stays open
-                s.execute(update(Handoff).where(Handoff.user_id == row["user_id"], Handoff.released_at.is_(None),
-                                                Handoff.created_at <= row["at"])
-                          .values(released_at=row["at"], released_by=row["by"])
-                          .execution_options(synchronize_session="fetch"))
-                s.execute(update(User).where(User.id == row["user_id"],
-                                             or_(User.handed_over_at.is_(None), User.handed_over_at <= row["at"]))
-                          .values(handed_over=False)
-                          .execution_options(synchronize_session="fetch"))
+                conn.execute(update(Handoff).where(Handoff.user_id == row["user_id"], Handoff.released_at.is_(None),
+                                                   Handoff.created_at <= row["at"])
+                             .values(released_at=row["at"], released_by=row["by"]))
+                conn.execute(update(User).where(User.id == row["user_id"],
+                                                or_(User.handed_over_at.is_(None), User.handed_over_at <= row["at"]))
+                             .values(handed_over=False))
             elif kind == "upsert":  # buffers written by the first version of this module
-                s.merge(_MODELS[op["table"]](**row))
+                with Session(bind=conn, join_transaction_mode="create_savepoint") as s:
+                    s.merge(_MODELS[op["table"]](**row))
+                    s.commit()
             elif kind == "upsert_user_flag":
-                s.execute(update(User).where(User.id == row["id"]).values(
-                    handed_over=row["handed_over"], handed_over_at=row["handed_over_at"], handoff_reason=row["handoff_reason"])
-                    .execution_options(synchronize_session="fetch"))
+                conn.execute(update(User).where(User.id == row["id"]).values(
+                    handed_over=row["handed_over"], handed_over_at=row["handed_over_at"], handoff_reason=row["handoff_reason"]))
             else:
                 raise ValueError(f"Unknown buffered operation {kind!r}.")
-            s.flush()
+
+    @staticmethod
+    def _insert(conn: Connection, model: type[Base], rows: list[dict[str, Any]], *, replay: bool, upserts: bool) -> None:
+        table = _table(model)
+        if not replay:
+            conn.execute(insert(table), rows)
+            return
+        if upserts:  # written before a crash cut the replay short: skip
+            conn.execute(_dialect_insert(conn)(table).on_conflict_do_nothing(), rows)
+            return
+        key = next(iter(table.primary_key.columns))
+        for row in rows:
+            if conn.execute(select(key).where(key == row[key.name])).first() is None:
+                conn.execute(insert(table), [row])
+
+    @staticmethod
+    def _apply_user(conn: Connection, kind: str, row: dict[str, Any], *, upserts: bool) -> None:
+        """``touch``: the user wrote at ``at`` (made if missing; never moved back in time); ``ensure_user``:
+        made if missing."""
+        users = _USERS
+        channel, external = _split_user(row["id"])
+        values = {"id": row["id"], "channel": row.get("channel") or channel,
+                  "external_id": row.get("external_id") or external, "language": row.get("language"),
+                  "created_at": row["at"], "last_seen_at": row["at"], "session_id": row["session_id"],
+                  "handed_over": False}
+        if upserts:
+            conn.execute(_statement(conn, kind), values)
+            return
+        seen = conn.execute(select(users.c.last_seen_at, users.c.language).where(users.c.id == row["id"])).first()
+        if seen is None:
+            conn.execute(insert(users).values(**values))
+        elif kind == "touch" and _utc(seen.last_seen_at) <= row["at"]:
+            conn.execute(update(users).where(users.c.id == row["id"]).values(
+                last_seen_at=row["at"], session_id=row["session_id"], language=row.get("language") or seen.language))
+
+    @staticmethod
+    def _apply_state(conn: Connection, row: dict[str, Any], *, upserts: bool) -> None:
+        """The user's state as of ``at``, unless a newer one is stored."""
+        states = _STATES
+        if upserts:
+            conn.execute(_statement(conn, "state"), {"user_id": row["user_id"], "state": row["state"], "updated_at": row["at"]})
+            return
+        at = conn.execute(select(states.c.updated_at).where(states.c.user_id == row["user_id"])).scalar()
+        if at is None:
+            conn.execute(insert(states).values(user_id=row["user_id"], state=row["state"], updated_at=row["at"]))
+        elif _utc(at) <= row["at"]:
+            conn.execute(update(states).where(states.c.user_id == row["user_id"]).values(state=row["state"], updated_at=row["at"]))
 
     @contextmanager
     def _buffer_lock(self) -> Iterator[None]:
@@ -711,13 +858,13 @@ class Store:
                 return 0
             bad: list[str] = []
             n = 0
-            with Session(self._write_engine) as s, s.begin():
+            with self._write_engine.begin() as conn:
                 for ln in lines:
                     try:
                         rec = json.loads(ln)
                         ops = rec["ops"] if isinstance(rec, dict) else rec
-                        with s.begin_nested():
-                            self._apply(s, ops, replay=True)
+                        with conn.begin_nested():
+                            self._apply(conn, ops, replay=True)
                         n += 1
                     except Exception as exc:
                         if _is_down(exc):
@@ -758,12 +905,22 @@ class Store:
 
     def touch_user(self, channel: str, external_id: str, language: str | None = None) -> UserInfo:
         """Record that a user wrote: the session continues unless the user was silent longer than the gap."""
+        user_id, channel, external_id, language = self._user_key(channel, external_id, language)
+        info, op = self._seen(user_id, channel, external_id, language, self._known_user(user_id))
+        self._write("touch_user", [op])
+        return info
+
+    @staticmethod
+    def _user_key(channel: str, external_id: str, language: str | None) -> tuple[str, str, str, str | None]:
         channel = _clean(channel, 40) or "unknown"
         external_id = _clean(external_id, 160) or ""
-        language = _clean(language, 16)
-        user_id = f"{channel}:{external_id}"[:200]
+        return f"{channel}:{external_id}"[:200], channel, external_id, _clean(language, 16)
+
+    def _seen(self, user_id: str, channel: str, external_id: str, language: str | None,
+              known: _Seen | None) -> tuple[UserInfo, Op]:
+        """The session after the user wrote now (the same one unless silent longer than the gap), and the
+        operation that records it."""
         now = self._now()
-        known = self._known_user(user_id)
         if known is None:
             session, handed = uuid.uuid4().hex, False
         else:
@@ -771,10 +928,40 @@ class Store:
             handed = known.handed_over
         with self._lock:
             self._users.put(user_id, _Seen(session, now, handed))
-        self._write("touch_user", [{"op": "touch", "row": {
-            "id": user_id, "channel": channel, "external_id": external_id, "language": language,
-            "at": now, "session_id": session}}])
-        return UserInfo(user_id, session, handed)
+        op = {"op": "touch", "row": {"id": user_id, "channel": channel, "external_id": external_id,
+                                     "language": language, "at": now, "session_id": session}}
+        return UserInfo(user_id, session, handed), op
+
+    def start_turn(self, channel: str, external_id: str, language: str | None = None) -> tuple[str, bool, dict[str, Any] | None]:
+        """The start of a dialogue turn: :meth:`touch` and :meth:`load_state` in one read, as (user id, handed
+        over?, state). The touch is not written on its own: it goes in with the user's next write (the
+        turn's :meth:`log_turn` or :meth:`save_state`), in the same transaction."""
+        user_id, channel, external_id, language = self._user_key(channel, external_id, language)
+        cached_user = self._users.get(user_id)
+        cached_state = self._states.get(user_id)
+        try:
+            with self._read_rows(hot=True) as c:
+                r = c.execute(_USER_AND_STATE, {"user_id": user_id}).first()
+        except StoreUnavailable:
+            known, stored = cached_user, None
+        else:
+            known = None if r is None else _Seen(r.session_id, _utc(r.last_seen_at), bool(r.handed_over))
+            stored = None if r is None else r.state
+            if self._has_pending():  # the buffer holds newer rows than the database
+                known = cached_user if cached_user is not None else known
+            else:
+                cached_state = None  # the database is authoritative once nothing newer waits in the buffer
+        info, op = self._seen(user_id, channel, external_id, language, known)
+        self._touches.put(user_id, op)
+        text = cached_state if cached_state is not None else stored
+        state = json.loads(text) if text is not None else None
+        return user_id, info.handed_over, state if isinstance(state, dict) else None
+
+    def _user_ops(self, user_id: str, at: datetime) -> list[Op]:
+        """What must precede a row that points at the user: a touch :meth:`start_turn` deferred, or else a
+        user row made if missing."""
+        touch = self._touches.pop(user_id)
+        return [touch] if touch is not None else [self._ensure_user_op(user_id, at)]
 
     def touch(self, channel: str, external_id: str, language: str | None = None) -> tuple[str, bool]:
         """:meth:`touch_user` as (user id, handed over?), the shape the dialogue manager takes."""
@@ -784,9 +971,11 @@ class Store:
     def _known_user(self, user_id: str) -> _Seen | None:
         """What the database knows about the user; this process's copy while it is down or behind."""
         cached = self._users.get(user_id)
+        users = _USERS
         try:
-            with self._read(hot=True) as s:
-                u = s.get(User, user_id)
+            with self._read_rows(hot=True) as c:
+                u = c.execute(select(users.c.session_id, users.c.last_seen_at, users.c.handed_over)
+                              .where(users.c.id == user_id)).first()
                 row = None if u is None else _Seen(u.session_id, _utc(u.last_seen_at), bool(u.handed_over))
         except StoreUnavailable:
             return cached
@@ -815,10 +1004,10 @@ class Store:
     def load_state(self, user_id: str) -> dict[str, Any] | None:
         """The dialogue state saved last for the user; this process's copy while the database is down."""
         cached = self._states.get(user_id)
+        states = _STATES
         try:
-            with self._read(hot=True) as s:
-                row = s.get(ConversationState, user_id)
-                stored = row.state if row is not None else None
+            with self._read_rows(hot=True) as c:
+                stored = c.execute(select(states.c.state).where(states.c.user_id == user_id)).scalar()
         except StoreUnavailable:
             stored = None
         else:
@@ -835,7 +1024,7 @@ class Store:
         text = _dumps(dict(state))
         with self._lock:
             self._states.put(user_id, text)
-        self._write("save_state", [self._ensure_user_op(user_id, now),
+        self._write("save_state", [*self._user_ops(user_id, now),
                                    {"op": "state", "row": {"user_id": user_id, "state": text, "at": now}}])
 
     # ------------------------------------------------------------------------------- turns
@@ -858,8 +1047,10 @@ class Store:
         shown: Sequence[ShownItem] = (),
         generation: Sequence[Mapping[str, Any]] = (),
         shown_by: str | None = None,
+        state: Mapping[str, Any] | None = None,
     ) -> str:
-        """Write one turn (and, in the same transaction, the products it showed); returns the turn id,
+        """Write one turn (and, in the same transaction, the products it showed, the touch :meth:`start_turn`
+        deferred and, when given, the user's conversation ``state`` after the turn); returns the turn id,
         made here when not given, so that feedback can point at the turn even while the database is down."""
         turn_id = turn_id or uuid.uuid4().hex
         if len(turn_id) > 32:
@@ -868,14 +1059,21 @@ class Store:
         session = self.session_of(user_id)
         versions = {**self.versions, **dict(model_versions or {})}
         q = _clean(query)
-        ops: list[Op] = [self._ensure_user_op(user_id, now), {"op": "insert", "table": "turns", "row": {
+        shown_ops = self._impression_ops(turn_id, user_id, q, shown, now, shown_by)  # refuses bad ranks first
+        state_ops: list[Op] = []
+        if state is not None:
+            text = _dumps(dict(state))
+            with self._lock:
+                self._states.put(user_id, text)
+            state_ops.append({"op": "state", "row": {"user_id": user_id, "state": text, "at": now}})
+        ops: list[Op] = [*self._user_ops(user_id, now), {"op": "insert", "table": "turns", "row": {
             "id": turn_id, "user_id": user_id, "session_id": session, "created_at": now,
             "channel": _split_user(user_id)[0], "language": _clean(language, 16),
             "text_in": _clean(text_in) or "", "text_out": _clean(text_out) or "", "intent": _clean(intent, 64),
             "confidence": _num(confidence), "query": q, "latency_ms": _num(latency_ms),
             "slots": _dumps(dict(slots or {})), "model_versions": _dumps(dict(sorted(versions.items()))),
             "error": _clean(error), "generation": _dumps(list(generation)) if generation else None}}]
-        ops += self._impression_ops(turn_id, user_id, q, shown, now, shown_by)
+        ops += shown_ops + state_ops
         info = TurnInfo(turn_id, user_id, session, now, _clean(text_in) or "", _clean(text_out) or "", intent, q)
         with self._lock:
             recent = self._turns.get(user_id) or deque(maxlen=10)
@@ -890,7 +1088,7 @@ class Store:
             turn.user_id, turn.text_in, turn.text_out, turn_id=turn.turn_id, intent=turn.intent,
             confidence=turn.confidence, slots=turn.slots, language=turn.language, latency_ms=turn.latency_ms,
             model_versions=turn.model_versions, error=turn.error, query=turn.query, shown=turn.shown,
-            generation=turn.generation, shown_by=turn.shown_by)
+            generation=turn.generation, shown_by=turn.shown_by, state=turn.state)
 
     @staticmethod
     def _impression_ops(turn_id: str, user_id: str, query: str | None, items: Sequence[ShownItem], at: datetime,
@@ -958,7 +1156,7 @@ class Store:
             if seen is not None:
                 seen.handed_over = True
         self._write("handoff", [
-            self._ensure_user_op(user_id, now),
+            *self._user_ops(user_id, now),
             {"op": "insert", "table": "handoffs", "row": {"id": hid, "user_id": user_id, "reason": _clean(reason),
                                                           "created_at": now}},
             {"op": "handoff_flag", "row": {"user_id": user_id, "at": now, "reason": _clean(reason)}},
@@ -990,8 +1188,8 @@ class Store:
         """Whether a person has this conversation; the last known answer while the database is down."""
         seen = self._users.get(user_id)
         try:
-            with self._read(hot=True) as s:
-                flag = bool(s.execute(select(User.handed_over).where(User.id == user_id)).scalar())
+            with self._read_rows(hot=True) as c:
+                flag = bool(c.execute(select(_USERS.c.handed_over).where(_USERS.c.id == user_id)).scalar())
         except StoreUnavailable:
             return bool(seen and seen.handed_over)
         if seen is not None and self._has_pending():
@@ -1150,7 +1348,7 @@ class Store:
                     raise
                 self._mark_down(exc)
                 raise StoreUnavailable(self._unavailable(exc)) from None
-            for cache in (self._states, self._users, self._turns):
+            for cache in (self._states, self._users, self._turns, self._touches):
                 cache.discard(user_id)
         log.info("Forgot %s: %s", user_id, counts)
         return counts
@@ -1170,9 +1368,9 @@ class Store:
     def load_payload(self, key: str) -> str | None:
         """The payload saved under ``key``; None when unknown or while the database is down."""
         try:
-            with self._read(hot=True) as s:
-                row = s.get(ButtonPayload, key)
-                return row.payload if row is not None else None
+            with self._read_rows(hot=True) as c:
+                table = _table(ButtonPayload)
+                return c.execute(select(table.c.payload).where(table.c.key == key)).scalar()  # type: ignore[no-any-return]
         except StoreUnavailable:
             return None
 

@@ -166,6 +166,93 @@ def test_a_turn_for_a_user_never_touched_still_goes_in(store: Store) -> None:
     assert isinstance(u, User) and (u.channel, u.external_id) == ("rasa", "ann")
 
 
+def test_a_turn_is_one_write_touch_turn_impressions_and_state(store: Store) -> None:
+    """start_turn reads the user and the state at once; the touch waits for the turn's log line, and the
+    turn, what it showed and the new state go in with it, in one transaction."""
+    clock = store.clock
+    assert isinstance(clock, Clock)
+    assert store.start_turn("telegram", "42", "en") == ("telegram:42", False, None)
+    assert _rows(store, User) == []  # nothing written yet
+    writes: list[str] = []
+    write = store._write
+    store._write = lambda method, ops: writes.append(method) or write(method, ops)  # type: ignore[method-assign,func-returns-value]
+    store.log(TurnRecord("turn0001", "telegram:42", "red coat", "2 coats", intent="search", query="red coat",
+                         shown=[("COA-1", 1, None), ("COA-3", 2, None)], state={"query": "red coat", "shown": ["COA-1", "COA-3"]}))
+    assert writes == ["log_turn"]
+    [u] = _rows(store, User)
+    assert isinstance(u, User) and (u.channel, u.external_id, u.language) == ("telegram", "42", "en")
+    [t] = _rows(store, Turn)
+    assert isinstance(t, Turn) and t.session_id == u.session_id
+    assert [i.sku for i in _rows(store, Impression)] == ["COA-1", "COA-3"]
+    seen = u.last_seen_at
+
+    # the next turn: same session, the state as saved, the user seen again
+    other = Store(store.url, Path(store.buffer_dir), clock=clock, migrate=False)  # another worker reads the same
+    assert other.start_turn("telegram", "42", "zh") == ("telegram:42", False, {"query": "red coat", "shown": ["COA-1", "COA-3"]})
+    other.log(TurnRecord("turn0002", "telegram:42", "第二个", "…", intent="details", state={"query": "red coat", "focus": "COA-3"}))
+    [u] = _rows(other, User)
+    assert isinstance(u, User) and u.language == "zh" and u.last_seen_at > seen and u.session_id == t.session_id
+    assert store.load_state("telegram:42") == {"query": "red coat", "focus": "COA-3"}
+    assert [x.session_id for x in _rows(store, Turn)] == [t.session_id] * 2
+
+    # an older touch replayed late never moves the user back in time; an older state never replaces a newer one
+    old = clock.now - timedelta(minutes=5)
+    store._write("replay", [{"op": "touch", "row": {"id": "telegram:42", "channel": "telegram", "external_id": "42",
+                                                     "language": "en", "at": old, "session_id": "old"}},
+                            {"op": "state", "row": {"user_id": "telegram:42", "state": "{}", "at": old}}])
+    [u] = _rows(store, User)
+    assert isinstance(u, User) and u.session_id == t.session_id and u.language == "zh"
+    assert store.load_state("telegram:42") == {"query": "red coat", "focus": "COA-3"}
+
+    # a handed-over shopper is told at the start of the turn; a turn never logged still counts as seen at close
+    store.handoff("telegram:42", "asked for a person")
+    assert store.start_turn("telegram", "42")[1] is True
+    assert store.start_turn("telegram", "43") == ("telegram:43", False, None)
+    other.close()
+    store.close()
+    assert {x.id for x in _rows(store, User)} == {"telegram:42", "telegram:43"}
+
+
+def test_databases_without_upserts_get_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read-then-write path other databases take agrees with the upserts (replay included)."""
+    monkeypatch.setattr(Store, "upsert_dialects", ())
+    test_replay_is_idempotent_and_keeps_the_order_of_handoffs(tmp_path / "replay")
+    store = Store(f"sqlite:///{tmp_path / 'shop.db'}", tmp_path / "buffer", clock=Clock())
+    clock = store.clock
+    assert isinstance(clock, Clock)
+    user, _, _ = store.start_turn("cli", "u", "en")
+    store.log(TurnRecord("turn0001", user, "hi", "hello", state={"n": 1}))
+    old = clock.now - timedelta(minutes=5)
+    store._write("replay", [{"op": "touch", "row": {"id": user, "at": old, "session_id": "old", "language": "zh"}},
+                            {"op": "state", "row": {"user_id": user, "state": "{}", "at": old}}])
+    assert store.start_turn("cli", "u", "") == (user, False, {"n": 1})
+    store.log(TurnRecord("turn0002", user, "more", "…", state={"n": 2}))
+    [u] = _rows(store, User)
+    assert isinstance(u, User) and u.session_id != "old" and u.language == "en"
+    assert store.load_state(user) == {"n": 2} and len(_rows(store, Turn)) == 2
+    store.close()
+
+
+def test_a_turn_while_the_database_is_down_is_one_buffered_line(tmp_path: Path) -> None:
+    store, db_dir = _sqlite(tmp_path)
+    user, _, _ = store.start_turn("cli", "u")
+    store.log(TurnRecord("turn0001", user, "hi", "hello", intent="greet", state={"n": 1}))
+    moved = _take_down(store, db_dir)
+    assert store.start_turn("cli", "u") == (user, False, {"n": 1})  # this process's copy
+    store.log(TurnRecord("turn0002", user, "shoes", "2 shoes", intent="search", shown=[("A", 1, None)], state={"n": 2}))
+    assert store.start_turn("cli", "u") == (user, False, {"n": 2})
+    store.log(TurnRecord("turn0003", user, "thanks", "welcome", intent="thanks", state={"n": 3}))
+    assert store.down and store.pending() == 2
+    shutil.move(moved, db_dir)
+    assert store.flush() == 2
+    assert [t.id for t in _rows(store, Turn)] == ["turn0001", "turn0002", "turn0003"]
+    assert [i.turn_id for i in _rows(store, Impression)] == ["turn0002"]
+    fresh = Store(f"sqlite:///{db_dir / 'shop.db'}", tmp_path / "other-buffer")
+    assert fresh.start_turn("cli", "u") == (user, False, {"n": 3})
+    fresh.close()
+    store.close()
+
+
 def test_unknown_feedback_kind_and_bad_rows_are_refused(store: Store) -> None:
     user = store.touch_user("cli", "u").user_id
     with pytest.raises(ValueError, match=r"^Unknown feedback kind 'love'; use one of thumb_up, .*rating\.$"):
