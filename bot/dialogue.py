@@ -30,6 +30,7 @@ from bot.store import TurnRecord
 from model.product_text import ProductWriter
 from model.support import SupportWriter
 from retrieval.catalog import Product
+from retrieval.encoders import shared_queries
 from retrieval.lexical import has_cjk
 from retrieval.policy import PolicyMatch
 from retrieval.query import Filters, ParsedQuery
@@ -264,7 +265,8 @@ class DialogueManager:
             self._save(turn, with_log=start is not None)
             return turn, [], t0
         try:
-            replies = self._dispatch(turn, event, cut)
+            with shared_queries():  # the intent classifier and the search encode the same message once
+                replies = self._dispatch(turn, event, cut)
         except Exception as exc:  # one failing service must not take the conversation down
             log.exception("turn failed")
             turn.error = f"{type(exc).__name__}: {exc}"

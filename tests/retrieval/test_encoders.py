@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrieval.encoders import CachedEncoder, Encoder, EncoderError, HashingEncoder, get_encoder
+from retrieval.encoders import CachedEncoder, Encoder, EncoderError, HashingEncoder, get_encoder, shared_queries
 
 
 def test_hashing_encoder_is_normalised_and_deterministic() -> None:
@@ -29,6 +29,33 @@ def test_cache_returns_identical_vectors_and_counts_hits() -> None:
     assert c.misses == 4 or c.hits == 3
     c.encode(["x"], kind="passage")
     assert "x" not in c._cache  # passages are never cached
+
+
+class _Counting(HashingEncoder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoded: list[str] = []
+
+    def _vector(self, text: str) -> np.ndarray:
+        self.encoded.append(text)
+        return super()._vector(text)
+
+
+def test_shared_queries_encode_a_text_once_per_block_and_only_within_it() -> None:
+    e, other = _Counting(), _Counting()
+    with shared_queries():
+        a = e.encode(["red coat"])
+        a *= 3  # a caller scaling its copy changes nothing for the next one
+        b = e.encode(["red coat", "laptop"])
+        assert np.array_equal(b, HashingEncoder().encode(["red coat", "laptop"]))
+        other.encode(["red coat"])  # another encoder has its own vectors
+        e.encode(["red coat"], kind="passage")  # passages are never shared
+        CachedEncoder(e, size=0).encode(["laptop"])
+    assert e.encoded == ["red coat", "laptop", "red coat"] and other.encoded == ["red coat"]
+    e.encode(["red coat"])  # outside a block: every call encodes (the query cache is separate and may be off)
+    with shared_queries():
+        e.encode(["red coat"])
+    assert e.encoded == ["red coat", "laptop", "red coat", "red coat", "red coat"]
 
 
 def test_unknown_encoder_is_one_sentence() -> None:
