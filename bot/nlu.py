@@ -51,6 +51,9 @@ RULES: dict[str, str] = {
     "ordinal_only": "a message that is only a reference ('the second one', '#2', '第二个') asks about that product",
     "refinement": "with a search on screen, a message made only of filters or a price nudge ('cheaper', 'in blue', "
     "'size 42', '便宜一点的') narrows that search",
+    "policy_topic": "a message naming a policy the intent set has no intent for (warranty, shipping costs, discount "
+    "codes: '保修期多长？', '运费多少钱？', 'do you have a coupon?') asks about that policy, unless it also names a product "
+    "or the classifier already chose an intent answered by the same policy",
     "product": "a short message (at most 6 words / 16 characters) naming a catalog category or brand with no "
     "customer-service word ('order', 'refund', '账户' ...) is a product request unless the classifier is "
     "sure (>= 0.9) of something else",
@@ -426,9 +429,26 @@ _CS_WORDS = re.compile(
     r"phone number|number|email|call|talk|speak|website|site|app)\b|"
     r"订单|退款|退钱|发票|收据|账户|账号|密码|登录|注册|配送|快递|发货|物流|送货|地址|付款|支付|扣款|取消|投诉|评价|"
     r"订阅|退订|人工|客服|手续费|违约金|包裹|到货|退货|帮助|手机号|电话|邮箱|修改|个人信息|资料|会员|昵称|头像|评论|"
-    r"售后|保修|网站|下单|购买流程",
+    r"售后|保修|网站|下单|购买流程|质保|运费|邮费|包邮|优惠码|优惠券|折扣码|"
+    r"\b(?:warrant(?:y|ies)|guarantee|postage|coupons?|vouchers?|discount codes?|promo codes?)\b",
     re.I,
 )
+# Policies the 27 Bitext intents have no intent for -> the pseudo-intent the dialogue answers from that
+# policy section (bot/dialogue.py CS_SECTIONS), and the intents that already lead to the same section.
+_POLICY_TOPICS: tuple[tuple[re.Pattern[str], str, frozenset[str]], ...] = (
+    (re.compile(r"\b(?:warrant(?:y|ies)|guarantee[ds]?)\b|保修|质保|保固|包修", re.I), "warranty", frozenset()),
+    (re.compile(r"\b(?:shipping (?:costs?|fees?|charges?|prices?|rates?)|delivery (?:costs?|fees?|charges?)|postage|"
+                r"(?:how much|what) (?:is|does) (?:the )?(?:shipping|delivery)(?: cost)?|free shipping)\b|"
+                r"运费|邮费|包邮|免运费|配送费|快递费", re.I),
+     "delivery_options", frozenset({"delivery_options", "delivery_period", "place_order", "set_up_shipping_address",
+                                    "change_shipping_address"})),
+    (re.compile(r"\b(?:discount codes?|promo(?:tion(?:al)?)? codes?|coupons?|vouchers?|promotions?|voucher codes?)\b|"
+                r"优惠码|优惠券|折扣码|促销|优惠活动", re.I),
+     "promotions", frozenset({"newsletter_subscription"})),
+)
+_QUESTION_CUE = re.compile(
+    r"[?？]|^(?:is|are|do|does|did|can|could|will|would|how|what|when|where|which|who|why)\b|"
+    r"吗|么|多少|多长|多久|怎么|怎样|如何|是否|能不能|可不可以|有没有", re.I)
 _POSITIVE_EMOJI = re.compile(r"^[\s👍👌❤️♥😊🙂😀😃😄😁😍🥰👏✅🎉💯🙏⭐🌟!]+$")
 _NEGATIVE_EMOJI = re.compile(r"[👎😠😡🤬😞😕🙁☹❌]")
 _HAS_WORD = re.compile(r"\w", re.UNICODE)
@@ -582,6 +602,9 @@ class NLU:
                 return "similar", "similar"
             if not re.sub(r"[\W_]+|\b(?:the|one|ones|please|pls|and|what about|how about|个|款|呢|吧)\b", "", rest, flags=re.I):
                 return "ordinal_only", "details"
+        topic = _policy_topic(text, intent, slots)
+        if topic is not None:
+            return "policy_topic", topic
         if refinement_only and _has_search(state):
             return "refinement", "refine"
         short = len(text) <= 16 if has_cjk(text) else len(text.split()) <= 6
@@ -590,6 +613,18 @@ class NLU:
         ):
             return "product", "search"
         return None
+
+
+def _policy_topic(text: str, intent: str, slots: Slots) -> str | None:
+    """The policy pseudo-intent a message asks about (``RULES["policy_topic"]``), or None."""
+    for pattern, topic, same in _POLICY_TOPICS:
+        if not pattern.search(text) or intent == topic or intent in same:
+            continue
+        named = bool(slots.categories or slots.filters.brands or slots.ordinals)
+        # a product named without a question ("laptop with a 2-year warranty") is a search, whatever the
+        # classifier thought; "is my laptop under warranty?" asks about the policy
+        return None if named and not _QUESTION_CUE.search(text) else topic
+    return None
 
 
 _DEFAULT_NLU: dict[tuple[frozenset[str], tuple[str, ...]], NLU] = {}

@@ -417,3 +417,26 @@ def test_shipped_model_with_rules_and_state(real_nlu: NLU) -> None:
     assert (r.intent, r.slots.ordinals) == ("details", (3,))
     assert real_nlu.parse("more like the second one", state).intent == "similar"
     assert real_nlu.parse("第二个详细介绍一下", state).intent == "details"
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("what is your warranty?", "warranty"),
+        ("保修期多长？", "warranty"),
+        ("手机保修多久？", "warranty"),
+        ("运费多少钱？", "delivery_options"),
+        ("what are the shipping costs", "delivery_options"),
+        ("any coupons?", "promotions"),
+        ("有优惠券吗", "promotions"),
+    ],
+)
+def test_policy_topics_the_intents_lack_are_routed_to_that_policy(nlu: NLU, text: str, intent: str) -> None:
+    r = nlu.parse(text, {"query": "earbuds", "mode": "search"})
+    assert r.intent == intent and r.source in {"rule:policy_topic", "model"}
+
+
+def test_a_policy_word_beside_a_product_is_a_search_unless_asked(nlu: NLU) -> None:
+    assert nlu.parse("running shoes with warranty").source != "rule:policy_topic"
+    assert nlu.parse("nike running shoes free shipping").source != "rule:policy_topic"
+    assert nlu.parse("are the running shoes under warranty?").intent == "warranty"
