@@ -221,9 +221,8 @@ class DialogueManager:
         Replies the model still has to write come back at once with ``live`` set (their ``text`` is
         the grounded template meanwhile); the turn is logged when the last of them is final.
         """
-        turn, replies, t0 = await asyncio.to_thread(self._prepare, event)
+        turn, replies, t0 = await asyncio.to_thread(self._prepare_and_log, event)
         if not turn.pending:
-            await asyncio.to_thread(self._log, turn, replies, t0, event)
             return replies
         for p in turn.pending:
             p.reply.live = LiveText()
@@ -244,9 +243,17 @@ class DialogueManager:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    def _prepare_and_log(self, event: Event) -> tuple[_Turn, list[Reply], float]:
+        """`_prepare`, then `_log` at once when no reply waits for the model: one trip to a worker thread."""
+        turn, replies, t0 = self._prepare(event)
+        if not turn.pending:
+            self._log(turn, replies, t0, event)
+        return turn, replies, t0
+
     def _prepare(self, event: Event) -> tuple[_Turn, list[Reply], float]:
-        """Everything but the model's writing and the turn's log line; the state is saved here, so
-        the shopper's next message sees this turn even while the model is still writing."""
+        """Everything but the model's writing and the turn's log line. The state is saved here when a
+        reply waits for the model, so the shopper's next message sees this turn meanwhile; otherwise (a
+        store with ``start_turn``) `_log` writes it with the turn, in one transaction."""
         t0 = self.clock()
         turn_id = uuid.uuid4().hex
         text, cut = clean_text(event.text)
