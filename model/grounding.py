@@ -12,7 +12,8 @@ free"), percentages and discounts (20%, 八折 = 20% off, 半价), quantities wi
 500ml), sizes ("size 42", 42码), durations (3-5 business days, 30 天内, 1-year), times of day (2 pm, 下午
 2 点), stock (in stock, only 3 left, 缺货), brands (from a known list), materials (leather, 纯棉 ...),
 promises (free shipping/returns, lifetime warranty, money-back, price match, next-day delivery, offers of
-discounts), discount codes (SAVE20, 优惠码 XXXX) and contact details (emails, phone numbers, URLs).
+discounts, what is on offer right now: "there are no promotions right now" is checked like "a sale on
+today", not let through as a negation), discount codes (SAVE20, 优惠码 XXXX) and contact details (emails, phone numbers, URLs).
 Bare numbers are not claims: "Pegasus 41", "iPhone 15", "the second one", list numbering and years in
 product names never are, which keeps false positives low at the price of not checking counts such as
 "3 pockets".
@@ -457,6 +458,8 @@ _STOCK: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"有货|现货|有库存|库存充足|库存充裕"), "in_stock"),
 ]
 
+_OFFER_NOUN = r"(?:promotions?|sales?|deals?|special offers?|discounts?)\b"  # not "offer": also a verb
+_OFFER_NOW = r"\b(?:right now|currently|at the moment|at present|today|this week)\b"
 # promises: patterns that name the promise directly (free-X phrases are handled separately)
 _PROMISES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\blifetime (?:warranty|guarantee)\b|终身保修|终身质保", _I), "lifetime_warranty"),
@@ -484,6 +487,16 @@ _PROMISES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"赠品|免费(?:赠送|送|赠|领取|获得)", _I), "free_gift"),
     (re.compile(r"免(?:费)?加急运费|加急(?:配送|运费)免费", _I), "free_express_shipping"),
     (re.compile(r"包邮|免运费|免邮费?|运费全免|免(?:标准)?运费|免费(?:配送|送货|发货|邮寄|送到家)|(?<!退货)运费(?:全)?免费", _I), "free_shipping"),
+    # what is on offer right now, either way: a policy cannot know it, so "there are no promotions right
+    # now" is as unsupported as "there's a sale on today" unless the facts say so (not negation-exempt)
+    (re.compile(rf"{_OFFER_NOW}(?:\s+(?:there\s+(?:are|is)|we\s+(?:have|run|are running|do not have|don't have)))?"
+                rf"\s+(?:(?:no|not|any|some|a|an|ongoing|special|current)\s+)*{_OFFER_NOUN}|"
+                rf"\b(?:there\s+(?:are|is|'s|aren't|isn't)|we\s+(?:have|'ve got|are running|'re running|run|"
+                rf"do not have|don't have|aren't running|are not running))\s+(?:(?:currently|no|not|any|some|a|an|"
+                rf"ongoing|special|current)\s+)*{_OFFER_NOUN}(?:\s+(?:running|on|available|going on))?\s+{_OFFER_NOW}|"
+                r"\bon sale\s+(?:right now|today|this week)\b|"
+                r"(?:目前|现在|当前|今天|本周)(?:暂时|暂|正)?(?:没有|有|正在|在)(?:任何)?(?:促销|优惠活动|打折活动|打折|折扣活动|活动)|"
+                r"正在(?:促销|打折)", _I), "current_offer"),
 ]
 _FREE_FORWARD = re.compile(
     r"\bfree\s+(?P<mods>(?:(?:standard|ground|economy|express|expedited|next-day|international|domestic|home|"
@@ -1469,9 +1482,14 @@ def _check_material(claim: Claim, ctx: _Context) -> tuple[bool, str]:
 
 
 def _check_promise(claim: Claim, ctx: _Context) -> tuple[bool, str]:
+    key, _, cur = claim.unit.partition("|")
+    if key == "current_offer":
+        # "no sale right now" states the shop's current offers as much as "a sale right now" does
+        if any(f.kind == "promise" and f.unit.partition("|")[0] == key for f in ctx.passage_claims):
+            return True, "the facts say what is on offer now"
+        return False, "the facts do not say what is on offer right now"
     if claim.negated:
         return True, "negated: promises nothing"
-    key, _, cur = claim.unit.partition("|")
     offers = [f for f in ctx.passage_claims + [c for cl in ctx.product_claims for c in cl]
               if f.kind == "promise" and f.unit.partition("|")[0] == key and not f.negated]
     if not offers:

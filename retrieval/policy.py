@@ -265,7 +265,10 @@ def answer_text(hits: Sequence[PolicyHit], passages: Sequence[Passage] = (), max
     best = hits[0].passage
     text = _plain(best.text)
     nxt = passages[best.index + 1] if passages and best.index + 1 < len(passages) else None
-    if len(text) < 250 and nxt is not None and nxt.section == best.section and nxt.language == best.language:
+    # the next paragraph only when it is on the same topic: a summary section (the Chinese one) holds one
+    # labelled paragraph per topic, and "可以用支付宝付款吗？" must not be answered with the warranty too
+    if (len(text) < 250 and nxt is not None and nxt.section == best.section and nxt.language == best.language
+            and nxt.label == best.label):
         text += "\n\n" + _plain(nxt.text)
     text = _cut(text, max_chars)
     source = f"— 摘自：{best.label}" if best.language == "zh" else f"— from our {best.section} policy"

@@ -39,6 +39,9 @@ def test_chinese_questions_get_chinese_passages(policy: PolicyIndex, question: s
     assert best.passage.language == "zh" and best.passage.label == label
     text = policy.answer(question)
     assert text is not None and text.endswith(f"— 摘自：{label}")
+    # one topic per answer: the summary's next paragraph (another topic) is not appended
+    others = [p.label for p in policy.passages if p.language == "zh" and p.label != label]
+    assert not any(f"{other}：" in text for other in others), text
 
 
 def test_unrelated_questions_are_not_answered(policy: PolicyIndex) -> None:
