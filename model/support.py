@@ -89,10 +89,16 @@ _NARRATION = re.compile(
     r"客户(?:的)?(?:消息|问题)|根据(?:以上|所提供的|提供的)?(?:政策)?(?:段落|信息))", re.IGNORECASE)
 
 
+# the prompt's own passage markers ("[1] 退款与换货:") copied into the answer
+_PASSAGE_MARKER = re.compile(r"(?:^|\n)\s*\[\d\]\s*[^\n:：]{1,40}[:：]")
+
+
 def _not_an_answer(text: str, question: str) -> str | None:
     """Why ``text`` (the answer so far) is not an answer to ``question``, or None."""
     if _echoes(text, question):
         return "it repeats the question instead of answering it"
+    if _PASSAGE_MARKER.search(text):
+        return "it copies the numbered passages instead of answering in your own words"
     if _NARRATION.search(text):
         return "it describes the customer's message instead of answering the customer directly (write to them as 'you')"
     # the question back in other words ("如何退货?" for "怎么退货？"): a short question made of the shopper's words

@@ -135,3 +135,11 @@ def test_narrating_the_customers_message_is_retried_and_the_direct_answer_sent()
     r = run(llm, question="how long do I have to return?", verify=None)
     assert r.source == "llm-retry" and r.text.startswith("You can return most items within 30 days")
     assert "instead of answering the customer directly" in llm.prompts[1][-1]["content"]
+
+
+def test_copying_the_numbered_passages_is_retried() -> None:
+    llm = Scripted("[1] 退款与换货:退货到达仓库并检查后，5-10 个工作日内原路退回。\n\n[2] 退货:大多数商品可在签收后 30 天内退货。",
+                   "大多数商品可在签收后 30 天内退货。")
+    r = run(llm, question="多久内可以退货？", language="zh", verify=None)
+    assert r.source == "llm-retry" and r.text.startswith("大多数商品") and "[1]" not in r.text
+    assert "numbered passages" in llm.prompts[1][-1]["content"]
