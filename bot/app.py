@@ -6,10 +6,11 @@ then only translate events and replies; what the assistant does is decided in bo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.dialogue import DialogueManager, Understanding
@@ -138,6 +139,10 @@ def next_item_model_from_settings(
     return (model, skus), str(version.name)
 
 
+def _categories(engine: SearchEngine) -> list[str]:
+    return sorted({c.lower() for p in engine.products for c in p.category})
+
+
 def _quietly(fn: Any) -> None:
     try:
         fn()
@@ -153,6 +158,11 @@ class Assistant:
     nlu: NLU
     policy: PolicyIndex
     llm: BaseLLM | None = None
+    settings: Settings | None = None
+    _swap_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _refused: dict[str, str] = field(default_factory=dict, repr=False)  # an index that failed to load, said once
+    # the registry's active intents/recommender versions when they were last loaded (None: not looked yet)
+    _published: dict[str, str | None] | None = field(default=None, repr=False)
 
     def handle(self, event: Event) -> list[Reply]:
         """One turn, synchronously: every reply's text is final when this returns."""
@@ -161,12 +171,81 @@ class Assistant:
     def use_engine(self, engine: SearchEngine) -> None:
         """Serve a new index (after a reindex): its vocabulary goes to the NLU and its ranker version to the
         turns' stamps in the same step; turns already running finish on the old one."""
-        categories = sorted({c.lower() for p in engine.products for c in p.category})
-        nlu = NLU(self.nlu.model, brands=engine.brands, categories=categories)
-        self.engine, self.nlu = engine, nlu
-        self.dialogue.engine, self.dialogue.understand = engine, nlu_understander(nlu)
+        nlu = NLU(self.nlu.model, brands=engine.brands, categories=_categories(engine))
+        self.engine = self.dialogue.engine = engine
+        self._use_nlu(nlu)
         self.dialogue.versions["ranker"] = engine.ranker_version
         self.store.versions["ranker"] = engine.ranker_version
+
+    def reload(self) -> list[str]:
+        """Serve what was published since this assistant loaded: a new index bundle (``shopbot reindex``,
+        which carries the active ranker), a newly activated recommender or intents version (``shopbot
+        train ...``, ``models activate|rollback``). Returns what changed, e.g. ``["index", "recommender"]``.
+
+        Anything that fails to load is said once in the log and the assistant keeps serving what it has;
+        turns already running finish on the old models. The language model is not reloaded (restart).
+        """
+        s = self.settings
+        if s is None:
+            return []
+        changed: list[str] = []
+        with self._swap_lock:
+            from retrieval.index import current_dir
+
+            cur = current_dir(s.index_root)
+            if cur is not None and cur != self.engine.bundle and self._refused.get("index") != str(cur):
+                try:
+                    from bot.cli import _engine
+
+                    self.use_engine(_engine(s, build_if_missing=False))
+                    changed.append("index")
+                except Exception as exc:  # a half-copied or foreign bundle: keep the one that works
+                    self._refused["index"] = str(cur)
+                    log.warning("The index published at %s cannot be served (%s); the previous one still is.", cur, exc)
+            names = {kind: self._active_name(kind) for kind in ("intents", "recommender")}
+            published = self._published if self._published is not None else dict(names)
+            if not s.intent_model and names["intents"] != published["intents"]:
+                model, tag = intent_model_from_settings(s)  # a damaged version: the packaged model, said in the log
+                self._use_nlu(NLU(model, brands=self.engine.brands, categories=_categories(self.engine)))
+                self.dialogue.versions["intent"] = self.store.versions["intent"] = tag
+                changed.append("intents")
+            if names["recommender"] != published["recommender"]:
+                loaded = next_item_model_from_settings(s)  # None: none active, or damaged (said in the log)
+                self.dialogue.sequential = None if loaded is None else loaded[0]
+                self.dialogue.forget_recommender()
+                for versions in (self.dialogue.versions, self.store.versions):
+                    if loaded is None:
+                        versions.pop("recommender", None)
+                    else:
+                        versions["recommender"] = loaded[1]
+                changed.append("recommender")
+            self._published = names
+        if changed:
+            log.info("Now serving the newly published %s.", ", ".join(changed))
+        return changed
+
+    def _active_name(self, kind: str) -> str | None:
+        from model.registry import Registry, RegistryError
+
+        assert self.settings is not None
+        try:
+            return Registry(self.settings.models_dir).active_name(kind)
+        except (RegistryError, OSError):
+            return None
+
+    def _use_nlu(self, nlu: NLU) -> None:
+        self.nlu = nlu
+        self.dialogue.understand = nlu_understander(nlu)
+
+    async def watch(self, interval: float) -> None:
+        """Call :meth:`reload` every ``interval`` seconds until cancelled (the Telegram bot and the Rasa
+        action server run this beside their work; SHOPBOT_RELOAD_SECONDS sets it, 0 turns it off)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.reload)
+            except Exception:  # never let a reload problem stop the watch
+                log.exception("Looking for newly published models failed")
 
     async def handle_async(self, event: Event) -> list[Reply]:
         """One turn for asyncio adapters (Telegram, Rasa): never blocks the event loop.
@@ -215,8 +294,7 @@ def build_assistant(
     intent_tag = None
     if nlu is None:
         model, intent_tag = intent_model_from_settings(settings)
-        categories = sorted({c.lower() for p in engine.products for c in p.category})
-        nlu = NLU(model, brands=engine.brands, categories=categories)
+        nlu = NLU(model, brands=engine.brands, categories=_categories(engine))
     if policy is None:
         # the search engine's own query encoders, so no model is loaded twice
         encoders = {key: d.encoder for key, d in engine.dense.items()}
@@ -238,4 +316,6 @@ def build_assistant(
                          page_size=settings.page_size, versions=versions, support_writer=support,
                          product_writer=products, search_summaries=settings.llm_search_summary,
                          sequential=None if next_items is None else next_items[0])
-    return Assistant(dm, store, engine, nlu, policy, lm)
+    assistant = Assistant(dm, store, engine, nlu, policy, lm, settings)
+    assistant._published = {kind: assistant._active_name(kind) for kind in ("intents", "recommender")}
+    return assistant

@@ -112,6 +112,18 @@ def create_action_app(runtime: ActionRuntime, *, cors_origins: str | list[str] |
     app.config.NOISY_EXCEPTIONS = False
     app.ctx.runtime = runtime
 
+    @app.after_server_start
+    async def watch(app: Any) -> None:  # serve what `shopbot reindex` / `train` publish, no restart
+        s = runtime.assistant.settings
+        if s is not None and s.reload_seconds > 0:
+            app.ctx.watch = asyncio.get_running_loop().create_task(runtime.assistant.watch(s.reload_seconds))
+
+    @app.before_server_stop
+    async def unwatch(app: Any) -> None:
+        task = getattr(app.ctx, "watch", None)
+        if task is not None:
+            task.cancel()
+
     @app.on_request
     async def check(request: Any) -> Any:
         if request.path != "/webhook" or request.method != "POST":

@@ -707,6 +707,10 @@ class DialogueManager:
         reply.cards = [replace(c, reason=r.reason) for c, r in zip(reply.cards, recs, strict=True)]
         return [reply]
 
+    def forget_recommender(self) -> None:
+        """The next recommendation builds its Recommender anew (a new next-item model was attached)."""
+        self._rec_cache = None
+
     def _recommender(self) -> Recommender:
         """One Recommender over the current catalog and everyone's log, rebuilt every few minutes."""
         now = time.monotonic()

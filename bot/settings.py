@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     telegram_edit_interval: float = Field(
         default=1.0, ge=0, description="Seconds between edits of a message the language model is still writing."
     )
+    reload_seconds: float = Field(
+        default=60.0, ge=0, description="How often a running bot or action server looks for a newly published index, "
+        "recommender or intents version and serves it; 0: only at start."
+    )
 
     @field_validator("telegram_admins", mode="before")
     @classmethod

@@ -261,6 +261,7 @@ class ShopBot:
             url = str(getattr(assistant.store, "url", ""))
             turns_at_once = TURNS_AT_ONCE["sqlite" if url.startswith("sqlite") else "server"]
         self.gate = TurnGate(turns_at_once, TURN_HOLD)
+        self._watch: asyncio.Task[None] | None = None
 
     # --------------------------------------------------------------------------- application
 
@@ -306,12 +307,17 @@ class ShopBot:
         self._admin = admin
 
     async def _post_init(self, app: Application) -> None:  # type: ignore[type-arg]
+        if self.settings.reload_seconds > 0:  # serve what `shopbot reindex` / `train` publish, no restart
+            self._watch = asyncio.get_running_loop().create_task(self.assistant.watch(self.settings.reload_seconds))
         for lang, commands in COMMANDS.items():
             with contextlib.suppress(TelegramError):  # a menu is a nicety; never a reason not to start
                 await app.bot.set_my_commands([BotCommand(c, d) for c, d in commands],
                                               language_code=None if lang == "en" else lang)
 
     async def _post_shutdown(self, app: Application) -> None:  # type: ignore[type-arg]
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         self.gate.reset()  # a restarted application runs in a new event loop
         await self.assistant.aclose()
 

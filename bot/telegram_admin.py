@@ -101,13 +101,16 @@ class AdminCommands:
             await note.edit_text(escape(text), parse_mode=ParseMode.HTML)
 
     def _rebuild(self, full: bool) -> tuple[str, int]:
-        from bot.cli import _engine, _reindex
+        from bot.cli import _reindex
+        from retrieval.index import current_dir
 
         s = self.shop.settings
         report = _reindex(s, s.catalog, full=full, progress=False)
-        engine = _engine(s, build_if_missing=False)
-        self.shop.assistant.use_engine(engine)  # the index, its vocabulary and its ranker version together
-        return str(report.summary()), len(engine.products)
+        assistant = self.shop.assistant
+        assistant.reload()  # the index, its vocabulary and its ranker version together
+        if assistant.engine.bundle != current_dir(s.index_root):
+            raise RuntimeError("the new index was built but cannot be loaded; the previous one keeps serving")
+        return str(report.summary()), len(assistant.engine.products)
 
     async def on_handoffs(self, update: Update, context: Context) -> None:
         if await self._refuse(update, context):

@@ -404,6 +404,7 @@ def load_engine(
         dense.append(DenseField(key, wrapped, index, np.asarray(vectors), None if body is None else np.asarray(body)))
     config = rank_config or RankConfig.from_dict(info.get("rank_config", {}))
     engine = SearchEngine(products, lexical, dense, config=config, row_ids=np.asarray(row_ids, dtype=np.int64))
+    engine.bundle = cur
     if (cur / RANKER_DIR).is_dir():
         try:
             engine.ranker = LearnedRanker.load(cur / RANKER_DIR)

@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -156,6 +157,8 @@ class SearchEngine:
         self.brands = frozenset((p.brand or "").lower() for p in self.products if p.brand)
         # the learned re-ranker the index bundle carries (shopbot train ranker + reindex), if any
         self.ranker: LearnedRanker | None = None
+        # the bundle directory this engine was loaded from (retrieval.indexer.load_engine); None in memory
+        self.bundle: Path | None = None
 
     @property
     def ranker_version(self) -> str:

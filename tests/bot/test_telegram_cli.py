@@ -35,6 +35,10 @@ class Stub:
     def warm_up(self) -> None:
         pass
 
+    async def watch(self, interval: float) -> None:
+        self.watching = interval
+        await asyncio.Event().wait()  # until the bot stops and cancels it
+
     async def handle_async(self, event: Event) -> list[Reply]:
         if event.text == "stop" and self.stop is not None:
             if self.before_stop is not None:
@@ -112,6 +116,8 @@ def test_the_bot_answers_until_stopped(stub: Stub, mode: str, monkeypatch: pytes
             assert hook is not None and hook.url.endswith("/hook") and hook.secret and len(hook.secret) >= 32
         assert server.fake.commands  # the command menu was set at start
         assert stub.shop is not None and stub.shop.gate.size == turns_at_once
+        assert stub.watching == 60.0  # it looked for newly published models while it ran (SHOPBOT_RELOAD_SECONDS)
+        assert stub.shop._watch is None  # and stopped looking when it stopped
 
 
 def test_mistakes_end_in_one_sentence(stub: Stub, monkeypatch: pytest.MonkeyPatch) -> None:
