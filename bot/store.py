@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import uuid
+from bisect import bisect_left
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -1439,17 +1440,34 @@ class Store:
             for k, (tid, at) in enumerate(seq):
                 end = seq[k + 1][1] if k + 1 < len(seq) else datetime.max.replace(tzinfo=UTC)
                 window[tid] = (user, at, end)
-        user_acts: dict[str, list[tuple[datetime, str | None, str | None, str, float | None]]] = defaultdict(list)
-        for u, at, ftid, fsku, kind, value in acts:
-            user_acts[u].append((at, ftid, fsku, kind, value))
+        # Each shopper's actions in time order, so a search finds the ones in its window by bisection (a
+        # shopper with thousands of searches and actions used to cost searches x actions), plus the
+        # feedback tied to the turn itself whenever it came.
+        user_acts: dict[str, list[tuple[datetime, int, str | None, str | None, str, float | None]]] = defaultdict(list)
+        tied: dict[tuple[str, str], list[tuple[datetime, int, str | None, str | None, str, float | None]]] = defaultdict(list)
+        for n, (u, at, ftid, fsku, kind, value) in enumerate(acts):
+            user_acts[u].append((at, n, ftid, fsku, kind, value))
+            if ftid is not None:
+                tied[(u, ftid)].append((at, n, ftid, fsku, kind, value))
+        times: dict[str, list[datetime]] = {}
+        for u, seq in user_acts.items():
+            seq.sort(key=lambda a: (a[0], a[1]))
+            times[u] = [a[0] for a in seq]
         out = []
         for tid, user, at, q, intent in reversed(turns):
             if tid not in window:
                 continue
             _, start, end = window[tid]
             skus = {x[0] for x in shown[tid]}
-            got = [(fsku, kind, value) for fat, ftid, fsku, kind, value in user_acts.get(user, ())
-                   if ftid == tid or (fsku in skus and start <= fat < end)]
+            got: list[tuple[str | None, str, float | None]] = []
+            seq = user_acts.get(user)
+            if seq:
+                ts = times[user]
+                found = [a for a in seq[bisect_left(ts, start):bisect_left(ts, end)] if a[2] == tid or a[3] in skus]
+                late = [a for a in tied.get((user, tid), ()) if a[0] < start or a[0] >= end]
+                if late:
+                    found = sorted(found + late, key=lambda a: (a[0], a[1]))
+                got = [(fsku, kind, value) for _at, _n, _tid, fsku, kind, value in found]
             out.append(SearchLog(tid, user, _utc(at), str(q), intent or "", sorted(shown[tid], key=lambda x: x[1]), got))
         return out
 
