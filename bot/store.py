@@ -1450,9 +1450,9 @@ class Store:
             if ftid is not None:
                 tied[(u, ftid)].append((at, n, ftid, fsku, kind, value))
         times: dict[str, list[datetime]] = {}
-        for u, seq in user_acts.items():
-            seq.sort(key=lambda a: (a[0], a[1]))
-            times[u] = [a[0] for a in seq]
+        for u, mine in user_acts.items():
+            mine.sort(key=lambda a: (a[0], a[1]))
+            times[u] = [a[0] for a in mine]
         out = []
         for tid, user, at, q, intent in reversed(turns):
             if tid not in window:
@@ -1460,10 +1460,10 @@ class Store:
             _, start, end = window[tid]
             skus = {x[0] for x in shown[tid]}
             got: list[tuple[str | None, str, float | None]] = []
-            seq = user_acts.get(user)
-            if seq:
+            theirs = user_acts.get(user)
+            if theirs:
                 ts = times[user]
-                found = [a for a in seq[bisect_left(ts, start):bisect_left(ts, end)] if a[2] == tid or a[3] in skus]
+                found = [a for a in theirs[bisect_left(ts, start):bisect_left(ts, end)] if a[2] == tid or a[3] in skus]
                 late = [a for a in tied.get((user, tid), ()) if a[0] < start or a[0] >= end]
                 if late:
                     found = sorted(found + late, key=lambda a: (a[0], a[1]))
