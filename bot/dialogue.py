@@ -444,6 +444,9 @@ class DialogueManager:
                 turn.intent = "search"
                 return self._search(turn, u)
             return [Reply(say("no_search", turn.lang))]
+        # what a refinement that finds nothing leaves in place: the results on screen stay the ones the
+        # next refinement narrows ("cheaper" with nothing cheaper, then "in blue": blue within the old search)
+        saved = {k: st.get(k) for k in ("mode", "query", "filters", "sort", "offset", "bounded")}
         if st.get("mode") != "search":  # refining "similar" or recommendations: go back to the search
             st["mode"] = "search"
         f = filters_from_dict(st.get("filters")).merged(u.filters)
@@ -452,6 +455,7 @@ class DialogueManager:
         prices = sorted(p.price for p in shown)
         if _CHEAPER.search(said) and prices:
             if prices[0] <= (f.min_price or 0.0) + 0.01:
+                st.update(saved)
                 return [Reply(say("cheapest_already", turn.lang))]
             f = Filters(**{**_fields(f), "max_price": round(prices[0] - 0.01, 2), "min_price": None})
             st["bounded"] = True
@@ -466,8 +470,10 @@ class DialogueManager:
             st["sort"] = u.sort
         st["offset"] = 0
         replies = self._run_search(turn, first=True, relax=False)
-        if turn.zero_results and _CHEAPER.search(said):
-            return [Reply(say("cheapest_already", turn.lang))]
+        if turn.zero_results:
+            st.update(saved)
+            if _CHEAPER.search(said):
+                return [Reply(say("cheapest_already", turn.lang))]
         return replies
 
     def _more(self, turn: _Turn) -> list[Reply]:

@@ -257,3 +257,16 @@ def test_store_outage_does_not_stop_the_conversation(shared, tmp_path: Path) -> 
     assert fresh.load_state("test:alice")["shown"] == [c.sku for c in shown]  # type: ignore[index]
     assert [t.intent for t in fresh.recent_turns("test:alice")] == ["details", "search"]
     fresh.close()
+
+
+def test_a_refinement_that_finds_nothing_leaves_the_search_as_it_was(bot: Assistant) -> None:
+    chat = Chat(bot)
+    first = _cards(chat.say("a red winter coat under $80"))
+    assert first and all(c.price <= 80 for c in first)
+    cheapest = min(c.price for c in first)
+    r = chat.say("cheaper")
+    assert not _cards(r) and "cheapest" in r[0].text
+    # the failed "cheaper" did not leave its price cap behind: "in purple" narrows the coats under $80
+    purple = _cards(chat.say("in purple"))
+    assert purple and all("purple" in _product(bot, c.sku).attr("color") for c in purple)
+    assert all(c.price <= 80 for c in purple) and max(c.price for c in purple) > cheapest
