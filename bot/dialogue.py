@@ -671,7 +671,8 @@ class DialogueManager:
             rows.append([label] + [", ".join(p.attr(a)) or "-" for p in picked])
         rows.append([say("row_stock", lang)] + [str(p.stock) if p.stock > 0 else say("details_oos", lang) for p in picked])
         turn.query = None
-        cards = [self._card(p, i + 1, lang) for i, p in enumerate(picked)]
+        # numbered as the shopper knows them from the list ("1 or 3" shows 1 and 3, not 1 and 2)
+        cards = [self._card(p, n if n > 0 else len(shown), lang) for n, p in zip(ordinals, picked, strict=False)]
         return [Reply(say("compare_head", lang), cards=cards, table=rows,
                       buttons=[Button(say("btn_details", lang) + f" {n}", f"details:{p.sku}") for n, p in zip(ordinals, picked, strict=False)])]
 

@@ -49,6 +49,8 @@ RULES: dict[str, str] = {
     "cannot be anything but a comparison; two or more references alone ('1 and 3') likewise",
     "similar": "a reference to shown results plus 'similar'/'类似'/'more like' asks for neighbours of that product",
     "ordinal_only": "a message that is only a reference ('the second one', '#2', '第二个') asks about that product",
+    "ordinal_question": "a question about one shown result ('is the first one in stock?', '第二个有红色的吗？') is "
+    "answered with that product's details (price, stock, colours, sizes), not by filtering the list",
     "refinement": "with a search on screen, a message made only of filters or a price nudge ('cheaper', 'in blue', "
     "'size 42', '便宜一点的') narrows that search",
     "policy_topic": "a message naming a policy the intent set has no intent for (warranty, shipping costs, discount "
@@ -602,6 +604,8 @@ class NLU:
                 return "similar", "similar"
             if not re.sub(r"[\W_]+|\b(?:the|one|ones|please|pls|and|what about|how about|个|款|呢|吧)\b", "", rest, flags=re.I):
                 return "ordinal_only", "details"
+            if _QUESTION_CUE.search(text) and not _CS_WORDS.search(rest):
+                return "ordinal_question", "details"
         topic = _policy_topic(text, intent, slots)
         if topic is not None:
             return "policy_topic", topic

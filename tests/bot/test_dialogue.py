@@ -113,6 +113,10 @@ def test_compare_details_and_similar(bot: Assistant) -> None:
     header, price_row = r[0].table[0], r[0].table[1]
     assert header[1].startswith("1. ") and header[2].startswith("3. ")
     assert price_row[1:] == [f"${shown[0].price:,.2f}", f"${shown[2].price:,.2f}"]
+    assert [(c.rank, c.sku) for c in r[0].cards] == [(1, shown[0].sku), (3, shown[2].sku)]  # numbered as in the list
+
+    r = chat.say("is the third one in stock?")
+    assert r[0].intent == "details" and r[0].cards[0].sku == shown[2].sku and "stock" in r[0].text.lower()
 
     r = chat.say("tell me about the second one")
     assert r[0].intent == "details" and r[0].cards[0].sku == shown[1].sku

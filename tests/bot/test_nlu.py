@@ -440,3 +440,14 @@ def test_a_policy_word_beside_a_product_is_a_search_unless_asked(nlu: NLU) -> No
     assert nlu.parse("running shoes with warranty").source != "rule:policy_topic"
     assert nlu.parse("nike running shoes free shipping").source != "rule:policy_topic"
     assert nlu.parse("are the running shoes under warranty?").intent == "warranty"
+
+
+@pytest.mark.parametrize("text", ["is the first one in stock?", "does the second one come in blue?", "第二个有货吗？",
+                                  "how much is #3?"])
+def test_a_question_about_one_shown_result_asks_for_its_details(nlu: NLU, text: str) -> None:
+    r = nlu.parse(text, {"query": "laptop", "mode": "search", "shown": ["A", "B", "C"]})
+    assert r.intent == "details" and len(r.slots.ordinals) == 1
+
+
+def test_a_filter_without_a_question_still_refines(nlu: NLU) -> None:
+    assert nlu.parse("only in stock", {"query": "laptop", "mode": "search"}).intent == "refine"
