@@ -80,7 +80,9 @@ def _engine(s: Settings, *, build_if_missing: bool = True):  # type: ignore[no-u
     """Load the current index; on first use, build it from the configured (or demo) catalog."""
     from retrieval.index import current_dir
     from retrieval.indexer import load_engine
+    from retrieval.query import set_exchange_rates
 
+    set_exchange_rates(s.exchange_rates)
     if current_dir(s.index_root) is None and build_if_missing:
         click.echo("No search index yet: building one from the " + ("demo catalog" if s.catalog is None else str(s.catalog)) + " ...", err=True)
         _reindex(s, s.catalog, full=False, progress=True)

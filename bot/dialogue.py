@@ -453,14 +453,16 @@ class DialogueManager:
         said = u.query or turn.text
         shown = [p for p in (self.engine.product(s) for s in st.get("shown") or []) if p is not None]
         prices = sorted(p.price for p in shown)
+        # a price nudge is a bound in the catalog's own currency (the shown prices'), whatever the budget was in
+        currency = shown[0].currency if shown else None
         if _CHEAPER.search(said) and prices:
-            if prices[0] <= (f.min_price or 0.0) + 0.01:
+            if prices[0] <= (f.bound(f.min_price, currency or "USD") or 0.0) + 0.01:
                 st.update(saved)
                 return [Reply(say("cheapest_already", turn.lang))]
-            f = Filters(**{**_fields(f), "max_price": round(prices[0] - 0.01, 2), "min_price": None})
+            f = Filters(**{**_fields(f), "max_price": round(prices[0] - 0.01, 2), "min_price": None, "currency": currency})
             st["bounded"] = True
         elif _PRICIER.search(said) and prices:
-            f = Filters(**{**_fields(f), "min_price": round(prices[-1] + 0.01, 2), "max_price": None})
+            f = Filters(**{**_fields(f), "min_price": round(prices[-1] + 0.01, 2), "max_price": None, "currency": currency})
             st["bounded"] = True
         extra = refinement_extra(u.query)
         if extra and len(extra) > 1:

@@ -83,10 +83,21 @@ class Settings(BaseSettings):
     telegram_edit_interval: float = Field(
         default=1.0, ge=0, description="Seconds between edits of a message the language model is still writing."
     )
+    exchange_rates: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict, description="US dollars per unit of a currency, for budgets in another currency than "
+        "the catalog's ('CNY=0.14,EUR=1.08'); approximate defaults for USD, CNY, EUR and GBP otherwise."
+    )
     reload_seconds: float = Field(
         default=60.0, ge=0, description="How often a running bot or action server looks for a newly published index, "
         "recommender or intents version and serves it; 0: only at start."
     )
+
+    @field_validator("exchange_rates", mode="before")
+    @classmethod
+    def _rates(cls, value: object) -> object:
+        if isinstance(value, str):  # "CNY=0.14, EUR=1.08"
+            return {k.strip().upper(): float(v) for k, v in re.findall(r"([A-Za-z]{3})\s*[=:]\s*([0-9.]+)", value)}
+        return value
 
     @field_validator("telegram_admins", mode="before")
     @classmethod

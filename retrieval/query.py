@@ -19,7 +19,30 @@ import numpy as np
 
 from .catalog import Product
 
-__all__ = ["COLORS", "Filters", "ParsedQuery", "SortOrder", "parse_query"]
+__all__ = ["COLORS", "DEFAULT_USD_RATES", "Filters", "ParsedQuery", "SortOrder", "convert_price", "parse_query",
+           "set_exchange_rates"]
+
+# What one unit of a currency is worth in US dollars, so a budget in one currency filters prices in
+# another ("500元以下" in a shop that prices in dollars means about $70, not $500). Approximate and for
+# budget filters only: prices shown are always the catalog's own. SHOPBOT_EXCHANGE_RATES overrides them.
+DEFAULT_USD_RATES: dict[str, float] = {"USD": 1.0, "CNY": 0.14, "EUR": 1.08, "GBP": 1.27}
+_usd_rates: dict[str, float] = dict(DEFAULT_USD_RATES)
+_SYMBOL = {"USD": "$", "CNY": "¥", "EUR": "€", "GBP": "£"}
+
+
+def set_exchange_rates(rates: dict[str, float]) -> None:
+    """Use ``rates`` (currency -> US dollars per unit) on top of the defaults, for this process."""
+    global _usd_rates
+    _usd_rates = {**DEFAULT_USD_RATES, **{k.upper(): float(v) for k, v in rates.items() if float(v) > 0}}
+
+
+def convert_price(amount: float, src: str, dst: str) -> float | None:
+    """``amount`` of ``src`` in ``dst``; None when a rate is unknown."""
+    src, dst = src.upper(), dst.upper()
+    if src == dst:
+        return amount
+    a, b = _usd_rates.get(src), _usd_rates.get(dst)
+    return None if a is None or b is None else amount * a / b
 
 SortOrder = Literal["relevance", "price_asc", "price_desc", "rating"]
 
@@ -111,10 +134,18 @@ class Filters:
             out = replace(out, in_stock=True)
         return out
 
+    def bound(self, value: float | None, currency: str) -> float | None:
+        """A price bound of these filters in ``currency`` (the bound as given when no rate is known)."""
+        if value is None or not self.currency:
+            return value
+        converted = convert_price(value, self.currency, currency)
+        return value if converted is None else converted
+
     def matches(self, p: Product) -> bool:
-        if self.min_price is not None and p.price < self.min_price:
+        low, high = self.bound(self.min_price, p.currency), self.bound(self.max_price, p.currency)
+        if low is not None and p.price < low:
             return False
-        if self.max_price is not None and p.price > self.max_price:
+        if high is not None and p.price > high:
             return False
         if self.in_stock and p.stock <= 0:
             return False
@@ -138,12 +169,14 @@ class Filters:
             parts.append("in " + "/".join(sorted(self.categories)))
         if self.sizes:
             parts.append("size " + "/".join(sorted(self.sizes)))
+        # a budget in another currency than the dollar says which ("under ¥500")
+        sym = _SYMBOL.get(self.currency or "", (self.currency or "") + " ") if self.currency not in (None, "USD") else ""
         if self.min_price is not None and self.max_price is not None:
-            parts.append(f"{self.min_price:g}-{self.max_price:g}")
+            parts.append(f"{sym}{self.min_price:g}-{sym}{self.max_price:g}")
         elif self.max_price is not None:
-            parts.append(f"under {self.max_price:g}")
+            parts.append(f"under {sym}{self.max_price:g}")
         elif self.min_price is not None:
-            parts.append(f"over {self.min_price:g}")
+            parts.append(f"over {sym}{self.min_price:g}")
         if self.in_stock:
             parts.append("in stock")
         return ", ".join(parts)
@@ -261,6 +294,8 @@ class FilterArrays:
 
     def __init__(self, products: Sequence[Product]) -> None:
         self.price = np.asarray([p.price for p in products], dtype=np.float64)
+        self.currency = np.asarray([(p.currency or "USD").upper() for p in products])
+        self._currencies = sorted(set(self.currency.tolist()))
         self.stock = np.asarray([p.stock for p in products], dtype=np.int64)
         self.rating = np.asarray([product_rating(p) for p in products], dtype=np.float32)
         self._brand_rows: dict[str, list[int]] = {}
@@ -282,10 +317,15 @@ class FilterArrays:
             return None
         n = len(self.price)
         m = np.ones(n, dtype=bool)
-        if f.min_price is not None:
-            m &= self.price >= f.min_price
-        if f.max_price is not None:
-            m &= self.price <= f.max_price
+        for value, keep in ((f.min_price, np.greater_equal), (f.max_price, np.less_equal)):
+            if value is None:
+                continue
+            if not f.currency or self._currencies == [f.currency]:
+                m &= keep(self.price, value)
+                continue
+            for cur in self._currencies:  # the bound in each currency the catalog prices in
+                rows = self.currency == cur
+                m &= ~rows | keep(self.price, f.bound(value, cur) or value)
         if f.in_stock:
             m &= self.stock > 0
         for wanted, rows in (

@@ -274,3 +274,12 @@ def test_a_refinement_that_finds_nothing_leaves_the_search_as_it_was(bot: Assist
     purple = _cards(chat.say("in purple"))
     assert purple and all("purple" in _product(bot, c.sku).attr("color") for c in purple)
     assert all(c.price <= 80 for c in purple) and max(c.price for c in purple) > cheapest
+
+
+def test_a_budget_in_yuan_filters_dollar_prices_at_the_exchange_rate(bot: Assistant) -> None:
+    chat = Chat(bot)
+    r = chat.say("我想买跑步鞋，500元以下")
+    cards = _cards(r)
+    assert cards and all(c.price <= 500 * 0.14 for c in cards) and "¥500" in r[0].text  # about $70, not $500
+    cheaper = _cards(chat.say("便宜一点的"))  # a nudge is in the shown prices' own currency
+    assert cheaper and max(c.price for c in cheaper) < min(c.price for c in cards)

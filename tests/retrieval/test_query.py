@@ -64,3 +64,23 @@ def test_filters_match_and_merge() -> None:
     assert merged.max_price == 50 and merged.colors == {"red"}
     assert Filters().is_empty() and not merged.is_empty()
     assert merged.describe() == "red, under 50"
+
+
+def test_a_budget_in_another_currency_is_converted_for_the_filter() -> None:
+    from retrieval.catalog import Product
+    from retrieval.query import FilterArrays, set_exchange_rates
+
+    products = [Product(sku=f"S{i}", title="shoe", price=price, currency=cur, stock=1)
+                for i, (price, cur) in enumerate([(50.0, "USD"), (90.0, "USD"), (400.0, "CNY"), (60.0, "EUR")])]
+    fa = FilterArrays(products)
+    allowed = lambda text: [p.sku for p, ok in zip(products, fa.mask(parse_query(text).filters), strict=True) if ok]  # noqa: E731
+    f = parse_query("跑步鞋 500元以下").filters
+    assert f.currency == "CNY" and f.describe() == "under ¥500"
+    assert allowed("跑步鞋 500元以下") == ["S0", "S2", "S3"]  # ¥500 is about $70: not the $90 pair; €60 ~ $65
+    assert allowed("shoes under $60") == ["S0", "S2"]  # ¥400 ~ $56, €60 ~ $65
+    assert [p.sku for p in products if f.matches(p)] == ["S0", "S2", "S3"]
+    set_exchange_rates({"CNY": 0.2})  # the shop's own rate: ¥500 = $100
+    try:
+        assert allowed("跑步鞋 500元以下") == ["S0", "S1", "S2", "S3"]
+    finally:
+        set_exchange_rates({})
