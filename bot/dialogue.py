@@ -516,10 +516,13 @@ class DialogueManager:
             label = query or understood
             return [Reply(say("no_results", lang, query=label, understood=f" ({understood})" if understood and query else ""))]
         st["shown"] = res.skus
+        # a count only when it is one: past the candidate pool, "100 products match" would be the pool's size
         if first:
-            head = say("results", lang, total=res.total, understood=f" ({understood})" if understood else "")
+            head = say("results" if res.exhaustive else "results_top", lang, total=res.total,
+                       understood=f" ({understood})" if understood else "")
         else:
-            head = say("results_more", lang, first=offset + 1, last=offset + len(res.hits), total=res.total)
+            head = say("results_more" if res.exhaustive else "results_more_top", lang, first=offset + 1,
+                       last=offset + len(res.hits), total=res.total)
         replies = [self._cards_reply(turn, head, res.hits, res.total, offset)]
         writer = self.product_writer
         if writer is not None and self.search_summaries and first and len(res.hits) > 1:

@@ -42,6 +42,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "results": {"en": "{total} products match{understood}:", "zh": "找到 {total} 件商品{understood}："},
     "results_more": {"en": "More results ({first}-{last} of {total}):", "zh": "更多结果（第 {first}-{last} 件，共 {total} 件）："},
+    "results_top": {"en": "Best matches{understood}:", "zh": "最相关的商品{understood}："},
+    "results_more_top": {"en": "More results ({first}-{last}):", "zh": "更多结果（第 {first}-{last} 件）："},
     "no_results": {
         "en": "I couldn't find products for \"{query}\"{understood}. Try other words or fewer filters.",
         "zh": "没有找到“{query}”的相关商品{understood}。请换个说法或减少筛选条件。",

@@ -115,6 +115,9 @@ class SearchResult:
     total: int  # candidates that passed the filters (what paging runs over)
     offset: int
     timings_ms: dict[str, float]
+    # whether ``total`` counts every product that passed the filters; False when the filters allow more
+    # products than the candidate pool holds, so ``total`` is the pool's size, not a count to show a shopper
+    exhaustive: bool = True
 
     @property
     def skus(self) -> list[str]:
@@ -212,7 +215,9 @@ class SearchEngine:
             for i, (j, r, s) in enumerate(zip(range(total)[page], rows[page], scores[page], strict=True))
         ]
         timings["total"] = (time.perf_counter() - t0) * 1000
-        return SearchResult(pq, hits, total, offset, timings)
+        allowed = len(self.products) if mask is None else int(np.count_nonzero(mask))
+        exhaustive = not pq.text.strip() or allowed <= self.config.candidates
+        return SearchResult(pq, hits, total, offset, timings, exhaustive)
 
     # ----------------------------------------------------------------------------------- ranking
 

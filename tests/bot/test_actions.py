@@ -466,7 +466,7 @@ def test_an_unreachable_database_still_answers_and_buffers_the_rows(serve, tmp_p
     server = serve(database_url=f"postgresql+psycopg://shop:pw@127.0.0.1:{port}/shop")
     rasa = Rasa(server.url)
     body = rasa.say("running shoes", "search_product", "action_search_products", [("product", "running shoes")])
-    assert "products match" in text_of(body) and rasa.slots["shown_skus"]
+    assert ("products match" in text_of(body) or "Best matches" in text_of(body)) and rasa.slots["shown_skus"]
     body = rasa.say("cheaper", "refine_search", "action_refine_search")  # the state survived in this process
     assert rasa.slots["max_price"] is not None
     assert server.runtime.assistant.store.pending() > 0

@@ -283,3 +283,12 @@ def test_a_budget_in_yuan_filters_dollar_prices_at_the_exchange_rate(bot: Assist
     assert cards and all(c.price <= 500 * 0.14 for c in cards) and "¥500" in r[0].text  # about $70, not $500
     cheaper = _cards(chat.say("便宜一点的"))  # a nudge is in the shown prices' own currency
     assert cheaper and max(c.price for c in cheaper) < min(c.price for c in cards)
+
+
+def test_a_count_is_shown_only_when_it_counts_every_match(bot: Assistant) -> None:
+    chat = Chat(bot)
+    broad = chat.say("do you sell bicycles?")  # no filter: the candidate pool, not a count of matches
+    assert broad[0].text.startswith("Best matches") and not any(ch.isdigit() for ch in broad[0].text.split(":")[0])
+    assert chat.say("more")[0].text.startswith("More results (6-10):")
+    narrow = chat.say("wireless earbuds")  # the headphones category: every one of them was ranked
+    assert narrow[0].text.split()[1:3] == ["products", "match"] and int(narrow[0].text.split()[0]) > 5
