@@ -575,6 +575,11 @@ class DialogueManager:
 
     def _pick(self, turn: _Turn, ordinals: Sequence[int]) -> list[Product] | None:
         """The shown products the ordinals point at; None (and nothing picked) when one is out of range."""
+        numbered = self._pick_numbered(turn, ordinals)
+        return None if numbered is None else [p for _, p in numbered]
+
+    def _pick_numbered(self, turn: _Turn, ordinals: Sequence[int]) -> list[tuple[int, Product]] | None:
+        """``_pick`` with the number each product has on screen (results 6-10 on the second page)."""
         shown = list(turn.state.get("shown") or [])
         offset = int(turn.state.get("offset", 0))
         out = []
@@ -590,7 +595,7 @@ class DialogueManager:
             p = self.engine.product(shown[idx])
             if p is None:
                 return None
-            out.append(p)
+            out.append((offset + idx + 1, p))
         return out
 
     def _details(self, turn: _Turn, ordinals: Sequence[int], sku: str | None = None) -> list[Reply]:
@@ -660,10 +665,12 @@ class DialogueManager:
                 ordinals = [1, 2]
             else:
                 return [Reply(say("compare_two", lang))]
-        picked = self._pick(turn, ordinals[:4])
-        if picked is None:
+        numbered = self._pick_numbered(turn, ordinals[:4])
+        if numbered is None:
             return [Reply(say("which_one", lang, n=len(shown)))]
-        header = [""] + [f"{n if n > 0 else len(shown)}. {p.title_for(lang)}" for n, p in zip(ordinals, picked, strict=False)]
+        # numbered as on screen ("1 or 3" shows 1 and 3; "6 and 7" on the second page shows 6 and 7)
+        numbers, picked = [n for n, _ in numbered], [p for _, p in numbered]
+        header = [""] + [f"{n}. {p.title_for(lang)}" for n, p in numbered]
         rows = [header,
                 [say("row_price", lang)] + [format_price(p.price, p.currency) for p in picked],
                 [say("row_brand", lang)] + [p.brand or "-" for p in picked],
@@ -676,10 +683,9 @@ class DialogueManager:
             rows.append([label] + [", ".join(p.attr(a)) or "-" for p in picked])
         rows.append([say("row_stock", lang)] + [str(p.stock) if p.stock > 0 else say("details_oos", lang) for p in picked])
         turn.query = None
-        # numbered as the shopper knows them from the list ("1 or 3" shows 1 and 3, not 1 and 2)
-        cards = [self._card(p, n if n > 0 else len(shown), lang) for n, p in zip(ordinals, picked, strict=False)]
+        cards = [self._card(p, n, lang) for n, p in numbered]
         return [Reply(say("compare_head", lang), cards=cards, table=rows,
-                      buttons=[Button(say("btn_details", lang) + f" {n}", f"details:{p.sku}") for n, p in zip(ordinals, picked, strict=False)])]
+                      buttons=[Button(say("btn_details", lang) + f" {n}", f"details:{p.sku}") for n, p in zip(numbers, picked, strict=True)])]
 
     def _similar(self, turn: _Turn, ordinals: Sequence[int], sku: str | None = None, offset: int = 0) -> list[Reply]:
         lang = turn.lang

@@ -292,3 +292,15 @@ def test_a_count_is_shown_only_when_it_counts_every_match(bot: Assistant) -> Non
     assert chat.say("more")[0].text.startswith("More results (6-10):")
     narrow = chat.say("wireless earbuds")  # the headphones category: every one of them was ranked
     assert narrow[0].text.split()[1:3] == ["products", "match"] and int(narrow[0].text.split()[0]) > 5
+
+
+def test_on_the_second_page_compared_products_carry_their_numbers_on_screen(bot: Assistant) -> None:
+    chat = Chat(bot)
+    chat.say("wireless earbuds")
+    page2 = _cards(chat.say("more"))
+    assert [c.rank for c in page2] == [6, 7, 8, 9, 10]
+    r = chat.say("compare 6 and 7")
+    assert [(c.rank, c.sku) for c in r[0].cards] == [(6, page2[0].sku), (7, page2[1].sku)]
+    assert r[0].table is not None and r[0].table[0][1].startswith("6. ") and r[0].table[0][2].startswith("7. ")
+    r = chat.say("compare the first and the last")  # on this page: its first and last lines, numbered 6 and 10
+    assert [(c.rank, c.sku) for c in r[0].cards] == [(6, page2[0].sku), (10, page2[4].sku)]
