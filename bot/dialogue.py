@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.messages import say
+from bot.messages import attribute_name, attribute_value, say
 from bot.nlu import refinement_extra
 from bot.replies import Button, Card, Event, LiveText, Reply, card_from_product, format_price
 from bot.store import TurnRecord
@@ -624,7 +624,7 @@ class DialogueManager:
         for name, values in p.attributes.items():
             if name in {"rating"}:
                 continue
-            lines.append(f"{name}: {', '.join(values)}")
+            lines.append(f"{attribute_name(name, lang)}: {', '.join(attribute_value(name, v, lang) for v in values)}")
         rating = p.attr("rating")
         if rating:
             lines.append(f"{say('row_rating', lang)}: {rating[0]}/5")
@@ -679,8 +679,8 @@ class DialogueManager:
         for p in picked:
             names += [a for a in p.attributes if a not in names]
         for a in names:
-            label = say("row_rating", lang) if a == "rating" else a
-            rows.append([label] + [", ".join(p.attr(a)) or "-" for p in picked])
+            label = say("row_rating", lang) if a == "rating" else attribute_name(a, lang)
+            rows.append([label] + [", ".join(attribute_value(a, v, lang) for v in p.attr(a)) or "-" for p in picked])
         rows.append([say("row_stock", lang)] + [str(p.stock) if p.stock > 0 else say("details_oos", lang) for p in picked])
         turn.query = None
         cards = [self._card(p, n, lang) for n, p in numbered]

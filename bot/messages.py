@@ -140,6 +140,33 @@ EXAMPLES = {
 }
 
 
+# Catalog attribute names as a Chinese shopper reads them (the values stay the catalog's own words);
+# a name not listed is shown as the catalog spells it.
+ATTRIBUTE_NAMES: dict[str, dict[str, str]] = {
+    "zh": {"color": "颜色", "colour": "颜色", "size": "尺码", "material": "材质", "rating": "评分", "weight": "重量",
+           "capacity": "容量", "storage": "存储", "ram": "内存", "memory": "内存", "screen": "屏幕", "style": "款式",
+           "gender": "性别", "pattern": "图案", "fit": "版型", "length": "长度", "width": "宽度", "height": "高度",
+           "volume": "容量", "power": "功率", "battery": "电池", "model": "型号", "flavor": "口味", "flavour": "口味",
+           "scent": "香型", "age": "适用年龄", "language": "语言", "author": "作者", "format": "版本"},
+}
+
+
+def attribute_name(name: str, language: str = "en") -> str:
+    """``name`` of a catalog attribute in ``language`` (as given when there is no translation)."""
+    return ATTRIBUTE_NAMES.get(language, {}).get(name.lower(), name)
+
+
+def attribute_value(name: str, value: str, language: str = "en") -> str:
+    """A catalog attribute's value in ``language``: colours the search understands in Chinese ("black" ->
+    "黑色", the same table that reads "黑色的" in a query); every other value as the catalog gives it."""
+    if language != "zh" or name.lower() not in {"color", "colour"}:
+        return value
+    from retrieval.query import COLORS
+
+    words = COLORS.get(value.lower(), ())
+    return next((w for w in words if not w.isascii()), value)
+
+
 def say(key: str, language: str = "en", **values: object) -> str:
     """The message ``key`` in ``language`` (English when that language lacks it), filled in."""
     table = MESSAGES[key]

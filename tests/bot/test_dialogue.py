@@ -144,6 +144,11 @@ def test_chinese_conversation(bot: Assistant) -> None:
 
     r = chat.say("第二个详细介绍一下")
     assert r[0].intent == "details" and r[0].cards[0].sku == cheaper[1].sku and "有货" in r[0].text
+    colour = _product(bot, cheaper[1].sku).attr("color")[0]
+    zh_colour = {"black": "黑色", "blue": "蓝色", "green": "绿色", "white": "白色"}.get(colour)
+    assert "颜色: " in r[0].text and "color:" not in r[0].text and (zh_colour is None or f"颜色: {zh_colour}" in r[0].text)
+    table = chat.say("比较第一个和第二个")[0].table
+    assert table is not None and {"颜色", "材质"} <= {row[0] for row in table}
 
     r = chat.say("要红色的")
     assert all("red" in _product(bot, c.sku).attr("color") for c in _cards(r))
