@@ -53,7 +53,7 @@ CS_SECTIONS: dict[str, tuple[str, ...]] = {
     "cancel_order": ("Changing or cancelling an order",),
     "change_order": ("Changing or cancelling an order",),
     "check_cancellation_fee": ("Changing or cancelling an order", "Returns"),
-    "place_order": ("Payment", "Shipping"),
+    "place_order": ("Placing an order", "Payment"),
     "track_order": ("Order tracking",),
     "delivery_options": ("Shipping",),
     "delivery_period": ("Shipping",),

@@ -432,12 +432,17 @@ _CS_WORDS = re.compile(
     r"订单|退款|退钱|发票|收据|账户|账号|密码|登录|注册|配送|快递|发货|物流|送货|地址|付款|支付|扣款|取消|投诉|评价|"
     r"订阅|退订|人工|客服|手续费|违约金|包裹|到货|退货|帮助|手机号|电话|邮箱|修改|个人信息|资料|会员|昵称|头像|评论|"
     r"售后|保修|网站|下单|购买流程|质保|运费|邮费|包邮|优惠码|优惠券|折扣码|"
-    r"\b(?:warrant(?:y|ies)|guarantee|postage|coupons?|vouchers?|discount codes?|promo codes?)\b",
+    r"购物车|结账|\b(?:warrant(?:y|ies)|guarantee|postage|coupons?|vouchers?|discount codes?|promo codes?|cart|"
+    r"checkout)\b",
     re.I,
 )
 # Policies the 27 Bitext intents have no intent for -> the pseudo-intent the dialogue answers from that
 # policy section (bot/dialogue.py CS_SECTIONS), and the intents that already lead to the same section.
 _POLICY_TOPICS: tuple[tuple[re.Pattern[str], str, frozenset[str]], ...] = (
+    # the chat has no cart: "add the first one to my cart" asks how to order, whichever product it names
+    (re.compile(r"\b(?:add(?: (?:it|this|that|them|these|those|one|(?:the )?\w+ ones?))? to (?:my |the |your )?"
+                r"(?:cart|basket|shopping bag)|shopping cart|check ?out)\b|加入购物车|加到购物车|放进购物车|购物车|结账|结算", re.I),
+     "place_order", frozenset({"place_order"})),
     (re.compile(r"\b(?:warrant(?:y|ies)|guarantee[ds]?)\b|保修|质保|保固|包修", re.I), "warranty", frozenset()),
     (re.compile(r"\b(?:shipping (?:costs?|fees?|charges?|prices?|rates?)|delivery (?:costs?|fees?|charges?)|postage|"
                 r"(?:how much|what) (?:is|does) (?:the )?(?:shipping|delivery)(?: cost)?|free shipping)\b|"
@@ -627,7 +632,7 @@ def _policy_topic(text: str, intent: str, slots: Slots) -> str | None:
         named = bool(slots.categories or slots.filters.brands or slots.ordinals)
         # a product named without a question ("laptop with a 2-year warranty") is a search, whatever the
         # classifier thought; "is my laptop under warranty?" asks about the policy
-        return None if named and not _QUESTION_CUE.search(text) else topic
+        return None if named and not _QUESTION_CUE.search(text) and topic != "place_order" else topic
     return None
 
 

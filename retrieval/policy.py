@@ -26,6 +26,7 @@ __all__ = ["Passage", "PolicyHit", "PolicyIndex", "PolicyMatch", "answer_text"]
 # whose label ("退款与换货：") names the topic in Chinese.
 SECTION_ALIASES: dict[str, tuple[str, ...]] = {
     "shipping": ("配送", "运费", "发货"),
+    "placing an order": ("下单", "购物车"),
     "order tracking": ("订单跟踪", "物流"),
     "changing or cancelling an order": ("修改", "取消"),
     "returns": ("退货",),

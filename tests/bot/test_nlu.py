@@ -429,6 +429,8 @@ def test_shipped_model_with_rules_and_state(real_nlu: NLU) -> None:
         ("what are the shipping costs", "delivery_options"),
         ("any coupons?", "promotions"),
         ("有优惠券吗", "promotions"),
+        ("add it to my cart", "place_order"),
+        ("add the second one to my basket", "place_order"),
     ],
 )
 def test_policy_topics_the_intents_lack_are_routed_to_that_policy(nlu: NLU, text: str, intent: str) -> None:

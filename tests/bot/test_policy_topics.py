@@ -43,6 +43,8 @@ def bot(shared, tmp_path: Path) -> Iterator[Assistant]:  # type: ignore[no-untyp
         ("运费多少钱？", "运费 $4.99", "摘自：配送"),
         ("do you have any discount codes?", "discount code", "Promotions and discount codes policy"),
         ("有优惠券吗？", "优惠码", "摘自：优惠码"),
+        ("add it to my cart", "cannot add items to your cart", "Placing an order policy"),
+        ("加入购物车", "不能把商品加入购物车", "摘自：下单"),
     ],
 )
 def test_policy_questions_get_that_policy(bot: Assistant, question: str, expected: str, source: str) -> None:
@@ -61,3 +63,9 @@ def test_after_a_search_a_shipping_question_is_not_a_refinement(bot: Assistant) 
 def test_a_product_with_a_warranty_is_still_a_search(bot: Assistant) -> None:
     r = bot.handle(Event(user="u3", channel="test", text="laptop with 2 year warranty"))
     assert r[0].cards and r[0].intent == "search"
+
+
+def test_adding_a_shown_product_to_a_cart_explains_how_to_order(bot: Assistant) -> None:
+    assert bot.handle(Event(user="u4", channel="test", text="wireless earbuds"))[0].cards
+    r = bot.handle(Event(user="u4", channel="test", text="add the first one to my cart"))
+    assert not r[0].cards and "website" in r[0].text and "Placing an order policy" in r[0].text
