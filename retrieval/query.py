@@ -323,6 +323,9 @@ class FilterArrays:
             if not f.currency or self._currencies == [f.currency]:
                 m &= keep(self.price, value)
                 continue
+            if len(self._currencies) == 1:  # one catalog currency: one converted bound
+                m &= keep(self.price, f.bound(value, self._currencies[0]) or value)
+                continue
             for cur in self._currencies:  # the bound in each currency the catalog prices in
                 rows = self.currency == cur
                 m &= ~rows | keep(self.price, f.bound(value, cur) or value)
