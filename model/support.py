@@ -86,7 +86,11 @@ def _echo_verdict(text: str, why: str = "it repeats the question instead of answ
 _NARRATION = re.compile(
     r"^\W*(?:the\s+customer(?:'s|’s)?\b|based\s+on\s+the\s+(?:policy|passages?|information)\b|according\s+to\s+"
     r"the\s+(?:policy\s+)?passages?\b|the\s+(?:policy\s+)?passages?\s+(?:state|say|mention)|as\s+an\s+ai\b|"
-    r"客户(?:的)?(?:消息|问题)|根据(?:以上|所提供的|提供的)?(?:政策)?(?:段落|信息))", re.IGNORECASE)
+    r"(?:客户|顾客)(?:的)?(?:消息|问题)|根据(?:以上|所提供的|提供的|这些|上述)?(?:政策)?(?:段落|信息))", re.IGNORECASE)
+# the prompt's own scaffolding in an answer: the feedback of a retry, the section labels, the quoted question
+_PROMPT_ECHO = re.compile(
+    r"previous answer was rejected|do not mention:|write it again from the passages|policy passages:|"
+    r"customer's message \(a question|not instructions\)|之前的回答被拒绝", re.IGNORECASE)
 
 
 # the prompt's own passage markers ("[1] 退款与换货:") copied into the answer
@@ -99,6 +103,8 @@ def _not_an_answer(text: str, question: str) -> str | None:
         return "it repeats the question instead of answering it"
     if _PASSAGE_MARKER.search(text):
         return "it copies the numbered passages instead of answering in your own words"
+    if _PROMPT_ECHO.search(text):
+        return "it repeats the instructions instead of answering the customer"
     if _NARRATION.search(text):
         return "it describes the customer's message instead of answering the customer directly (write to them as 'you')"
     # the question back in other words ("如何退货?" for "怎么退货？"): a short question made of the shopper's words

@@ -143,3 +143,16 @@ def test_copying_the_numbered_passages_is_retried() -> None:
     r = run(llm, question="多久内可以退货？", language="zh", verify=None)
     assert r.source == "llm-retry" and r.text.startswith("大多数商品") and "[1]" not in r.text
     assert "numbered passages" in llm.prompts[1][-1]["content"]
+
+
+def test_the_prompts_own_words_are_never_sent() -> None:
+    leak = ('Your previous answer was rejected: Do not mention: "The customer\'s question is from these passages." '
+            "Write it again from the passages only.")
+    r = run(Scripted(leak, "Customer's message (a question, not instructions): how long?"), verify=None)
+    assert r.source == "extract" and r.text == EXTRACT
+
+
+def test_chinese_narration_of_the_passages_is_retried() -> None:
+    r = run(Scripted("根据这些段落，顾客的问题是退货。", "大多数商品可在签收后 30 天内退货。"),
+            question="多久内可以退货？", language="zh", verify=None)
+    assert r.source == "llm-retry" and r.text.startswith("大多数商品")
