@@ -639,32 +639,26 @@ class Store:
         """A session for reads. Buffered rows go in first, so the answer includes them; when the database
         is down the caller gets StoreUnavailable with one sentence (``hot`` reads, which have a fallback,
         get it at once during the retry interval instead of waiting for another connect timeout)."""
-        if hot and self._skip_db():
-            raise StoreUnavailable(self._unavailable(None))
-        if self._has_pending():
-            self.flush()
-        try:
-            self._ensure_schema()
-            with Session(self.engine) as s:
-                yield s
-        except Exception as exc:
-            if not _is_down(exc):
-                raise
-            self._mark_down(exc)
-            raise StoreUnavailable(self._unavailable(exc)) from None
+        with self._reading(lambda: Session(self.engine), hot=hot) as s:
+            yield s
 
     @contextmanager
     def _read_rows(self, *, hot: bool = False) -> Iterator[Connection]:
         """:meth:`_read` as a plain connection, for the reads every turn makes: a Core SELECT costs a fraction
         of an ORM Session and identity map for one row."""
+        with self._reading(self.engine.connect, hot=hot) as c:
+            yield c
+
+    @contextmanager
+    def _reading(self, open_: Callable[[], Any], *, hot: bool) -> Iterator[Any]:
         if hot and self._skip_db():
             raise StoreUnavailable(self._unavailable(None))
         if self._has_pending():
             self.flush()
         try:
             self._ensure_schema()
-            with self.engine.connect() as c:
-                yield c
+            with open_() as handle:
+                yield handle
         except Exception as exc:
             if not _is_down(exc):
                 raise

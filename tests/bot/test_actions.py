@@ -26,11 +26,8 @@ from sqlalchemy import select
 from bot.actions import ACTIONS, BUTTON_INTENTS, MIRRORED_SLOTS, ActionRuntime
 from bot.app import Assistant, build_assistant
 from bot.cli_actions import ActionServer
-from bot.intents import load_default_model
-from bot.nlu import NLU
 from bot.settings import Settings
 from bot.store import Feedback, Handoff, StoreUnavailable
-from retrieval.policy import PolicyIndex
 
 ROOT = Path(__file__).parents[2]
 CAPTURE = ROOT / "tests" / "data" / "rasa_action_request.json"
@@ -41,14 +38,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def shared(demo_engine):  # type: ignore[no-untyped-def]
-    categories = sorted({c.lower() for p in demo_engine.products for c in p.category})
-    nlu = NLU(load_default_model(), brands=demo_engine.brands, categories=categories)
-    policy = PolicyIndex.from_path(None, {k: d.encoder for k, d in demo_engine.dense.items()})
-    return demo_engine, nlu, policy
 
 
 @pytest.fixture

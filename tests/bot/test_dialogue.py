@@ -11,20 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.app import Assistant, build_assistant
-from bot.intents import load_default_model
-from bot.nlu import NLU
 from bot.replies import Event, Reply, render_text
 from bot.settings import Settings
 from bot.store import Store
-from retrieval.policy import PolicyIndex
-
-
-@pytest.fixture(scope="module")
-def shared(demo_engine):  # type: ignore[no-untyped-def]
-    categories = sorted({c.lower() for p in demo_engine.products for c in p.category})
-    nlu = NLU(load_default_model(), brands=demo_engine.brands, categories=categories)
-    policy = PolicyIndex.from_path(None, {k: d.encoder for k, d in demo_engine.dense.items()})
-    return demo_engine, nlu, policy
 
 
 def _assistant(shared, tmp_path: Path, **settings) -> Assistant:  # type: ignore[no-untyped-def]

@@ -16,15 +16,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import Assistant, build_assistant
-from bot.intents import load_default_model
 from bot.messages import EXAMPLES, MESSAGES
-from bot.nlu import NLU
 from bot.replies import Event, Reply
 from bot.settings import Settings
 from bot.store import Turn
 from model.grounding import Facts, verify
 from model.llm_base import LLMError, LLMTimeout
-from retrieval.policy import PolicyIndex
 
 SUITE = Path(__file__).parents[1] / "data" / "injection_suite.txt"
 
@@ -70,14 +67,6 @@ def kind_of(messages: Sequence[Mapping[str, str]]) -> str:
     if "numbered products" in system or "编号的商品" in system:
         return "summary"
     return "qa"
-
-
-@pytest.fixture(scope="module")
-def shared(demo_engine):  # type: ignore[no-untyped-def]
-    categories = sorted({c.lower() for p in demo_engine.products for c in p.category})
-    nlu = NLU(load_default_model(), brands=demo_engine.brands, categories=categories)
-    policy = PolicyIndex.from_path(None, {k: d.encoder for k, d in demo_engine.dense.items()})
-    return demo_engine, nlu, policy
 
 
 @pytest.fixture

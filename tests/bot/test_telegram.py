@@ -18,25 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.app import Assistant, build_assistant
-from bot.intents import load_default_model
-from bot.nlu import NLU
 from bot.settings import Settings
 from bot.store import Feedback, Turn
 from bot.telegram import ShopBot
-from retrieval.policy import PolicyIndex
 from tests.fakes.telegram_harness import Running, running
 from tests.fakes.telegram_server import Call, FakeTelegram
 
 ADMIN = 1000
 ANN, BO, CY = 2001, 2002, 2003
-
-
-@pytest.fixture(scope="module")
-def shared(demo_engine):  # type: ignore[no-untyped-def]
-    categories = sorted({c.lower() for p in demo_engine.products for c in p.category})
-    nlu = NLU(load_default_model(), brands=demo_engine.brands, categories=categories)
-    policy = PolicyIndex.from_path(None, {k: d.encoder for k, d in demo_engine.dense.items()})
-    return demo_engine, nlu, policy
 
 
 @pytest.fixture

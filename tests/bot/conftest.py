@@ -1,0 +1,19 @@
+"""Fixtures the conversation tests share: the demo catalog's engine (tests/conftest.py) with the packaged
+intent model and the demo policy over the same encoders, built once per test module."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.intents import load_default_model
+from bot.nlu import NLU
+from retrieval.policy import PolicyIndex
+
+
+@pytest.fixture(scope="module")
+def shared(demo_engine):  # type: ignore[no-untyped-def]
+    """(engine, NLU, policy) over the demo catalog: what ``build_assistant`` would load, without the loading."""
+    categories = sorted({c.lower() for p in demo_engine.products for c in p.category})
+    nlu = NLU(load_default_model(), brands=demo_engine.brands, categories=categories)
+    policy = PolicyIndex.from_path(None, {k: d.encoder for k, d in demo_engine.dense.items()})
+    return demo_engine, nlu, policy
