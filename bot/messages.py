@@ -49,7 +49,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "没有找到“{query}”的相关商品{understood}。请换个说法或减少筛选条件。",
     },
     "no_results_relaxed": {
-        "en": "Nothing matches \"{query}\" with {understood}; here is what I have without those filters:",
+        "en": "Nothing matches \"{query}\" ({understood}); here is what I have without those filters:",
         "zh": "没有符合“{query}”（{understood}）的商品；去掉这些条件后有这些：",
     },
     "no_more": {"en": "That's all I have for this search.", "zh": "这个搜索没有更多结果了。"},
