@@ -298,3 +298,9 @@ def test_on_the_second_page_compared_products_carry_their_numbers_on_screen(bot:
     assert r[0].table is not None and r[0].table[0][1].startswith("6. ") and r[0].table[0][2].startswith("7. ")
     r = chat.say("compare the first and the last")  # on this page: its first and last lines, numbered 6 and 10
     assert [(c.rank, c.sku) for c in r[0].cards] == [(6, page2[0].sku), (10, page2[4].sku)]
+
+
+def test_an_impossible_filter_says_so_and_shows_the_search_without_it(bot: Assistant) -> None:
+    r = Chat(bot).say("running shoes under $1")
+    assert r[0].text.startswith('Nothing matches "running shoes" (') and "without those filters" in r[0].text
+    assert _cards(r) and all(_product(bot, c.sku).category[0] == "Shoes" for c in _cards(r))
