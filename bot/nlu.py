@@ -39,6 +39,7 @@ __all__ = [
     "parse",
 ]
 
+FEEDBACK_MIN_CONFIDENCE = 0.5  # below it, a predicted thumbs-up/down is not recorded (RULES["unsure_feedback"])
 MAX_SLOT_CHARS = 2000  # patterns run on at most this much of a message (the dialogue keeps 1000)
 
 # Rule name -> why it is safe to override the classifier with it.
@@ -51,6 +52,8 @@ RULES: dict[str, str] = {
     "ordinal_only": "a message that is only a reference ('the second one', '#2', '第二个') asks about that product",
     "ordinal_question": "a question about one shown result ('is the first one in stock?', '第二个有红色的吗？') is "
     "answered with that product's details (price, stock, colours, sizes), not by filtering the list",
+    "unsure_feedback": "a thumbs-up or thumbs-down the classifier is unsure of (below 0.5: 'xxxx…', a pasted "
+    "log) is not recorded against the last reply: feedback trains the models, a guess would teach them noise",
     "refinement": "with a search on screen, a message made only of filters or a price nudge ('cheaper', 'in blue', "
     "'size 42', '便宜一点的') narrows that search",
     "policy_topic": "a message naming a policy the intent set has no intent for (warranty, shipping costs, discount "
@@ -614,6 +617,8 @@ class NLU:
         topic = _policy_topic(text, intent, slots)
         if topic is not None:
             return "policy_topic", topic
+        if intent in {"feedback_positive", "feedback_negative"} and conf < FEEDBACK_MIN_CONFIDENCE:
+            return "unsure_feedback", "other"
         if refinement_only and _has_search(state):
             return "refinement", "refine"
         short = len(text) <= 16 if has_cjk(text) else len(text.split()) <= 6

@@ -304,3 +304,13 @@ def test_an_impossible_filter_says_so_and_shows_the_search_without_it(bot: Assis
     r = Chat(bot).say("running shoes under $1")
     assert r[0].text.startswith('Nothing matches "running shoes" (') and "without those filters" in r[0].text
     assert _cards(r) and all(_product(bot, c.sku).category[0] == "Shoes" for c in _cards(r))
+
+
+def test_gibberish_is_not_recorded_as_feedback(bot: Assistant, tmp_path: Path) -> None:
+    chat = Chat(bot, user="dave")
+    r = chat.say("yoga mat")
+    assert r[0].cards
+    assert chat.say("x" * 800)[-1].intent == "other"  # the classifier guessed a thumbs-up at 0.30
+    bot.store.export_feedback(tmp_path / "fb.jsonl")
+    rows = [json.loads(x) for x in (tmp_path / "fb.jsonl").read_text().splitlines()]
+    assert rows and not any(row["thumbs"] for row in rows)
