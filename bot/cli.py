@@ -331,6 +331,47 @@ def feedback_export(ctx: click.Context, out: Path) -> None:
     click.echo(f"{n} turns written to {out}.")
 
 
+@feedback_group.command(name="import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--channel", default=None, help="Channel of bare user ids in the file (e.g. telegram); ids like "
+              "'telegram:12345' carry their own.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
+@click.pass_context
+def feedback_import(ctx: click.Context, path: Path, channel: str | None, as_json: bool) -> None:
+    """Add what shoppers did outside the chat (purchases, add-to-cart) from the shop's export: CSV or JSON
+    lines with user, sku, and optionally kind (purchase), at (ISO 8601 time; now), order and value. Bad rows
+    are reported with their line number and skipped; importing the same file again adds nothing."""
+    from bot.feedback_import import read_reported_actions
+
+    s = _settings(ctx)
+    with user_errors(ctx.obj["debug"]):
+        rows, errors = read_reported_actions(path, channel=channel, known_skus=_catalog_skus(s))
+        for err in errors[:20]:
+            click.echo(f"Skipped {err}", err=True)
+        if len(errors) > 20:
+            click.echo(f"... and {len(errors) - 20} more bad rows.", err=True)
+        store = _store(s)
+        try:
+            added, already = store.import_feedback(rows)
+        finally:
+            store.close()
+    click.echo(f"{added} actions added from {path} ({already} already imported, {len(errors)} rows skipped).")
+    if as_json:
+        click.echo(json.dumps({"added": added, "already_imported": already, "skipped": len(errors)}))
+
+
+def _catalog_skus(s: Settings) -> set[str] | None:
+    """The SKUs of the current index, to check an import against; None before the first index."""
+    from retrieval.index import current_dir
+    from retrieval.indexer import PRODUCTS_FILE
+
+    cur = current_dir(s.index_root)
+    if cur is None or not (cur / PRODUCTS_FILE).is_file():
+        return None
+    with (cur / PRODUCTS_FILE).open(encoding="utf-8") as fh:
+        return {json.loads(line)["sku"] for line in fh if line.strip()}
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context

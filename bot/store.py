@@ -66,6 +66,7 @@ if sys.platform != "win32":
 __all__ = [
     "FEEDBACK_KINDS",
     "OpenHandoff",
+    "ReportedAction",
     "SearchLog",
     "Stats",
     "Store",
@@ -238,6 +239,18 @@ class TurnInfo:
     text_out: str
     intent: str | None
     query: str | None
+
+
+@dataclass(frozen=True)
+class ReportedAction:
+    """One thing a shopper did outside the chat, as the shop reports it (``shopbot feedback import``)."""
+
+    user_id: str  # the store's id: "<channel>:<id in that channel>", e.g. "telegram:12345"
+    kind: str  # "purchase", "add_to_cart", ... (FEEDBACK_KINDS)
+    sku: str
+    at: datetime  # when it happened (timezone-aware)
+    value: float | None = None  # a rating, a quantity
+    ref: str | None = None  # the shop's order number: two identical purchases in two orders count twice
 
 
 @dataclass(frozen=True)
@@ -1118,6 +1131,39 @@ class Store:
             "id": fid, "user_id": user_id, "turn_id": turn_id, "sku": _clean(sku, 200), "kind": kind,
             "value": _num(value), "comment": _clean(comment), "created_at": self._now()}}])
         return fid
+
+    def import_feedback(self, rows: Sequence[ReportedAction]) -> tuple[int, int]:
+        """What the shop reports happened outside the chat (purchases, add-to-cart), at the time it happened;
+        returns (added, already there). Each row's id comes from its content (user, kind, SKU, time, order),
+        so importing the same export twice adds nothing. A user the store has not seen is made."""
+        if not rows:
+            return 0, 0
+        for r in rows:
+            if r.kind not in FEEDBACK_KINDS:
+                raise ValueError(f"Unknown feedback kind {r.kind!r}; use one of {', '.join(FEEDBACK_KINDS)}.")
+        ids = [uuid.uuid5(uuid.NAMESPACE_URL, "|".join(
+            (r.user_id, r.kind, r.sku, r.at.astimezone(UTC).isoformat(), r.ref or ""))).hex for r in rows]
+        existing: set[str] = set()
+        with self._read_rows() as c:
+            fb = _table(Feedback)
+            for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+                existing.update(str(x) for x in c.execute(select(fb.c.id).where(fb.c.id.in_(chunk))).scalars())
+        ops: list[Op] = []
+        users: set[str] = set()
+        seen: set[str] = set()
+        for fid, r in zip(ids, rows, strict=True):
+            if fid in existing or fid in seen:
+                continue
+            seen.add(fid)
+            if r.user_id not in users:
+                users.add(r.user_id)
+                ops.append(self._ensure_user_op(r.user_id, r.at))
+            ops.append({"op": "insert", "table": "feedback", "row": {
+                "id": fid, "user_id": r.user_id, "turn_id": None, "sku": _clean(r.sku, 200), "kind": r.kind,
+                "value": _num(r.value), "comment": _clean(r.ref), "created_at": r.at}})
+        if ops:
+            self._write("import_feedback", ops)
+        return len(seen), len(rows) - len(seen)
 
     def feedback(self, user_id: str, kind: str, *, turn_id: str | None = None, sku: str | None = None,
                  value: float | None = None, comment: str | None = None) -> str:

@@ -74,3 +74,15 @@ def demo_engine(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     root: Path = tmp_path_factory.mktemp("demo") / "index"
     build_bundle(load_catalog().products, root, body_view=False)
     return load_engine(root)
+
+
+@pytest.fixture
+def hashing_cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The environment a `shopbot` command reads, set for a quick run: a data dir under ``tmp_path`` and the
+    hashing encoder without the title+description view. Returns the data dir."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("SHOPBOT_DATA_DIR", str(data))
+    monkeypatch.setenv("SHOPBOT_ENCODER", "hashing")
+    monkeypatch.setenv("SHOPBOT_MULTILINGUAL_ENCODER", "hashing")
+    monkeypatch.setenv("SHOPBOT_BODY_VIEW", "false")
+    return data

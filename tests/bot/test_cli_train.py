@@ -14,11 +14,7 @@ from bot.cli import cli
 
 
 @pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("SHOPBOT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SHOPBOT_ENCODER", "hashing")
-    monkeypatch.setenv("SHOPBOT_MULTILINGUAL_ENCODER", "hashing")
-    monkeypatch.setenv("SHOPBOT_BODY_VIEW", "false")
+def run(hashing_cli_env: Path):  # type: ignore[no-untyped-def]
     runner = CliRunner()
 
     def _run(*args: str):  # type: ignore[no-untyped-def]

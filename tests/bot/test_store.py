@@ -25,6 +25,7 @@ from bot.store import (
     Feedback,
     Handoff,
     Impression,
+    ReportedAction,
     Store,
     StoreUnavailable,
     Turn,
@@ -650,3 +651,15 @@ def test_postgres_outage_buffers_and_replays(pg_schema: str, tmp_path: Path, cap
     finally:
         store.close()
         proxy.close()
+
+
+def test_reported_purchases_are_imported_once_at_their_own_time(store: Store) -> None:
+    at = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    rows = [ReportedAction("telegram:7", "purchase", "LAP-1", at, ref="A-1"),
+            ReportedAction("telegram:7", "purchase", "LAP-1", at, ref="A-2"),  # the same item in another order
+            ReportedAction("telegram:8", "add_to_cart", "PHO-1", at + timedelta(hours=1))]
+    assert store.import_feedback(rows) == (3, 0)
+    assert store.import_feedback(rows) == (0, 3)
+    got = sorted((u, sku, kind, t) for u, sku, kind, t in store.interactions())
+    assert got == [("telegram:7", "LAP-1", "purchase", at), ("telegram:7", "LAP-1", "purchase", at),
+                   ("telegram:8", "PHO-1", "add_to_cart", at + timedelta(hours=1))]
