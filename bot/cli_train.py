@@ -10,7 +10,7 @@ the ``train`` group defined here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -102,15 +102,28 @@ def models_list(ctx: click.Context, kind: str | None, as_json: bool) -> None:
         for v in versions:
             click.echo(json.dumps({"kind": v.kind, "version": v.name, "active": v.active, **dict(v.meta)}, default=str))
         return
+    for line in version_lines(reg, kinds, versions):
+        click.echo(line)
+
+
+def version_lines(reg: Any, kinds: Sequence[str], versions: Sequence[Any] | None = None, *, last: int | None = None) -> list[str]:
+    """Per kind: which version is active, then its versions (``*`` the active one) with their figures; the
+    ``last`` newest only when given (Telegram's /models keeps a message short)."""
+    versions = reg.versions() if versions is None else versions
+    out: list[str] = []
     for k in kinds:
         mine = [v for v in versions if v.kind == k]
         active = reg.active_name(k)
-        click.echo(f"{k}: " + (f"active {active}" if active else "built-in default active")
+        out.append(f"{k}: " + (f"active {active}" if active else "built-in default active")
                    + ("" if mine else " (no trained versions)"))
+        if last is not None and len(mine) > last:
+            out.append(f"  … {len(mine) - last} older")
+            mine = mine[-last:]
         for v in mine:
             flag = "*" if v.active else " "
             promoted = "" if v.meta.get("promoted", False) else "  (not promoted when trained)"
-            click.echo(f"  {flag} {v.name}  {_metric_line(v)}{promoted}")
+            out.append(f"  {flag} {v.name}  {_metric_line(v)}{promoted}")
+    return out
 
 
 @models_group.command(name="rollback")

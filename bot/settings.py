@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         description="Bot API base URL in python-telegram-bot's form (the token is appended), e.g. http://127.0.0.1:8081/bot for a self-hosted telegram-bot-api server.",
     )
     telegram_admins: Annotated[list[int], NoDecode] = Field(
-        default_factory=list, description="Telegram user ids allowed to run /stats, /reindex and /handoffs (comma-separated)."
+        default_factory=list, description="Telegram user ids allowed to run /stats, /reindex, /models and /handoffs (comma-separated)."
     )
     telegram_webhook_secret: SecretStr | None = Field(
         default=None, description="Secret token Telegram sends with every webhook request; derived from the bot token when unset."

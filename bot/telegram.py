@@ -298,7 +298,7 @@ class ShopBot:
         for name, handler in (("start", self.on_start), ("help", self.on_help), ("search", self.on_search),
                               ("recommend", self.on_recommend), ("prefs", self.on_prefs), ("forget", self.on_forget),
                               ("human", self.on_human), ("stats", admin.on_stats), ("reindex", admin.on_reindex),
-                              ("handoffs", admin.on_handoffs)):
+                              ("handoffs", admin.on_handoffs), ("models", admin.on_models)):
             app.add_handler(CommandHandler(name, handler))
         app.add_handler(CallbackQueryHandler(self.on_button))
         app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self.on_text))

@@ -1,9 +1,10 @@
-"""The shop team's commands in Telegram: /stats, /reindex, /handoffs (with a button that gives a
-conversation back to the bot), and a notice to every admin when a shopper asks for a person.
+"""The shop team's commands in Telegram: /stats, /reindex, /models (trained versions and what is served),
+/handoffs (with a button that gives a conversation back to the bot), and a notice to every admin when a
+shopper asks for a person.
 
 Only the Telegram user ids in ``telegram_admins`` may use them; anyone else gets a polite refusal.
-The work itself is the store's and the indexer's, the same as ``shopbot stats`` / ``reindex`` /
-``handoffs``."""
+The work itself is the store's, the indexer's and the registry's, the same as ``shopbot stats`` /
+``reindex`` / ``models list`` / ``handoffs``."""
 
 from __future__ import annotations
 
@@ -74,6 +75,19 @@ class AdminCommands:
             "stats", lang, turns=st["turns"], users=st["users"], sessions=st["sessions"], p50=st["latency_ms_p50"],
             handoffs=st["open_handoffs"], up=st["thumbs_up"], down=st["thumbs_down"], ratio=ratio,
             top=lines(st["top_queries"]), zero=lines(st["zero_result_queries"])))
+
+    async def on_models(self, update: Update, context: Context) -> None:
+        """The trained versions of each model, which one is active, and what this bot serves right now (it
+        picks up a newly activated version within SHOPBOT_RELOAD_SECONDS); `shopbot models` changes them."""
+        if await self._refuse(update, context):
+            return
+        from bot.cli_train import registry_of, version_lines
+        from model.registry import KINDS
+
+        lang = _lang(update)
+        lines = await asyncio.to_thread(version_lines, registry_of(self.shop.settings), KINDS, last=3)
+        serving = ", ".join(f"{k} {v}" for k, v in sorted(self.shop.assistant.dialogue.versions.items()))
+        await self._say(update, context, t("models", lang, versions="\n".join(lines), serving=serving))
 
     async def on_reindex(self, update: Update, context: Context) -> None:
         """Rebuild the index from the configured catalog in the background and swap it in when ready."""

@@ -87,6 +87,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "released_admin": {"en": "{user} is back with the bot.", "zh": "{user} 已交还给机器人。"},
     "not_handed_over": {"en": "{user} has no open handoff.", "zh": "{user} 没有待处理的人工对话。"},
     "store_down": {"en": "The database can't be reached right now: {error}", "zh": "暂时无法连接数据库：{error}"},
+    "models": {
+        "en": "Model versions (shopbot models activate|rollback changes them):\n{versions}\nserving now: {serving}",
+        "zh": "模型版本（用 shopbot models activate|rollback 切换）：\n{versions}\n当前使用：{serving}",
+    },
     "stats": {
         "en": "turns {turns} · users {users} · sessions {sessions}\nmedian turn {p50} ms · open handoffs {handoffs}\n"
               "thumbs up {up} · down {down} ({ratio} positive)\ntop queries:\n{top}\nzero-result queries:\n{zero}",

@@ -184,6 +184,7 @@ def test_admin_commands_and_handoffs(assistant: Assistant, settings: Settings) -
         assert refused[0].text == "Sorry, that command is for the shop's team only."
         refused = await bot.say(ANN, "/reindex")
         assert "team only" in refused[0].text
+        assert "team only" in (await bot.say(ANN, "/models"))[0].text
         await bot.say(ANN, "running shoes")
 
         handed = await bot.say(ANN, "/human")
@@ -194,6 +195,9 @@ def test_admin_commands_and_handoffs(assistant: Assistant, settings: Settings) -
 
         stats = await bot.say(ADMIN, "/stats")
         assert "turns" in stats[0].text and "open handoffs 1" in stats[0].text and "running shoes" in stats[0].text
+        models = await bot.say(ADMIN, "/models")
+        assert "ranker: built-in default active (no trained versions)" in models[0].text
+        assert "serving now:" in models[0].text and "ranker hybrid" in models[0].text
         listed = await bot.say(ADMIN, "/handoffs")
         assert "Waiting for a person (1)" in listed[0].text and "hello?" in listed[1].text
 
