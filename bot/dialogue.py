@@ -379,7 +379,7 @@ class DialogueManager:
         if i == "details":
             return self._details(turn, u.ordinals)
         if i == "similar":
-            return self._similar(turn, u.ordinals)
+            return self._similar(turn, u.ordinals, filters=u.filters if u.ordinals else None)
         if i == "recommend":
             return self._recommend(turn)
         if i in {"contact_human_agent", "handoff"}:
@@ -687,8 +687,14 @@ class DialogueManager:
         return [Reply(say("compare_head", lang), cards=cards, table=rows,
                       buttons=[Button(say("btn_details", lang) + f" {n}", f"details:{p.sku}") for n, p in zip(numbers, picked, strict=True)])]
 
-    def _similar(self, turn: _Turn, ordinals: Sequence[int], sku: str | None = None, offset: int = 0) -> list[Reply]:
+    def _similar(self, turn: _Turn, ordinals: Sequence[int], sku: str | None = None, offset: int = 0,
+                 filters: Filters | None = None) -> list[Reply]:
+        """Products like a shown one (or ``sku``); with ``filters`` ("the second one in blue") only those in
+        that colour or size. The filters stay for the next page."""
         lang = turn.lang
+        if filters is None and sku is not None and turn.state.get("mode") == "similar" and offset:
+            filters = filters_from_dict(turn.state.get("anchor_filters"))
+        filters = None if filters is None or filters.is_empty() else filters
         if sku is None:
             shown = turn.state.get("shown") or []
             if not shown:
@@ -701,10 +707,17 @@ class DialogueManager:
         anchor = self.engine.product(sku)
         if anchor is None:
             return [Reply(say("unknown_product", lang))]
-        hits = self.engine.similar(sku, k=offset + self.page_size)[offset:]
+        if filters is not None and not filters.categories and anchor.category:
+            # "the second one in red": the same kind of product in red, not anything red that looks alike
+            filters = replace(filters, categories=frozenset({" > ".join(c.lower() for c in anchor.category)}))
+        hits = self.engine.similar(sku, k=offset + self.page_size, filters=filters)[offset:]
         if not hits:
+            if filters is not None and not offset:
+                turn.zero_results = True
+                return [Reply(say("no_results", lang, query=anchor.title_for(lang), understood=f" ({filters.describe()})"))]
             return [Reply(say("no_more", lang))]
-        turn.state.update({"mode": "similar", "anchor": sku, "offset": offset, "shown": [h.sku for h in hits]})
+        turn.state.update({"mode": "similar", "anchor": sku, "offset": offset, "shown": [h.sku for h in hits],
+                           "anchor_filters": filters_to_dict(filters) if filters is not None else None})
         turn.query = f"similar:{sku}"
         hits = [Hit(h.product, h.score, offset + i + 1, h.signals) for i, h in enumerate(hits)]
         head = say("similar_head", lang, title=anchor.title_for(lang))

@@ -54,6 +54,8 @@ RULES: dict[str, str] = {
     "answered with that product's details (price, stock, colours, sizes), not by filtering the list",
     "unsure_feedback": "a thumbs-up or thumbs-down the classifier is unsure of (below 0.5: 'xxxx…', a pasted "
     "log) is not recorded against the last reply: feedback trains the models, a guess would teach them noise",
+    "variant": "one shown result and a colour or size ('the second one in blue', '第二个要红色的') asks for products "
+    "like it in that colour or size",
     "refinement": "with a search on screen, a message made only of filters or a price nudge ('cheaper', 'in blue', "
     "'size 42', '便宜一点的') narrows that search",
     "policy_topic": "a message naming a policy the intent set has no intent for (warranty, shipping costs, discount "
@@ -614,6 +616,8 @@ class NLU:
                 return "ordinal_only", "details"
             if _QUESTION_CUE.search(text) and not _CS_WORDS.search(rest):
                 return "ordinal_question", "details"
+            if len(slots.ordinals) == 1 and (slots.filters.colors or slots.filters.sizes) and _only_refinement(slots.query):
+                return "variant", "similar"
         topic = _policy_topic(text, intent, slots)
         if topic is not None:
             return "policy_topic", topic

@@ -314,3 +314,19 @@ def test_gibberish_is_not_recorded_as_feedback(bot: Assistant, tmp_path: Path) -
     bot.store.export_feedback(tmp_path / "fb.jsonl")
     rows = [json.loads(x) for x in (tmp_path / "fb.jsonl").read_text().splitlines()]
     assert rows and not any(row["thumbs"] for row in rows)
+
+
+def test_a_shown_product_in_another_colour_finds_that_kind_of_product_in_it(bot: Assistant) -> None:
+    chat = Chat(bot)
+    shown = _cards(chat.say("laptop"))
+    r = chat.say("the second one in blue")
+    blue = _cards(r)
+    kind = _product(bot, shown[1].sku).category
+    assert r[0].intent == "similar" and blue
+    assert all("blue" in _product(bot, c.sku).attr("color") and _product(bot, c.sku).category == kind for c in blue)
+    more = _cards(chat.say("more"))  # the colour stays for the next page
+    assert all("blue" in _product(bot, c.sku).attr("color") for c in more)
+    running = _cards(chat.say("running shoes"))
+    none = chat.say("the first one in red")  # the demo catalog has no red running shoes
+    assert not _cards(none) and "couldn't find" in none[0].text
+    assert _cards(chat.say("the first one"))[0].sku == running[0].sku  # the list on screen is still the shoes
