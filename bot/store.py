@@ -495,6 +495,18 @@ def _decode(row: Mapping[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- store
 
 
+def _feedback_op(fid: str, user_id: str, kind: str, at: datetime, *, turn_id: str | None = None,
+                 sku: str | None = None, value: float | None = None, comment: str | None = None) -> Op:
+    """The insert of one feedback row, after checking its kind (and a rating's value)."""
+    if kind not in FEEDBACK_KINDS:
+        raise ValueError(f"Unknown feedback kind {kind!r}; use one of {', '.join(FEEDBACK_KINDS)}.")
+    if kind == "rating" and _num(value) is None:
+        raise ValueError("A rating needs a numeric value.")
+    return {"op": "insert", "table": "feedback", "row": {
+        "id": fid, "user_id": user_id, "turn_id": turn_id, "sku": _clean(sku, 200), "kind": kind,
+        "value": _num(value), "comment": _clean(comment), "created_at": at}}
+
+
 class Store:
     """Repository over one database URL, with an on-disk buffer for the times it is down.
 
@@ -1122,14 +1134,9 @@ class Store:
     def log_feedback(self, user_id: str, kind: str, *, turn_id: str | None = None, sku: str | None = None,
                      value: float | None = None, comment: str | None = None) -> str:
         """One thing the shopper did or said about a turn or a product; returns the feedback id."""
-        if kind not in FEEDBACK_KINDS:
-            raise ValueError(f"Unknown feedback kind {kind!r}; use one of {', '.join(FEEDBACK_KINDS)}.")
-        if kind == "rating" and _num(value) is None:
-            raise ValueError("A rating needs a numeric value.")
         fid = uuid.uuid4().hex
-        self._write("log_feedback", [{"op": "insert", "table": "feedback", "row": {
-            "id": fid, "user_id": user_id, "turn_id": turn_id, "sku": _clean(sku, 200), "kind": kind,
-            "value": _num(value), "comment": _clean(comment), "created_at": self._now()}}])
+        self._write("log_feedback", [_feedback_op(fid, user_id, kind, self._now(), turn_id=turn_id, sku=sku,
+                                                  value=value, comment=comment)])
         return fid
 
     def import_feedback(self, rows: Sequence[ReportedAction]) -> tuple[int, int]:
@@ -1138,11 +1145,11 @@ class Store:
         so importing the same export twice adds nothing. A user the store has not seen is made."""
         if not rows:
             return 0, 0
-        for r in rows:
-            if r.kind not in FEEDBACK_KINDS:
-                raise ValueError(f"Unknown feedback kind {r.kind!r}; use one of {', '.join(FEEDBACK_KINDS)}.")
         ids = [uuid.uuid5(uuid.NAMESPACE_URL, "|".join(
             (r.user_id, r.kind, r.sku, r.at.astimezone(UTC).isoformat(), r.ref or ""))).hex for r in rows]
+        # every row is checked before anything is read or written: one bad row refuses the import whole
+        inserts = [_feedback_op(fid, r.user_id, r.kind, r.at, sku=r.sku, value=r.value, comment=r.ref)
+                   for fid, r in zip(ids, rows, strict=True)]
         existing: set[str] = set()
         with self._read_rows() as c:
             fb = _table(Feedback)
@@ -1151,16 +1158,14 @@ class Store:
         ops: list[Op] = []
         users: set[str] = set()
         seen: set[str] = set()
-        for fid, r in zip(ids, rows, strict=True):
+        for fid, r, insert_op in zip(ids, rows, inserts, strict=True):
             if fid in existing or fid in seen:
                 continue
             seen.add(fid)
             if r.user_id not in users:
                 users.add(r.user_id)
                 ops.append(self._ensure_user_op(r.user_id, r.at))
-            ops.append({"op": "insert", "table": "feedback", "row": {
-                "id": fid, "user_id": r.user_id, "turn_id": None, "sku": _clean(r.sku, 200), "kind": r.kind,
-                "value": _num(r.value), "comment": _clean(r.ref), "created_at": r.at}})
+            ops.append(insert_op)
         if ops:
             self._write("import_feedback", ops)
         return len(seen), len(rows) - len(seen)
