@@ -362,14 +362,10 @@ def feedback_import(ctx: click.Context, path: Path, channel: str | None, as_json
 
 def _catalog_skus(s: Settings) -> set[str] | None:
     """The SKUs of the current index, to check an import against; None before the first index."""
-    from retrieval.index import current_dir
-    from retrieval.indexer import PRODUCTS_FILE
+    from retrieval.indexer import bundle_products
 
-    cur = current_dir(s.index_root)
-    if cur is None or not (cur / PRODUCTS_FILE).is_file():
-        return None
-    with (cur / PRODUCTS_FILE).open(encoding="utf-8") as fh:
-        return {json.loads(line)["sku"] for line in fh if line.strip()}
+    products = bundle_products(s.index_root)
+    return None if products is None else {p.sku for p in products}
 
 
 @cli.command()

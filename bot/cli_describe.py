@@ -142,19 +142,12 @@ def _close(llm: Any) -> None:
 def _products(s: Settings, catalog: Path | None) -> tuple[list[Product], str]:
     """The catalog to describe: ``catalog`` when given, else the current index's snapshot (what search and
     chat answer from), else the configured (or demo) catalog file."""
-    from retrieval.catalog import Product, load_catalog
-    from retrieval.index import current_dir
-    from retrieval.indexer import PRODUCTS_FILE, read_bundle_info
+    from retrieval.catalog import load_catalog
+    from retrieval.indexer import bundle_products
 
-    if catalog is None and current_dir(s.index_root) is not None:
-        cur, _ = read_bundle_info(s.index_root)
-        products = []
-        with (cur / PRODUCTS_FILE).open(encoding="utf-8") as fh:
-            for line in fh:
-                rec = json.loads(line)
-                rec.pop("id", None)
-                products.append(Product.from_record(rec))
-        return products, "the current index"
+    snapshot = bundle_products(s.index_root) if catalog is None else None
+    if snapshot is not None:
+        return snapshot, "the current index"
     path = catalog or s.catalog
     return load_catalog(path).products, str(path) if path else "the demo catalog"
 

@@ -352,6 +352,20 @@ def read_bundle_info(root: Path) -> tuple[Path, dict[str, Any]]:
     return cur, info
 
 
+def bundle_products(root: Path) -> list[Product] | None:
+    """The catalog snapshot of the current bundle (what search and chat answer from); None before the first
+    build. A corrupt snapshot is refused in one sentence."""
+    if current_dir(Path(root)) is None:
+        return None
+    cur, _ = read_bundle_info(root)
+    try:
+        with (cur / PRODUCTS_FILE).open(encoding="utf-8") as fh:
+            return [Product.from_record({k: v for k, v in json.loads(line).items() if k != "id"})
+                    for line in fh if line.strip()]
+    except (OSError, ValueError, KeyError):
+        raise BundleError(f"The search index at {cur} is corrupt or unreadable; run `shopbot reindex` to rebuild it.") from None
+
+
 def load_engine(
     root: Path,
     *,
