@@ -456,7 +456,7 @@ class DialogueManager:
         # a price nudge is a bound in the catalog's own currency (the shown prices'), whatever the budget was in
         currency = shown[0].currency if shown else None
         if _CHEAPER.search(said) and prices:
-            if prices[0] <= (f.bound(f.min_price, currency or "USD") or 0.0) + 0.01:
+            if prices[0] <= (0.0 if f.min_price is None else f.bound(f.min_price, currency or "USD")) + 0.01:
                 st.update(saved)
                 return [Reply(say("cheapest_already", turn.lang))]
             f = Filters(**{**_fields(f), "max_price": round(prices[0] - 0.01, 2), "min_price": None, "currency": currency})

@@ -134,18 +134,16 @@ class Filters:
             out = replace(out, in_stock=True)
         return out
 
-    def bound(self, value: float | None, currency: str) -> float | None:
-        """A price bound of these filters in ``currency`` (the bound as given when no rate is known)."""
-        if value is None or not self.currency:
-            return value
-        converted = convert_price(value, self.currency, currency)
+    def bound(self, value: float, currency: str) -> float:
+        """A price bound of these filters (``min_price`` or ``max_price``) in ``currency``; as given when the
+        filters name no currency or no rate is known."""
+        converted = convert_price(value, self.currency, currency) if self.currency else None
         return value if converted is None else converted
 
     def matches(self, p: Product) -> bool:
-        low, high = self.bound(self.min_price, p.currency), self.bound(self.max_price, p.currency)
-        if low is not None and p.price < low:
+        if self.min_price is not None and p.price < self.bound(self.min_price, p.currency):
             return False
-        if high is not None and p.price > high:
+        if self.max_price is not None and p.price > self.bound(self.max_price, p.currency):
             return False
         if self.in_stock and p.stock <= 0:
             return False
@@ -320,15 +318,11 @@ class FilterArrays:
         for value, keep in ((f.min_price, np.greater_equal), (f.max_price, np.less_equal)):
             if value is None:
                 continue
-            if not f.currency or self._currencies == [f.currency]:
-                m &= keep(self.price, value)
-                continue
-            if len(self._currencies) == 1:  # one catalog currency: one converted bound
-                m &= keep(self.price, f.bound(value, self._currencies[0]) or value)
+            if len(self._currencies) <= 1:  # one catalog currency (the usual case): one bound in it
+                m &= keep(self.price, f.bound(value, self._currencies[0]) if self._currencies else value)
                 continue
             for cur in self._currencies:  # the bound in each currency the catalog prices in
-                rows = self.currency == cur
-                m &= ~rows | keep(self.price, f.bound(value, cur) or value)
+                m &= (self.currency != cur) | keep(self.price, f.bound(value, cur))
         if f.in_stock:
             m &= self.stock > 0
         for wanted, rows in (
