@@ -14,7 +14,8 @@ laptop"). The shop exports them as CSV or JSON lines, one action per row:
 ``value``  a number: the rating for ``rating``, a quantity otherwise
 =========  =========================================================================================
 
-A bad row is reported with its line number and why, and skipped; the rest are imported.
+JSON lines, or one JSON array of such objects (rows are then numbered by their place in the array). A
+bad row is reported with its line number and why, and skipped; the rest are imported.
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ def read_reported_actions(
 
 def _records(p: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
     if p.suffix.lower() in {".jsonl", ".ndjson", ".json"}:
+        text = p.read_text(encoding="utf-8")
+        if text.lstrip().startswith("["):  # one JSON array instead of JSON lines
+            try:
+                records = json.loads(text)
+            except ValueError as exc:
+                raise CatalogError(f"{p} is not valid JSON ({exc}); write one object per line or one array.") from None
+            for n, rec in enumerate(records, 1):
+                yield n, rec if isinstance(rec, dict) else {"__bad__": "not a JSON object"}
+            return
         with p.open(encoding="utf-8") as fh:
             for n, text in enumerate(fh, 1):
                 if not text.strip():

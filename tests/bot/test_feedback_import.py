@@ -78,3 +78,16 @@ def test_bare_user_ids_need_a_channel(shop) -> None:  # type: ignore[no-untyped-
     r = runner.invoke(cli, ["feedback", "import", str(export), "--json"], catch_exceptions=False)
     assert "line 2: user '77' has no channel" in r.output
     assert json.loads(r.output.strip().splitlines()[-1])["added"] == 0
+
+
+def test_a_json_array_export_is_read_and_a_broken_one_refused(shop) -> None:  # type: ignore[no-untyped-def]
+    runner, _, tmp_path = shop
+    good = tmp_path / "orders.json"
+    good.write_text(json.dumps([{"user": "telegram:9", "sku": "LAP-1", "at": "2026-11-20T10:00:00Z"},
+                                {"user": "telegram:9", "sku": "NOPE"}]), encoding="utf-8")
+    r = runner.invoke(cli, ["feedback", "import", str(good), "--json"], catch_exceptions=False)
+    assert "line 2: SKU 'NOPE' is not in the catalog" in r.output
+    assert json.loads(r.output.strip().splitlines()[-1]) == {"added": 1, "already_imported": 0, "skipped": 1}
+    good.write_text('[{"user": "telegram:9", "sku": "LAP-1"},', encoding="utf-8")
+    r = runner.invoke(cli, ["feedback", "import", str(good)])
+    assert r.exit_code == 1 and "is not valid JSON" in r.output and "Traceback" not in r.output
