@@ -143,11 +143,11 @@ def _categories(engine: SearchEngine) -> list[str]:
     return sorted({c.lower() for p in engine.products for c in p.category})
 
 
-def _quietly(fn: Any) -> None:
+def _quietly(fn: Any, what: str = "the language model") -> None:
     try:
         fn()
     except Exception as exc:  # the first request will report it properly
-        log.warning("Loading the language model failed: %s", exc)
+        log.warning("Loading %s failed: %s", what, exc)
 
 
 @dataclass
@@ -197,7 +197,9 @@ class Assistant:
                 try:
                     from bot.cli import _engine
 
-                    self.use_engine(_engine(s, build_if_missing=False))
+                    engine = _engine(s, build_if_missing=False)
+                    engine.warm_up()  # before it serves: shoppers keep the old one meanwhile
+                    self.use_engine(engine)
                     changed.append("index")
                 except Exception as exc:  # a half-copied or foreign bundle: keep the one that works
                     self._refused["index"] = str(cur)
@@ -256,7 +258,10 @@ class Assistant:
         return await self.dialogue.handle_async(event)
 
     def warm_up(self) -> None:
-        """Load the language model in the background so the first answer does not pay for it."""
+        """Load the language model and the search's query encoders in the background so the first
+        answer does not pay for them."""
+        threading.Thread(target=_quietly, args=(self.engine.warm_up, "the search models"), name="search-warm-up",
+                         daemon=True).start()
         load = getattr(self.llm, "load", None)
         if load is not None:
             threading.Thread(target=_quietly, args=(load,), name="llm-warm-up", daemon=True).start()

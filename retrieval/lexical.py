@@ -112,6 +112,7 @@ class BM25:
         self.vocab = vocab
         self.k1 = k1
         self.b = b
+        self._by_doc: sp.csr_matrix | None = None
 
     @classmethod
     def build(
@@ -153,6 +154,14 @@ class BM25:
     @property
     def n_docs(self) -> int:
         return int(self.matrix.shape[0])
+
+    @property
+    def by_doc(self) -> sp.csr_matrix:
+        """The same term weights row by row (document -> its terms), made on first use: reading a few
+        documents' terms out of the column-major matrix would scan every column."""
+        if self._by_doc is None or self._by_doc.shape != self.matrix.shape:
+            self._by_doc = self.matrix.tocsr()
+        return self._by_doc
 
     def term_ids(self, tokens: Sequence[str]) -> list[int]:
         return [self.vocab[t] for t in tokens if t in self.vocab]

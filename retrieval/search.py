@@ -64,6 +64,12 @@ class RankConfig:
     # share of the query's adjacent word pairs found as adjacent words in the title ("dress shirt" in
     # "Men's Blue Dress Shirt", not in "Long Sleeve Shift Dress"); needs a bundle with a phrase index
     w_phrase: float = 0.15
+    # term feedback (RM3-like, in titles): the words the first pass's top ``prf_docs`` distinct products
+    # share in their titles (BM25-weighted, the query's own words left out), best ``prf_terms`` of them,
+    # matched against every candidate's title; it comes after smoothing, so the feedback reads the best
+    # ranking there is ("keurig coffee maker" finds "brewer", "k-cup", model names)
+    prf_terms: int = 50
+    w_prf_terms: float = 0.2
     # score smoothing over the candidates' neighbourhood (cluster hypothesis): the final score is
     # (1 - smooth_weight) * own score + smooth_weight * the mean score of its ``smooth_neighbours``
     # nearest candidates in the title + description view, so a lone outlier among good products sinks
@@ -157,6 +163,7 @@ class SearchEngine:
             [keys.setdefault(" ".join(_WORDS.findall(p.title.lower())), len(keys)) for p in self.products],
             dtype=np.int64,
         )
+        self._prf_power = 4.0
         self.brands = frozenset((p.brand or "").lower() for p in self.products if p.brand)
         # the learned re-ranker the index bundle carries (shopbot train ranker + reindex), if any
         self.ranker: LearnedRanker | None = None
@@ -169,6 +176,12 @@ class SearchEngine:
         return self.ranker.version if self.ranker is not None and self.ranker.version else self.config.mode
 
     # ------------------------------------------------------------------------------------ public
+
+    def warm_up(self) -> None:
+        """Load what the first query would otherwise wait for: each query encoder, the Chinese word
+        segmenter and the titles' per-product term view (over a second on a small CPU)."""
+        for text in ("phone", "手机"):
+            self.search(text, k=1, parse=False)
 
     def parse(self, text: str) -> ParsedQuery:
         return parse_query(text, brands=self.brands)
@@ -333,6 +346,11 @@ class SearchEngine:
             d = self.dense[dense_keys[0]]
             score = _smooth(score, d.body_vectors if d.body_vectors is not None else d.vectors, rows,
                             cfg.smooth_neighbours, cfg.smooth_weight)
+        if cfg.w_prf_terms and cfg.prf_terms and cfg.prf_docs and rows.size > cfg.prf_docs:
+            terms = self._term_feedback(tokens, rows, score)
+            signals["prf_terms"] = terms
+            score = score + cfg.w_prf_terms * terms
+            total_w += cfg.w_prf_terms
         # a weighted mean of [0, 1] features, so scores read the same whatever the weights add up to
         score = score / total_w if total_w > 0 else score
         score = np.where(self.arrays.stock[rows] > 0, score, score * cfg.out_of_stock_penalty)
@@ -391,6 +409,28 @@ class SearchEngine:
                 hit[p[p >= 0]] = True
             counts += hit
         return counts / len(words)
+
+    def _term_feedback(self, tokens: Sequence[str], rows: np.ndarray, score: np.ndarray) -> np.ndarray:
+        """How much of the first pass's top products' title vocabulary each candidate's title holds, in
+        [0, 1] (see ``RankConfig.prf_terms``)."""
+        cfg = self.config
+        field = self.lexical.fields.get("title") or next(iter(self.lexical.fields.values()))
+        sub = field.by_doc[rows]  # candidates x vocabulary, BM25 term weights
+        first = np.argsort(-score, kind="stable")
+        if cfg.collapse_duplicates:
+            first = first[_first_of_each(self._title_key[rows[first]])]
+        first = first[: cfg.prf_docs]
+        # each feedback product counts by its first-pass score relative to the best (RM3's P(q|d)), so a
+        # weak tail of the top 10 in a small or narrow result set adds little
+        rel = np.clip(score[first] / max(float(score[first[0]]), 1e-9), 0.0, 1.0) ** 4
+        weight = np.asarray(sub[first].T @ rel).ravel()
+        weight[[self.lexical.vocab[t] for t in set(tokens) if t in self.lexical.vocab and self.lexical.vocab[t] < weight.size]] = 0.0
+        top = np.argpartition(-weight, min(cfg.prf_terms, weight.size) - 1)[: cfg.prf_terms]
+        top = top[weight[top] > 0]
+        if top.size == 0:
+            return np.zeros(rows.size, dtype=np.float32)
+        feat = np.asarray(sub[:, top] @ (weight[top] / weight[top].sum())).ravel().astype(np.float32)
+        return _minmax_pos(feat)
 
     def _dense_keys(self, text: str) -> list[str]:
         """The encoder for this query's language: English -> "en", Chinese (or no "en") -> "multi".

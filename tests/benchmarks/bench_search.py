@@ -10,6 +10,7 @@ data dir and measures, in one process:
   query cache off (cold), and over a Zipf-distributed stream with the cache on (realistic traffic);
 - the same cold queries against an exact (flat) index built in the same process: the baseline;
 - recall@10 of the approximate index against exact search, on real MiniLM embeddings of the titles;
+- the cost of the term feedback (RankConfig.w_prf_terms) against the same engine without it;
 - resident memory after loading and peak memory of the process.
 
 Medians and p99 only; the machine is shared and noisy, so compare ratios within one run.
@@ -18,6 +19,7 @@ Medians and p99 only; the machine is shared and noisy, so compare ratios within 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -178,6 +180,17 @@ def bench_size(n: int, n_queries: int, workdir: Path, body_view: bool = True) ->
         for k, v in engine.search(q, k=10).timings_ms.items():
             stages.setdefault(k, []).append(v)
     res["stage_p50_ms"] = {k: round(pct(v, 50), 2) for k, v in stages.items()}
+    # what the term feedback adds, measured against the same engine without it, the runs interleaved
+    with_fb: list[float] = []
+    without_fb: list[float] = []
+    base = engine.config
+    for q in queries[:200]:
+        for cfg, sink in ((base, with_fb), (dataclasses.replace(base, w_prf_terms=0.0), without_fb)):
+            engine.config = cfg
+            sink.append(engine.search(q, k=10).timings_ms["total"])
+    engine.config = base
+    res["term_feedback_cost_ms"] = {"with_p50": round(pct(with_fb, 50), 2), "without_p50": round(pct(without_fb, 50), 2),
+                                    "p50_ratio": round(pct(with_fb, 50) / pct(without_fb, 50), 3)}
 
     # realistic traffic: Zipf over the query set with the LRU query cache on
     cached = load_engine(root, query_cache_size=4096)

@@ -81,3 +81,45 @@ def test_phrase_and_smoothing_signals_are_reported_and_can_be_switched_off(engin
         assert set(plain.skus[:3]) == set(r.skus[:3]) == {"COA-1", "COA-2", "COA-3"}
     finally:
         engine.config = base
+
+
+def test_term_feedback_favours_titles_that_share_the_best_results_words(tmp_path) -> None:
+    """'espresso machine': the first pass's best titles say "brewer" and "frother", so a frother
+    that never says "espresso" gets feedback credit and a poster of an espresso machine gets none."""
+    import dataclasses
+
+    from retrieval.catalog import load_catalog
+    from retrieval.indexer import build_bundle, load_engine
+    from tests.conftest import hashing_factory, write_catalog
+
+    brands = ["Breville", "DeLonghi", "Gaggia", "Rancilio", "Smeg", "Krups", "Philips", "Sage", "Bialetti", "Nespresso"]
+    rows = [(f"ESP-{i}", f"{b} Espresso Machine Brewer with Milk Frother", "", "Pump espresso machine.",
+             "Kitchen > Coffee", b, str(199 + i), "5", "", "", "") for i, b in enumerate(brands)]
+    rows += [
+        ("FRO-1", "Stainless Milk Frother Brewer Jug", "", "Steam jug.", "Kitchen > Coffee", "Motta", "19.00", "9", "", "", ""),
+        ("POS-1", "Vintage Espresso Machine Poster", "", "Wall art print.", "Home > Decor", "Printly", "12.00", "9", "", "", ""),
+    ]
+    # the rest of the shop, so that words shared by the espresso machines are rare catalog-wide
+    others = ["Hiking Boot", "Rain Jacket", "Desk Lamp", "Yoga Mat", "Paperback Novel", "Wool Scarf", "Phone Case",
+              "Garden Hose", "Pillow Cover", "Board Game", "Water Bottle", "Tennis Racket"]
+    rows += [(f"OTH-{i}", f"{brands[i % 10]} {name}", "", f"A {name.lower()}.", "Misc", "Other", "9.99", "3", "", "", "")
+             for i, name in enumerate(others)]
+
+    products = load_catalog(write_catalog(tmp_path / "c.csv", rows=rows)).products
+    enc = {"en": "hashing", "multi": "hashing"}
+    build_bundle(products, tmp_path / "index", encoders=enc, encoder_factory=hashing_factory)
+    engine = load_engine(tmp_path / "index", encoders=enc, encoder_factory=hashing_factory)
+    signals = {h.sku: h.signals for h in engine.search("espresso machine", k=20).hits}
+    assert signals["FRO-1"]["prf_terms"] > 0.5
+    assert signals["POS-1"]["prf_terms"] == 0.0  # its only shared words are the query's own
+    assert max(s["prf_terms"] for s in signals.values()) == 1.0
+    engine.config = dataclasses.replace(engine.config, w_prf_terms=0.0)
+    assert "prf_terms" not in engine.search("espresso machine", k=20).hits[0].signals
+
+
+def test_warm_up_prepares_what_the_first_query_would_wait_for(engine) -> None:
+    title = engine.lexical.fields["title"]
+    assert title._by_doc is None
+    engine.warm_up()
+    assert title._by_doc is not None and title._by_doc.shape == title.matrix.shape
+    assert engine.search("winter coat", k=3).skus[0].startswith("COA")
