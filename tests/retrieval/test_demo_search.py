@@ -32,3 +32,12 @@ def test_chinese_queries(demo) -> None:  # type: ignore[no-untyped-def]
     assert all("red" in h.product.attr("color") for h in red.hits)
     assert _cats(red, 3) <= {"Apparel > Coats", "Apparel > Jackets"}
     assert _cats(demo.search("跑步鞋", k=5), 5) == {"Shoes > Running"}
+
+
+@pytest.mark.parametrize("query", ["Casa Verde Chamomile", "Trailmark Reflective Running", "Adidas Women's Adilette",
+                                   "Xiaomi Redmi Watch", "Voltix Sport Wireless", "Hasbro My Little Pony"])
+def test_known_item_search_puts_the_product_with_every_word_first(demo, query: str) -> None:  # type: ignore[no-untyped-def]
+    """The brand's other products fill the rest of the first page; they must not outvote the one the
+    shopper named (feedback learns mostly from the products that hold every word of the query)."""
+    top = demo.search(query, k=3).hits[0].product.title.lower()
+    assert all(w.lower() in top for w in query.split()), top
