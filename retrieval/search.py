@@ -463,9 +463,14 @@ class SearchEngine:
         self, rows: np.ndarray, scores: np.ndarray, signals: dict[str, np.ndarray], order: SortOrder
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         # Sorting by price only among clearly relevant products: within 75% of the best score (on the demo
-        # catalog "cheapest wireless earbuds" otherwise lists wireless mice after the earbuds).
+        # catalog "cheapest wireless earbuds" otherwise lists wireless mice after the earbuds), or within
+        # 60% when the product holds every word of the query that the best-covered candidate holds (a
+        # sold-out kids' winter coat is still a winter coat, whatever the feedback thinks of it).
         if scores.size and scores[0] > 0:
             keep = scores >= 0.75 * scores[0]
+            cov = signals.get("coverage_all")
+            if cov is not None and cov.size == scores.size and cov.max() > 0:
+                keep |= (cov >= cov.max() - 1e-6) & (scores >= 0.6 * scores[0])
             rows, scores = rows[keep], scores[keep]
             signals = {k: v[keep] for k, v in signals.items()}
         if order == "price_asc":
