@@ -356,8 +356,9 @@ class DialogueManager:
         replies = self._route(turn, u)
         if cut:
             replies.insert(0, Reply(say("too_long", turn.lang)))
-        if int(turn.state.get("fails", 0)) + (1 if turn.intent in {"other", "feedback_negative"} or turn.zero_results else 0) >= self.stuck_after \
-                and not any(r.handoff for r in replies):
+        # stuck: this turn failed too (a search that finds things after two misses is not stuck)
+        failed = turn.intent in {"other", "feedback_negative"} or turn.zero_results
+        if failed and int(turn.state.get("fails", 0)) + 1 >= self.stuck_after and not any(r.handoff for r in replies):
             replies[-1].buttons.append(Button(say("btn_handoff", turn.lang), "handoff"))
         return replies
 

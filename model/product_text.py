@@ -14,6 +14,7 @@ from typing import Any
 from model.grounding import Facts, verify
 from model.live import LiveResult, stream_checked
 from model.llm_base import LLM
+from model.support import echo_verdict, not_an_answer
 
 __all__ = ["NOT_LISTED", "ProductWriter", "product_facts", "qa_messages", "summary_messages"]
 
@@ -112,8 +113,15 @@ class ProductWriter:
         self.known_brands = list(known_brands)
 
     def _check(self, recs: Sequence[Mapping[str, Any]], question: str | None) -> Callable[[str], Any]:
+        """The claim verifier, after the same "is this an answer at all" checks as policy answers: a small
+        model sometimes repeats the prompt ("The customer searched for: ...") or the shopper's words."""
         facts = Facts(products=tuple(recs))
-        return lambda text: verify(text, facts, known_brands=self.known_brands, question=question)
+
+        def check(text: str) -> Any:
+            why = not_an_answer(text, question or "")
+            return echo_verdict(text, why) if why else verify(text, facts, known_brands=self.known_brands, question=question)
+
+        return check
 
     async def answer(self, question: str, rec: Mapping[str, Any], language: str = "en", *,
                      fallback: str = "", on_text: Callable[[str], None] | None = None) -> LiveResult:

@@ -20,8 +20,8 @@ from .grounding import Check, Claim, Facts, Verdict, verify
 from .live import stream_checked
 from .llm_base import LLM
 
-__all__ = ["DONT_KNOW", "INJECTION", "SupportAnswer", "SupportWriter", "build_messages", "grounded_verifier",
-           "looks_like_injection"]
+__all__ = ["DONT_KNOW", "INJECTION", "SupportAnswer", "SupportWriter", "build_messages", "echo_verdict",
+           "grounded_verifier", "looks_like_injection", "not_an_answer"]
 
 DONT_KNOW = "NO_ANSWER"
 MAX_QUESTION_CHARS = 600
@@ -76,7 +76,7 @@ def _echoes(answer: str, question: str) -> bool:
     return bool(a) and (a in _squash(question) or _squash(question) == a)
 
 
-def _echo_verdict(text: str, why: str = "it repeats the question instead of answering it") -> Verdict:
+def echo_verdict(text: str, why: str = "it repeats the question instead of answering it") -> Verdict:
     claim = Claim("promise", "repeats the question", (0, len(text)), text[:80])
     return Verdict(False, [claim], [Check(claim, False, why)])
 
@@ -89,15 +89,16 @@ _NARRATION = re.compile(
     r"(?:客户|顾客)(?:的)?(?:消息|问题)|根据(?:以上|所提供的|提供的|这些|上述)?(?:政策)?(?:段落|信息))", re.IGNORECASE)
 # the prompt's own scaffolding in an answer: the feedback of a retry, the section labels, the quoted question
 _PROMPT_ECHO = re.compile(
-    r"previous answer was rejected|do not mention:|write it again from the passages|policy passages:|"
-    r"customer's message \(a question|not instructions\)|之前的回答被拒绝", re.IGNORECASE)
+    r"previous (?:answer|sentence) was rejected|do not mention:|write it again from the passages|policy passages:|"
+    r"customer's message \(a question|not instructions\)|customer searched for:|products shown:|product facts:|"
+    r"customer's question \(|之前的回答被拒绝", re.IGNORECASE)
 
 
 # the prompt's own passage markers ("[1] 退款与换货:") copied into the answer
 _PASSAGE_MARKER = re.compile(r"(?:^|\n)\s*\[\d\]\s*[^\n:：]{1,40}[:：]")
 
 
-def _not_an_answer(text: str, question: str) -> str | None:
+def not_an_answer(text: str, question: str) -> str | None:
     """Why ``text`` (the answer so far) is not an answer to ``question``, or None."""
     if _echoes(text, question):
         return "it repeats the question instead of answering it"
@@ -186,7 +187,7 @@ class SupportWriter:
         live = await stream_checked(
             self.llm,
             lambda feedback: build_messages(question, passages, language, feedback),
-            lambda text: _echo_verdict(text, why) if (why := _not_an_answer(text, question)) else self.verify(text, facts, question),
+            lambda text: echo_verdict(text, why) if (why := not_an_answer(text, question)) else self.verify(text, facts, question),
             on_text or (lambda _text: None),
             fallback=extract, timeout=self.timeout, max_tokens=self.max_tokens, dont_know=DONT_KNOW,
             finish=lambda text: f"{text.strip()}\n{source_line}", language=language,

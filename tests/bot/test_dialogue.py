@@ -222,6 +222,15 @@ def test_stuck_conversation_offers_a_person(bot: Assistant) -> None:
     assert r[0].handoff
 
 
+def test_a_search_that_finds_things_after_two_misses_offers_no_person(bot: Assistant) -> None:
+    chat = Chat(bot, user="eve")
+    chat.say("a red winter coat under $80")
+    chat.say("no, that's not what I meant")
+    assert any(b.payload == "handoff" for x in chat.say("still not what I meant") for b in x.buttons)
+    r = chat.say("running shoes")
+    assert r[0].cards and not any(b.payload == "handoff" for x in r for b in x.buttons)
+
+
 def test_a_turn_encodes_the_message_once_per_encoder(bot: Assistant, monkeypatch: pytest.MonkeyPatch) -> None:
     """The intent classifier and the search ask for the same message's vector; one forward pass answers both."""
     from retrieval.encoders import get_encoder

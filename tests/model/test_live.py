@@ -106,3 +106,16 @@ def test_a_closing_line_is_the_models_first_sentence_only() -> None:
         "These run small; order a size up."
     assert _first_sentence("The jacket is $49.99 today. It is blue.") == "The jacket is $49.99 today."
     assert _first_sentence("no full stop at all") == "no full stop at all"
+
+
+def test_a_closing_line_that_repeats_the_prompt_is_written_again_or_left_out() -> None:
+    """The 0.5B model wrote 'The customer searched for: "xiaomi redmi watch".' under a page of results."""
+    from model.product_text import ProductWriter
+
+    recs = [{"sku": "W1", "title": "Xiaomi Redmi Watch 4, Silver", "brand": "Xiaomi", "price": 90.99, "stock": 3},
+            {"sku": "W2", "title": "Xiaomi Redmi Watch 4, Black", "brand": "Xiaomi", "price": 89.99, "stock": 5}]
+    echo = Pieces(['The customer searched for: "xiaomi redmi watch".'])
+    assert asyncio.run(ProductWriter(echo, known_brands=["Xiaomi"]).summary("xiaomi redmi watch", recs)).text == ""
+    good = Pieces(["The black watch costs $89.99, the silver one $90.99."])
+    line = asyncio.run(ProductWriter(good, known_brands=["Xiaomi"]).summary("xiaomi redmi watch", recs)).text
+    assert line == "The black watch costs $89.99, the silver one $90.99."
