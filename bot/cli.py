@@ -283,15 +283,22 @@ async def _print_reply(r: Any) -> None:
     if r.live is None:
         click.echo("bot> " + render_text(r).replace("\n", "\n     "))
         return
-    shown = ""
+    printed = shown = ""
     async for text in r.live.updates():
-        if not shown and text:
-            click.echo("bot> ", nl=False)
-        if text.startswith(shown):
-            click.echo(text[len(shown):].replace("\n", "\n     "), nl=False)
-        elif text:  # the model's text was replaced (a failed check): say so and show the final one
-            click.echo("\n     [corrected] " + text.replace("\n", "\n     "), nl=False)
         shown = text
+        # the answer grows in front of its source line ("— from our Returns policy") and any note after it:
+        # those are printed once, at the end, instead of again with every sentence
+        body = text.split("\n— ", 1)[0]
+        if len(body) > len(printed) and body.startswith(printed):
+            click.echo(("" if printed else "bot> ") + body[len(printed):].replace("\n", "\n     "), nl=False)
+            printed = body
+    if shown.startswith(printed):
+        click.echo(("" if printed or not shown else "bot> ") + shown[len(printed):].replace("\n", "\n     "), nl=False)
+    elif shown:  # the model's text was replaced (a failed check): say so and show the final one
+        click.echo("\n     [corrected] " + shown.replace("\n", "\n     "), nl=False)
+    else:
+        click.echo("\n     [withdrawn]", nl=False)
+    shown = shown or printed
     rest = render_text(dataclasses.replace(r, text="", live=None))
     if shown:
         click.echo("")

@@ -71,9 +71,14 @@ def _squash(text: str) -> str:
 
 
 def _echoes(answer: str, question: str) -> bool:
-    """The model only repeated the question (a small model does this with short Chinese questions)."""
+    """The model only repeated the question (a small model does this with short Chinese questions), or
+    began its answer with the question, question mark and all ('"退货政策是什么?退货：...')."""
     a = _squash(answer)
-    return bool(a) and (a in _squash(question) or _squash(question) == a)
+    if a and (a in _squash(question) or _squash(question) == a):
+        return True
+    q = question.strip().rstrip("?？ ")
+    head = answer.lstrip(" \"'“”「『")
+    return len(_squash(q)) >= 4 and head.lower().startswith(q.lower()) and head[len(q):len(q) + 1] in ("?", "？")
 
 
 def echo_verdict(text: str, why: str = "it repeats the question instead of answering it") -> Verdict:
@@ -84,7 +89,8 @@ def echo_verdict(text: str, why: str = "it repeats the question instead of answe
 # A small model sometimes describes the conversation instead of taking part in it ("The customer's message
 # is asking ...", "Based on the policy passages provided, ..."): true, but not an answer a shopper wants.
 _NARRATION = re.compile(
-    r"^\W*(?:the\s+customer(?:'s|’s)?\b|based\s+on\s+the\s+(?:policy|passages?|information)\b|according\s+to\s+"
+    r"^\W*(?:the\s+customer(?:'s|’s)?\b|you(?:'re|’re|\s+are)\s+(?:seeking|looking\s+for|searching\s+for)\b|"
+    r"(?:您|你)(?:正在)?(?:寻找|在找|搜索)|based\s+on\s+the\s+(?:policy|passages?|information)\b|according\s+to\s+"
     r"the\s+(?:policy\s+)?passages?\b|the\s+(?:policy\s+)?passages?\s+(?:state|say|mention)|as\s+an\s+ai\b|"
     r"(?:客户|顾客)(?:的)?(?:消息|问题)|根据(?:以上|所提供的|提供的|这些|上述)?(?:政策)?(?:段落|信息))", re.IGNORECASE)
 # the prompt's own scaffolding in an answer: the feedback of a retry, the section labels, the quoted question
@@ -107,7 +113,7 @@ def not_an_answer(text: str, question: str) -> str | None:
     if _PROMPT_ECHO.search(text):
         return "it repeats the instructions instead of answering the customer"
     if _NARRATION.search(text):
-        return "it describes the customer's message instead of answering the customer directly (write to them as 'you')"
+        return "it describes the customer's message or search instead of answering the customer directly"
     # the question back in other words ("如何退货?" for "怎么退货？"): a short question made of the shopper's words
     if text.strip()[-1:] in ("?", "？") and len(_squash(text)) < 60:
         cjk = re.findall(r"[\u4e00-\u9fff]", text)

@@ -167,3 +167,31 @@ def test_chat_with_a_real_transformers_model_answers_and_never_loses_the_policy(
     assert r.exit_code == 0, r.output
     assert "Returns policy" in r.output and "30 days" in r.output
     assert "Women's Quilted Winter Coat, Red" in r.output and "Traceback" not in r.output
+
+
+def test_chat_prints_a_streamed_answer_once_with_its_source_line_at_the_end(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each verified sentence goes in front of the source line; the terminal shows the answer growing,
+    not a '[corrected]' copy of it per sentence."""
+    import asyncio
+
+    from bot.cli import _print_reply
+    from bot.replies import LiveText, Reply
+
+    async def play(updates: list[str], final: str) -> None:
+        live = LiveText()
+        reply = Reply(text="", live=live)
+        printer = asyncio.create_task(_print_reply(reply))
+        for u in updates:
+            live.push(u)
+            await asyncio.sleep(0)
+        live.finish(final)
+        await printer
+
+    src = "\n— from our Refunds policy\n\nI can't see individual orders."
+    asyncio.run(play(["Refunds take 5-10 days." + src, "Refunds take 5-10 days. They go to your card." + src],
+                     "Refunds take 5-10 days. They go to your card. You get an email." + src))
+    out = capsys.readouterr().out
+    assert "[corrected]" not in out and out.count("from our Refunds policy") == 1
+    assert out.startswith("bot> Refunds take 5-10 days. They go to your card. You get an email.")
+    asyncio.run(play(["Refunds are instant."], "Refunds take 5-10 days." + src))  # a failed check replaced it
+    assert "[corrected] Refunds take 5-10 days." in capsys.readouterr().out

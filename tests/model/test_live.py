@@ -114,8 +114,8 @@ def test_a_closing_line_that_repeats_the_prompt_is_written_again_or_left_out() -
 
     recs = [{"sku": "W1", "title": "Xiaomi Redmi Watch 4, Silver", "brand": "Xiaomi", "price": 90.99, "stock": 3},
             {"sku": "W2", "title": "Xiaomi Redmi Watch 4, Black", "brand": "Xiaomi", "price": 89.99, "stock": 5}]
-    echo = Pieces(['The customer searched for: "xiaomi redmi watch".'])
-    assert asyncio.run(ProductWriter(echo, known_brands=["Xiaomi"]).summary("xiaomi redmi watch", recs)).text == ""
+    for said in ('The customer searched for: "xiaomi redmi watch".', "You are looking for a Xiaomi watch that is black."):
+        assert asyncio.run(ProductWriter(Pieces([said]), known_brands=["Xiaomi"]).summary("xiaomi redmi watch", recs)).text == ""
     good = Pieces(["The black watch costs $89.99, the silver one $90.99."])
     line = asyncio.run(ProductWriter(good, known_brands=["Xiaomi"]).summary("xiaomi redmi watch", recs)).text
     assert line == "The black watch costs $89.99, the silver one $90.99."

@@ -124,6 +124,15 @@ def test_an_answer_that_only_repeats_the_question_is_not_sent() -> None:
     assert r.source == "extract" and r.text == EXTRACT
 
 
+def test_an_answer_that_starts_by_repeating_the_question_is_retried() -> None:
+    r = run(Scripted('"退货政策是什么?退货：大多数商品可在签收后 30 天内退货。', "大多数商品可在签收后 30 天内退货。"),
+            question="退货政策是什么？", language="zh", verify=None)
+    assert r.source == "llm-retry" and r.text.startswith("大多数商品")
+    # starting with the question's words is fine when the question was not copied with its question mark
+    r = run(Scripted("Return shipping costs $5.99."), question="return shipping cost?", verify=None)
+    assert r.source == "llm" and r.text.startswith("Return shipping costs $5.99.")
+
+
 def test_the_question_back_in_other_words_is_not_sent() -> None:
     r = run(Scripted("如何退货?", "如何退货？"), question="怎么退货？", language="zh", verify=None)
     assert r.source == "extract" and r.text == EXTRACT

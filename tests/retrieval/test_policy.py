@@ -102,3 +102,6 @@ def test_real_encoders_on_paraphrases() -> None:
     }
     right = sum(idx.search(q)[0].passage.section == s for q, s in cases.items())
     assert right >= len(cases) - 1
+    # a question that names a section's heading gets that section, not a neighbour USE finds a bit closer
+    assert idx.search("退货政策是什么？")[0].passage.label == "退货"
+    assert idx.search("how do refunds work?")[0].passage.section == "Refunds"
