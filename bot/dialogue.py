@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.messages import attribute_name, attribute_value, say
-from bot.nlu import refinement_extra
+from bot.nlu import complement_anchor, refinement_extra
 from bot.replies import Button, Card, Event, LiveText, Reply, card_from_product, format_price
 from bot.store import TurnRecord
 from model.product_text import ProductWriter
@@ -382,6 +382,9 @@ class DialogueManager:
         if i == "similar":
             return self._similar(turn, u.ordinals, filters=u.filters if u.ordinals else None)
         if i == "recommend":
+            anchor = complement_anchor(turn.text)
+            if anchor is not None:
+                return self._complements(turn, u.ordinals, anchor)
             return self._recommend(turn)
         if i in {"contact_human_agent", "handoff"}:
             return self._handoff(turn, "asked for a person")
@@ -736,6 +739,37 @@ class DialogueManager:
         turn.query = "recommend"
         hits = [Hit(r.product, r.score, i + 1, {}) for i, r in enumerate(recs)]
         reply = self._cards_reply(turn, say("recommend_head", lang), hits, len(hits), 0)
+        reply.cards = [replace(c, reason=r.reason) for c, r in zip(reply.cards, recs, strict=True)]
+        return [reply]
+
+    def _complements(self, turn: _Turn, ordinals: Sequence[int], words: str) -> list[Reply]:
+        """What goes with one product ("I bought a laptop, what else do I need?"): the product is the shown
+        one the shopper points at, else the best match for the words they named, else the one on screen."""
+        lang = turn.lang
+        anchor: Product | None = None
+        picked = self._pick(turn, ordinals) if ordinals else None
+        if picked:
+            anchor = picked[0]
+        elif words:
+            # understood as a search would be ("laptop" is the laptops category, not a laptop sleeve)
+            named = self.understand(words, {})
+            query = named.query or words
+            hits = self.engine.search(ParsedQuery(text=query, filters=named.filters, raw=query), k=1).hits
+            anchor = hits[0].product if hits else None
+        else:
+            on_screen = turn.state.get("focus") or next(iter(turn.state.get("shown") or []), None)
+            anchor = self.engine.product(str(on_screen)) if on_screen else None
+        if anchor is None:
+            turn.intent = "other"
+            return [Reply(say("complements_which", lang))]
+        recs = self._recommender().complements(anchor.sku, k=self.page_size)
+        title = anchor.title_for(lang)
+        if not recs:
+            return [Reply(say("complements_none", lang, title=title))]
+        turn.state.update({"mode": "recommend", "shown": [r.sku for r in recs], "offset": 0, "focus": None})
+        turn.query = "recommend"
+        hits = [Hit(r.product, r.score, n + 1, {}) for n, r in enumerate(recs)]
+        reply = self._cards_reply(turn, say("complements_head", lang, title=title), hits, len(hits), 0)
         reply.cards = [replace(c, reason=r.reason) for c, r in zip(reply.cards, recs, strict=True)]
         return [reply]
 

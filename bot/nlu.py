@@ -34,6 +34,7 @@ __all__ = [
     "CategoryMatcher",
     "NLUResult",
     "Slots",
+    "complement_anchor",
     "find_order_number",
     "find_ordinals",
     "parse",
@@ -61,6 +62,9 @@ RULES: dict[str, str] = {
     "policy_topic": "a message naming a policy the intent set has no intent for (warranty, shipping costs, discount "
     "codes: '保修期多长？', '运费多少钱？', 'do you have a coupon?') asks about that policy, unless it also names a product "
     "or the classifier already chose an intent answered by the same policy",
+    "complements": "a request for what goes with a product ('I bought a laptop, what else do I need?', 'accessories "
+    "for my iphone', 'what goes with the first one', '我买了笔记本电脑，还需要什么配件？') asks for complements of that "
+    "product, not for more of it; unless it names a customer-service word ('return', 'order' ...)",
     "product": "a short message (at most 6 words / 16 characters) naming a catalog category or brand with no "
     "customer-service word ('order', 'refund', '账户' ...) is a product request unless the classifier is "
     "sure (>= 0.9) of something else",
@@ -606,6 +610,8 @@ class NLU:
         state: Mapping[str, Any] | None,
     ) -> tuple[str, str] | None:
         cs_word = bool(_CS_WORDS.search(text))
+        if not cs_word and _COMPLEMENT_CUE.search(text):
+            return "complements", "recommend"
         if ord_spans and not slots.order_number and (intent in _SHOPPING_REFS or not cs_word):
             rest = _cut(text, [(s, e) for s, e, _ in ord_spans])
             if _COMPARE_CUE.search(rest) or (len(slots.ordinals) >= 2 and intent not in {"similar"}):
@@ -631,6 +637,27 @@ class NLU:
         ):
             return "product", "search"
         return None
+
+
+_COMPLEMENT_CUE = re.compile(
+    r"\baccessor(?:y|ies)\b|\bwhat\s+else\s+(?:do|should|would|could|can)\s+(?:i|we)\s+(?:need|buy|get)\b|"
+    r"\bgo(?:es)?\s+(?:well\s+)?with\b|\bcomplement|配件|配套|还需要(?:买)?(?:什么|啥|哪些)|还要买什么|还缺什么|搭配什么",
+    re.IGNORECASE)
+_COMPLEMENT_FILLER = re.compile(
+    r"\b(?:i|i've|ive|we|just|recently|bought|buy|got|get|have|ordered|purchased|own|a|an|my|our|the|this|that|it|"
+    r"what|else|do|does|should|would|could|need|want|to|go|goes|well|with|for|some|any|accessor(?:y|ies)|"
+    r"complements?|complementary|recommend|suggest|please|pls|can|you|me|one)\b|"
+    r"刚刚|刚|最近|我|购买了|买了|入手了|一台|一个|一部|一双|一件|一款|还需要|需要|还要|还缺|买|什么|啥|哪些|配件|配套|搭配|"
+    r"的|吗|呢|推荐|请", re.IGNORECASE)
+
+
+def complement_anchor(text: str) -> str | None:
+    """The product words of a complements request ("I bought a laptop, what else do I need?" -> "laptop"),
+    "" when it names no product ("what goes with it?"), None when ``text`` asks for no complements
+    (``RULES["complements"]``)."""
+    if not _COMPLEMENT_CUE.search(text) or _CS_WORDS.search(text):
+        return None
+    return " ".join(re.findall(r"\w+", _COMPLEMENT_FILLER.sub(" ", text)))
 
 
 def _policy_topic(text: str, intent: str, slots: Slots) -> str | None:

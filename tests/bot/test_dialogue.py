@@ -339,3 +339,19 @@ def test_a_shown_product_in_another_colour_finds_that_kind_of_product_in_it(bot:
     none = chat.say("the first one in red")  # the demo catalog has no red running shoes
     assert not _cards(none) and "couldn't find" in none[0].text
     assert _cards(chat.say("the first one"))[0].sku == running[0].sku  # the list on screen is still the shoes
+
+
+def test_asking_what_goes_with_a_product_shows_its_complements(bot: Assistant) -> None:
+    chat = Chat(bot, user="cora")
+    r = chat.say("I bought a laptop, what else do I need?")
+    cards = _cards(r)
+    assert r[0].text.startswith("Goes well with") and "Laptop" in r[0].text and cards
+    kinds = {_product(bot, c.sku).category_path for c in cards}
+    assert not any("Laptops" in k for k in kinds) and any("Accessories" in k for k in kinds), kinds
+    assert all(c.reason for c in cards)
+    zh = chat.say("我买了一台笔记本电脑，还需要什么配件？")
+    assert zh[0].text.startswith("和「") and _cards(zh)
+    chat.say("running shoes")
+    second = chat.say("what goes with the second one")
+    assert "Running Shoe" in second[0].text and _cards(second)
+    assert not any(_product(bot, c.sku).category_path == "Shoes > Running" for c in _cards(second))

@@ -453,3 +453,24 @@ def test_a_question_about_one_shown_result_asks_for_its_details(nlu: NLU, text: 
 
 def test_a_filter_without_a_question_still_refines(nlu: NLU) -> None:
     assert nlu.parse("only in stock", {"query": "laptop", "mode": "search"}).intent == "refine"
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("I bought a laptop, what else do I need?", "laptop"), ("accessories for my iphone 15", "iphone 15"),
+    ("what goes well with these running shoes", "these running shoes"), ("我买了一台笔记本电脑，还需要什么配件？", "笔记本电脑"),
+])
+def test_asking_what_goes_with_a_product_asks_for_its_complements(nlu: NLU, text: str, words: str) -> None:
+    from bot.nlu import complement_anchor
+
+    r = nlu.parse(text, {"query": "earbuds", "mode": "search", "shown": ["A", "B"]})
+    assert r.intent == "recommend" and r.source == "rule:complements"
+    assert complement_anchor(text) == words
+
+
+@pytest.mark.parametrize("text", ["running shoes", "what else do you sell", "I want to return my laptop, what else do I need?",
+                                  "shoes that go with a blue dress and a refund"])
+def test_other_messages_are_no_complements_request(nlu: NLU, text: str) -> None:
+    from bot.nlu import complement_anchor
+
+    assert nlu.parse(text).source != "rule:complements"
+    assert complement_anchor(text) is None
