@@ -88,6 +88,10 @@ _QUESTION = re.compile(
     r"[?？]|吗|是否|有没有|多少|能不能|可不可以|可以.{0,8}吗|怎么样|什么|哪|"
     r"^\s*(?:is|are|does|do|can|could|will|would|has|have|how|what|which|why|who|tell me)\b", re.I)
 _IT = re.compile(r"\b(?:it|this one|that one|this|that)\b|它|这个|这款|这件|那个|那款", re.I)
+# questions the catalog answers by itself: stock and price ("is the first one in stock?", "第一个有货吗？")
+_ASKS_STOCK = re.compile(r"\b(?:in stock|available|availability|sold out|out of stock|any left|how many left)\b|"
+                         r"有货|有没有货|还有吗|库存|缺货|卖完", re.I)
+_ASKS_PRICE = re.compile(r"\b(?:how much|price|cost|costs)\b|多少钱|价格|价钱|几块钱", re.I)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 
 
@@ -641,6 +645,11 @@ class DialogueManager:
                    Button(say("btn_up", lang), f"up:{turn.turn_id}:{p.sku}"),
                    Button(say("btn_down", lang), f"down:{turn.turn_id}:{p.sku}")]
         replies = [Reply("\n".join(lines), cards=[self._card(p, 1, lang)], buttons=buttons)]
+        known = _fact_answer(turn.text or "", p, lang)
+        if known:
+            # the catalog answers it: no model, and never "the product information does not say"
+            replies.append(Reply(known))
+            return replies
         writer = self.product_writer
         if writer is not None and turn.text and _QUESTION.search(turn.text):
             # "is the second one waterproof?": the details above are facts; the model answers in words
@@ -882,3 +891,20 @@ def _query_label(query: str, f: Filters) -> str:
     """How the search is logged: its words plus the filters, so "cheaper" turns are told apart."""
     d = f.describe()
     return f"{query} ({d})" if d and query else query or d
+
+
+def _fact_answer(question: str, p: Product, lang: str) -> str | None:
+    """The answer to a stock or price question about ``p`` from its catalog record, or None for any other
+    question (the language model answers those from the same record)."""
+    if not question or not _QUESTION.search(question):
+        return None
+    asks_stock, asks_price = bool(_ASKS_STOCK.search(question)), bool(_ASKS_PRICE.search(question))
+    if asks_stock == asks_price:  # neither, or both in one breath: the details above show both
+        return None
+    if asks_price:
+        price = format_price(p.price, p.currency)
+        return f"价格是 {price}。" if lang == "zh" else f"It costs {price}."
+    if p.stock > 0:
+        return say("details_stock", lang, stock=p.stock)
+    return say("details_oos", lang)
+

@@ -355,3 +355,15 @@ def test_asking_what_goes_with_a_product_shows_its_complements(bot: Assistant) -
     second = chat.say("what goes with the second one")
     assert "Running Shoe" in second[0].text and _cards(second)
     assert not any(_product(bot, c.sku).category_path == "Shoes > Running" for c in _cards(second))
+
+
+def test_stock_and_price_questions_about_a_shown_product_are_answered_from_the_catalog(bot: Assistant) -> None:
+    chat = Chat(bot, user="finn")
+    first = _cards(chat.say("laptop"))[0]
+    p = _product(bot, first.sku)
+    r = chat.say("第一个有货吗？")
+    assert r[0].cards[0].sku == p.sku
+    assert r[-1].text == (f"有货（剩余 {p.stock} 件）。" if p.stock > 0 else "暂时缺货。")
+    r = chat.say("how much is the first one?")
+    assert r[-1].text.startswith("It costs $") and f"{p.price:,.2f}" in r[-1].text
+    assert len(chat.say("is the first one waterproof?")) == 1  # no model here: the details, and no invented answer

@@ -190,10 +190,12 @@ def test_a_question_about_a_shown_product_is_answered_from_its_attributes(make) 
 
     bot = make(Scripted(respond), llm_search_summary=False)
     say(bot, "red winter coat", user="q1")
-    replies = say(bot, "how much is the first one?", user="q1")
+    replies = say(bot, "is the first one a good buy?", user="q1")
     assert replies[0].cards  # the product itself, rendered by code
     card = replies[0].cards[0]
     assert replies[-1].text == f"It costs ${card.price:.2f} and is in stock."
+    # a plain price or stock question is answered from the catalog by code, before any model is asked
+    assert say(bot, "how much is the first one?", user="q1")[-1].text == f"It costs ${card.price:.2f}."
 
 
 def test_when_the_catalog_does_not_say_the_assistant_does_not_guess(make) -> None:  # type: ignore[no-untyped-def]
