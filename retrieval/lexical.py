@@ -63,6 +63,14 @@ def _jieba_cut(text: str) -> list[str]:
     return [t for t in _jieba.lcut_for_search(text) if t.strip()]
 
 
+def cjk_word_ends(text: str) -> dict[int, int]:
+    """Where each of jieba's words in ``text`` starts -> where it ends: whether a character is a word by
+    itself (蓝 in 要蓝的) or part of a longer one (蓝 in 蓝牙, Bluetooth)."""
+    _jieba_cut("")  # loads the dictionary once
+    assert _jieba is not None
+    return {start: end for _word, start, end in _jieba.tokenize(text)}
+
+
 @lru_cache(maxsize=1)
 def _stemmer():  # type: ignore[no-untyped-def]
     try:

@@ -68,6 +68,18 @@ _COLOR_WORD = {w: c for c, words in COLORS.items() for w in words}
 _EN_COLOR = re.compile(r"\b(" + "|".join(w for w in _COLOR_WORD if w.isascii()) + r")\b", re.I)
 _ZH_COLOR = re.compile("(" + "|".join(sorted((w for w in _COLOR_WORD if not w.isascii()), key=len, reverse=True)) + ")的?")
 
+
+
+def _zh_color_word(text: str, m: re.Match[str]) -> bool:
+    """A one-character colour (蓝, 红, 白 ...) names a colour only when it is a word by itself: 蓝牙 is
+    Bluetooth, 红米 a phone brand, 白酒 a liquor, 粉底 a foundation."""
+    if len(m.group(1)) > 1:
+        return True
+    from .lexical import cjk_word_ends
+
+    return cjk_word_ends(text).get(m.start()) == m.start() + 1
+
+
 _CUR = r"(?:\$|usd|us\$|dollars?|bucks|€|eur|euros?|£|gbp|pounds?|¥|￥|rmb|cny|yuan|元|块钱?)"
 _NUM = r"(\d+(?:[.,]\d+)?)\s*(k)?"
 _PRICE_UNDER = re.compile(
@@ -90,7 +102,10 @@ _SIZE = re.compile(
     re.I,
 )
 _IN_STOCK = re.compile(r"\b(?:in[- ]stock|available now|available)\b|有货|现货", re.I)
-_SORT_CHEAP = re.compile(r"\b(?:cheapest|lowest price|least expensive|price low to high)\b|最便宜|价格从低到高", re.I)
+# "cheap earbuds", "有没有便宜的蓝牙耳机": the cheapest relevant ones first ("cheaper" / "便宜一点" is a price
+# nudge on the results on screen, handled by the dialogue)
+_SORT_CHEAP = re.compile(r"\b(?:cheapest|cheap|inexpensive|affordable|budget|lowest price|least expensive|price low to high)\b|"
+                         r"最便宜|价格从低到高|(?<![更再比])(?:便宜|实惠)(?!一点|一些|点|些)", re.I)
 _SORT_PRICEY = re.compile(r"\b(?:most expensive|highest price|priciest|price high to low)\b|最贵|价格从高到低", re.I)
 _SORT_RATING = re.compile(r"\b(?:best rated|top rated|highest rated)\b|评分最高|好评最多", re.I)
 _FILLER = re.compile(
@@ -248,10 +263,13 @@ def parse_query(text: str, *, brands: Iterable[str] = ()) -> ParsedQuery:
         t = t[: m.start()] + " " + t[m.end() :]
 
     colors: set[str] = set()
-    for rx in (_EN_COLOR, _ZH_COLOR):
-        for m in rx.finditer(t):
-            colors.add(_COLOR_WORD[m.group(1).lower()])
-        t = rx.sub(" ", t)
+    for m in _EN_COLOR.finditer(t):
+        colors.add(_COLOR_WORD[m.group(1).lower()])
+    t = _EN_COLOR.sub(" ", t)
+    zh = [m for m in _ZH_COLOR.finditer(t) if _zh_color_word(t, m)]
+    for m in reversed(zh):
+        colors.add(_COLOR_WORD[m.group(1)])
+        t = t[: m.start()] + " " + t[m.end():]
 
     sizes: set[str] = set()
     for m in _SIZE.finditer(t):

@@ -45,6 +45,16 @@ def test_colours_sizes_stock_and_sort_in_english_and_chinese() -> None:
     assert parse_query("best rated blender").sort == "rating"
 
 
+@pytest.mark.parametrize(("text", "colors", "rest"), [
+    ("有没有便宜的蓝牙耳机", set(), "蓝牙耳机"), ("红米手机", set(), "红米手机"), ("白酒", set(), "白酒"),
+    ("要蓝的", {"blue"}, ""), ("黑耳机", {"black"}, "耳机"), ("红色蓝牙音箱", {"red"}, "蓝牙音箱"), ("海军蓝外套", {"navy"}, "外套"),
+])
+def test_a_chinese_colour_character_inside_a_longer_word_is_no_colour(text: str, colors: set[str], rest: str) -> None:
+    """蓝牙 is Bluetooth and 红米 a phone brand: "any cheap Bluetooth earphones?" is not a search for blue ones."""
+    q = parse_query(text)
+    assert q.filters.colors == colors and rest in q.text
+
+
 def test_known_brands_become_filters() -> None:
     q = parse_query("nike running shoes", brands=["nike", "adidas"])
     assert q.filters.brands == {"nike"}
