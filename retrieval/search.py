@@ -234,7 +234,10 @@ class SearchEngine:
         ]
         timings["total"] = (time.perf_counter() - t0) * 1000
         allowed = len(self.products) if mask is None else int(np.count_nonzero(mask))
-        exhaustive = not pq.text.strip() or allowed <= self.config.candidates
+        # every allowed product was ranked and the filters name a category, so the count counts things of
+        # the kind asked for; "blue mini fridge" in a shop without fridges ranks all 80 blue products, and
+        # "80 products match" would be untrue ("Best matches" it is)
+        exhaustive = not pq.text.strip() or (allowed <= self.config.candidates and bool(f.categories))
         return SearchResult(pq, hits, total, offset, timings, exhaustive)
 
     # ----------------------------------------------------------------------------------- ranking

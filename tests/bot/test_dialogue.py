@@ -367,3 +367,11 @@ def test_stock_and_price_questions_about_a_shown_product_are_answered_from_the_c
     r = chat.say("how much is the first one?")
     assert r[-1].text.startswith("It costs $") and f"{p.price:,.2f}" in r[-1].text
     assert len(chat.say("is the first one waterproof?")) == 1  # no model here: the details, and no invented answer
+
+
+def test_a_count_is_only_claimed_for_products_of_the_kind_asked_for(bot: Assistant) -> None:
+    """No fridges in the demo shop: 'blue mini fridge' ranks every blue product; '80 products match' would be false."""
+    r = Chat(bot, user="gus").say("blue mini fridge")
+    assert r[0].text.startswith("Best matches"), r[0].text
+    r = Chat(bot, user="gus2").say("a red winter coat under $80")
+    assert "products match (red" in r[0].text
