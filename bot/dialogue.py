@@ -507,8 +507,8 @@ class DialogueManager:
             res = self._bounded_search(pq, offset)
         else:
             res = self.engine.search(pq, k=self.page_size, offset=offset)
-        understood = f.describe()
         lang = turn.lang
+        understood = f.describe(lang)
         if not res.hits and offset > 0:
             st["offset"] = max(0, offset - self.page_size)
             return [Reply(say("no_more", lang))]
@@ -522,12 +522,12 @@ class DialogueManager:
                     head = say("no_results_relaxed", lang, query=query, understood=understood)
                     return [self._cards_reply(turn, head, loose.hits, loose.total, 0)]
             label = query or understood
-            return [Reply(say("no_results", lang, query=label, understood=f" ({understood})" if understood and query else ""))]
+            return [Reply(say("no_results", lang, query=label, understood=_aside(understood, lang) if query else ""))]
         st["shown"] = res.skus
         # a count only when it is one: past the candidate pool, "100 products match" would be the pool's size
         if first:
             head = say("results" if res.exhaustive else "results_top", lang, total=res.total,
-                       understood=f" ({understood})" if understood else "")
+                       understood=_aside(understood, lang))
         else:
             head = say("results_more" if res.exhaustive else "results_more_top", lang, first=offset + 1,
                        last=offset + len(res.hits), total=res.total)
@@ -727,7 +727,7 @@ class DialogueManager:
         if not hits:
             if filters is not None and not offset:
                 turn.zero_results = True
-                return [Reply(say("no_results", lang, query=anchor.title_for(lang), understood=f" ({filters.describe()})"))]
+                return [Reply(say("no_results", lang, query=anchor.title_for(lang), understood=_aside(filters.describe(lang), lang)))]
             return [Reply(say("no_more", lang))]
         turn.state.update({"mode": "similar", "anchor": sku, "offset": offset, "shown": [h.sku for h in hits],
                            "anchor_filters": filters_to_dict(filters) if filters is not None else None})
@@ -885,6 +885,13 @@ def _run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
 
 def _fields(f: Filters) -> dict[str, Any]:
     return {k: getattr(f, k) for k in ("min_price", "max_price", "currency", "categories", "brands", "colors", "sizes", "in_stock")}
+
+
+def _aside(text: str, lang: str) -> str:
+    """What the filters were, in brackets after a sentence's subject: " (red, under 80)" / "（红色，80 以下）"."""
+    if not text:
+        return ""
+    return f"（{text}）" if lang == "zh" else f" ({text})"
 
 
 def _query_label(query: str, f: Filters) -> str:

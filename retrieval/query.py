@@ -172,27 +172,31 @@ class Filters:
             return False
         return not (self.sizes and not {s.lower() for s in p.attr("size")} & self.sizes)
 
-    def describe(self) -> str:
+    def describe(self, language: str = "en") -> str:
+        """The filters as a shopper reads them: "white, in sneakers, under ¥400" / "白色，sneakers，¥400 以下"
+        (category and brand names are the catalog's own)."""
+        zh = language == "zh"
         parts = []
         if self.colors:
-            parts.append("/".join(sorted(self.colors)))
+            parts.append("/".join(COLORS[c][1] if zh and c in COLORS else c for c in sorted(self.colors)))
         if self.brands:
-            parts.append("brand " + "/".join(sorted(self.brands)))
+            parts.append(("品牌 " if zh else "brand ") + "/".join(sorted(self.brands)))
         if self.categories:
-            parts.append("in " + "/".join(sorted(self.categories)))
+            parts.append(("" if zh else "in ") + "/".join(sorted(self.categories)))
         if self.sizes:
-            parts.append("size " + "/".join(sorted(self.sizes)))
+            sizes = "/".join(sorted(self.sizes))
+            parts.append(f"{sizes} 码" if zh else f"size {sizes}")
         # a budget in another currency than the dollar says which ("under ¥500")
         sym = _SYMBOL.get(self.currency or "", (self.currency or "") + " ") if self.currency not in (None, "USD") else ""
         if self.min_price is not None and self.max_price is not None:
             parts.append(f"{sym}{self.min_price:g}-{sym}{self.max_price:g}")
         elif self.max_price is not None:
-            parts.append(f"under {sym}{self.max_price:g}")
+            parts.append(f"{sym or '$'}{self.max_price:g} 以下" if zh else f"under {sym}{self.max_price:g}")
         elif self.min_price is not None:
-            parts.append(f"over {sym}{self.min_price:g}")
+            parts.append(f"{sym or '$'}{self.min_price:g} 以上" if zh else f"over {sym}{self.min_price:g}")
         if self.in_stock:
-            parts.append("in stock")
-        return ", ".join(parts)
+            parts.append("有货" if zh else "in stock")
+        return ("，" if zh else ", ").join(parts)
 
 
 @dataclass(frozen=True)

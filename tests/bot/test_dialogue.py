@@ -375,3 +375,8 @@ def test_a_count_is_only_claimed_for_products_of_the_kind_asked_for(bot: Assista
     assert r[0].text.startswith("Best matches"), r[0].text
     r = Chat(bot, user="gus2").say("a red winter coat under $80")
     assert "products match (red" in r[0].text
+
+
+def test_chinese_replies_describe_the_filters_in_chinese(bot: Assistant) -> None:
+    r = Chat(bot, user="hua").say("红色的外套 500元以下")
+    assert "（红色，" in r[0].text and "¥500 以下）" in r[0].text and "red" not in r[0].text, r[0].text
