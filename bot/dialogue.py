@@ -909,9 +909,7 @@ def _fact_answer(question: str, p: Product, lang: str) -> str | None:
     if asks_stock == asks_price:  # neither, or both in one breath: the details above show both
         return None
     if asks_price:
-        price = format_price(p.price, p.currency)
-        return f"价格是 {price}。" if lang == "zh" else f"It costs {price}."
+        return say("details_price", lang, price=format_price(p.price, p.currency))
     if p.stock > 0:
         return say("details_stock", lang, stock=p.stock)
     return say("details_oos", lang)
-

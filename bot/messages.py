@@ -83,6 +83,7 @@ MESSAGES: dict[str, dict[str, str]] = {
                           "zh": "是哪件商品的配件呢？比如可以说“笔记本电脑的配件”。"},
     "details_stock": {"en": "In stock ({stock} left).", "zh": "有货（剩余 {stock} 件）。"},
     "details_oos": {"en": "Out of stock at the moment.", "zh": "暂时缺货。"},
+    "details_price": {"en": "It costs {price}.", "zh": "价格是 {price}。"},
     "feedback_up": {"en": "Thanks for the feedback!", "zh": "谢谢您的反馈！"},
     "feedback_down": {
         "en": "Sorry about that. Tell me a bit more about what you need (what it's for, a price range, a "
@@ -164,12 +165,11 @@ def attribute_name(name: str, language: str = "en") -> str:
 def attribute_value(name: str, value: str, language: str = "en") -> str:
     """A catalog attribute's value in ``language``: colours the search understands in Chinese ("black" ->
     "黑色", the same table that reads "黑色的" in a query); every other value as the catalog gives it."""
-    if language != "zh" or name.lower() not in {"color", "colour"}:
+    if name.lower() not in {"color", "colour"}:
         return value
-    from retrieval.query import COLORS
+    from retrieval.query import color_name
 
-    words = COLORS.get(value.lower(), ())
-    return next((w for w in words if not w.isascii()), value)
+    return color_name(value, language)
 
 
 def say(key: str, language: str = "en", **values: object) -> str:

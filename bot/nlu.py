@@ -609,9 +609,9 @@ class NLU:
         refinement_only: bool,
         state: Mapping[str, Any] | None,
     ) -> tuple[str, str] | None:
-        cs_word = bool(_CS_WORDS.search(text))
-        if not cs_word and _COMPLEMENT_CUE.search(text):
+        if complement_anchor(text) is not None:
             return "complements", "recommend"
+        cs_word = bool(_CS_WORDS.search(text))
         if ord_spans and not slots.order_number and (intent in _SHOPPING_REFS or not cs_word):
             rest = _cut(text, [(s, e) for s, e, _ in ord_spans])
             if _COMPARE_CUE.search(rest) or (len(slots.ordinals) >= 2 and intent not in {"similar"}):

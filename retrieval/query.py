@@ -19,8 +19,8 @@ import numpy as np
 
 from .catalog import Product
 
-__all__ = ["COLORS", "DEFAULT_USD_RATES", "Filters", "ParsedQuery", "SortOrder", "convert_price", "parse_query",
-           "set_exchange_rates"]
+__all__ = ["COLORS", "DEFAULT_USD_RATES", "Filters", "ParsedQuery", "SortOrder", "color_name", "convert_price",
+           "parse_query", "set_exchange_rates"]
 
 # What one unit of a currency is worth in US dollars, so a budget in one currency filters prices in
 # another ("500元以下" in a shop that prices in dollars means about $70, not $500). Approximate and for
@@ -69,15 +69,25 @@ _EN_COLOR = re.compile(r"\b(" + "|".join(w for w in _COLOR_WORD if w.isascii()) 
 _ZH_COLOR = re.compile("(" + "|".join(sorted((w for w in _COLOR_WORD if not w.isascii()), key=len, reverse=True)) + ")的?")
 
 
+def color_name(color: str, language: str = "en") -> str:
+    """A canonical colour as a shopper of ``language`` reads it ("grey" -> "灰色" in Chinese); as given
+    otherwise, and for a colour the table does not know."""
+    if language != "zh":
+        return color
+    return next((w for w in COLORS.get(color.lower(), ()) if not w.isascii()), color)
 
-def _zh_color_word(text: str, m: re.Match[str]) -> bool:
-    """A one-character colour (蓝, 红, 白 ...) names a colour only when it is a word by itself: 蓝牙 is
-    Bluetooth, 红米 a phone brand, 白酒 a liquor, 粉底 a foundation."""
-    if len(m.group(1)) > 1:
-        return True
+
+def _zh_colors(text: str) -> list[re.Match[str]]:
+    """The Chinese colour words in ``text``. A one-character colour (蓝, 红, 白 ...) counts only when it is a
+    word by itself: 蓝牙 is Bluetooth, 红米 a phone brand, 白酒 a liquor, 粉底 a foundation (jieba's words,
+    read once per text and only when such a character occurs)."""
+    found = list(_ZH_COLOR.finditer(text))
+    if all(len(m.group(1)) > 1 for m in found):
+        return found
     from .lexical import cjk_word_ends
 
-    return cjk_word_ends(text).get(m.start()) == m.start() + 1
+    ends = cjk_word_ends(text)
+    return [m for m in found if len(m.group(1)) > 1 or ends.get(m.start()) == m.start() + 1]
 
 
 _CUR = r"(?:\$|usd|us\$|dollars?|bucks|€|eur|euros?|£|gbp|pounds?|¥|￥|rmb|cny|yuan|元|块钱?)"
@@ -178,7 +188,7 @@ class Filters:
         zh = language == "zh"
         parts = []
         if self.colors:
-            parts.append("/".join(COLORS[c][1] if zh and c in COLORS else c for c in sorted(self.colors)))
+            parts.append("/".join(color_name(c, language) for c in sorted(self.colors)))
         if self.brands:
             parts.append(("品牌 " if zh else "brand ") + "/".join(sorted(self.brands)))
         if self.categories:
@@ -270,8 +280,7 @@ def parse_query(text: str, *, brands: Iterable[str] = ()) -> ParsedQuery:
     for m in _EN_COLOR.finditer(t):
         colors.add(_COLOR_WORD[m.group(1).lower()])
     t = _EN_COLOR.sub(" ", t)
-    zh = [m for m in _ZH_COLOR.finditer(t) if _zh_color_word(t, m)]
-    for m in reversed(zh):
+    for m in reversed(_zh_colors(t)):
         colors.add(_COLOR_WORD[m.group(1)])
         t = t[: m.start()] + " " + t[m.end():]
 

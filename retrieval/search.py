@@ -168,7 +168,6 @@ class SearchEngine:
             [keys.setdefault(" ".join(_WORDS.findall(p.title.lower())), len(keys)) for p in self.products],
             dtype=np.int64,
         )
-        self._prf_power = 4.0
         self.brands = frozenset((p.brand or "").lower() for p in self.products if p.brand)
         # the learned re-ranker the index bundle carries (shopbot train ranker + reindex), if any
         self.ranker: LearnedRanker | None = None

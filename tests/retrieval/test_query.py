@@ -55,6 +55,13 @@ def test_a_chinese_colour_character_inside_a_longer_word_is_no_colour(text: str,
     assert q.filters.colors == colors and rest in q.text
 
 
+def test_filters_read_in_chinese_use_the_chinese_colour_names() -> None:
+    from retrieval.query import Filters
+
+    assert Filters(colors=frozenset({"grey", "red"}), max_price=80.0).describe("zh") == "灰色/红色，$80 以下"
+    assert Filters(colors=frozenset({"grey"}), max_price=80.0).describe() == "grey, under 80"
+
+
 def test_known_brands_become_filters() -> None:
     q = parse_query("nike running shoes", brands=["nike", "adidas"])
     assert q.filters.brands == {"nike"}
