@@ -32,6 +32,7 @@ from retrieval.rerank import (
     fit_pairwise,
     label_of,
     leaf,
+    served_scores,
 )
 from retrieval.search import SearchEngine
 
@@ -177,9 +178,10 @@ def train_ranker(
     x_all = np.vstack(xs)
     weights, mean, std = fit_pairwise(x_all, np.asarray(pairs, dtype=np.int64), l2=l2)
     cand = LearnedRanker(weights, mean, std, priors, depth=depth)
-    metrics_c = {"ndcg@10": _ndcg(test_sets, lambda x, _c: cand.score_features(x))}
+    # judged as it will serve: reordering only the eligible results
+    metrics_c = {"ndcg@10": _ndcg(test_sets, lambda x, _c: served_scores(x, cand.score_features(x)))}
     metrics_b = {"ndcg@10": _ndcg(test_sets, lambda _x, c: c)}
-    train_c = {"ndcg@10": _ndcg(train_sets, lambda x, _c: cand.score_features(x))}
+    train_c = {"ndcg@10": _ndcg(train_sets, lambda x, _c: served_scores(x, cand.score_features(x)))}
     current = registry.active("ranker")
     promote = better(metrics_c, metrics_b, "ndcg@10")
     serving = cand.with_priors(BehaviourPriors.from_log(searches, categories))

@@ -40,11 +40,17 @@ import numpy as np
 from .catalog import Product
 from .query import product_rating
 
-__all__ = ["FEATURES", "LABELS", "BehaviourPriors", "LearnedRanker", "LoggedSearch", "RerankError", "label_of"]
+__all__ = ["FEATURES", "LABELS", "RELEVANT_SHARE", "BehaviourPriors", "LearnedRanker", "LoggedSearch", "RerankError",
+           "label_of", "served_scores"]
+
+#: Candidates whose fused score is at least this share of the query's best are clearly relevant: only they
+#: are reordered by the learned ranker (and only they are sorted by price, retrieval/search.py).
+RELEVANT_SHARE = 0.75
 
 #: Feature order of the linear model.
 FEATURES = ("fused", "bm25_title", "bm25_body", "cos", "cos_body", "coverage_all", "phrase", "prf",
             "coec", "thumbs", "buys", "cat_affinity", "word_coec", "rating", "in_stock")
+_AFFINITY = FEATURES.index("cat_affinity")
 #: Graded label of a shown product from what the shopper did (the strongest action counts).
 LABELS = {"purchase": 3.0, "add_to_cart": 2.0, "thumb_up": 2.0, "click": 1.0, "details": 1.0,
           "thumb_down": -1.0, "not_what_i_meant": -1.0}
@@ -191,6 +197,20 @@ class BehaviourPriors:
         return float(sum(vals) / len(vals)) if vals else 0.0
 
 
+def served_scores(x: np.ndarray, learned: np.ndarray) -> np.ndarray:
+    """What a query's candidates are sorted by, from their :data:`FEATURES` rows ``x`` and learned scores:
+    the eligible ones by 1 + sigmoid(learned score), above the rest, which keep their fused scores
+    relative to the best (at most 1). Eligible: clearly relevant by the words (fused score at least
+    ``RELEVANT_SHARE`` of the best), or of a category that the log says searches with these words end in.
+
+    Behaviour priors know what sells, not what matches: reordering the whole first 20, a best-selling
+    coffee pod climbed to the top of a keyboard search in `shopbot simulate`.
+    """
+    fused, affinity = x[:, 0], x[:, _AFFINITY]
+    eligible = (fused >= RELEVANT_SHARE) | (affinity > 0)
+    return np.where(eligible, 1.0 + 1.0 / (1.0 + np.exp(-np.asarray(learned, dtype=np.float64))), fused)
+
+
 class LearnedRanker:
     """Linear scorer over :data:`FEATURES` (standardised), applied to the first ``depth`` candidates."""
 
@@ -242,7 +262,9 @@ class LearnedRanker:
 
     def score(self, products: Sequence[Product], fused: np.ndarray, signals: Mapping[str, np.ndarray],
               query: str) -> np.ndarray:
-        return self.score_features(self.features(products, fused, signals, self.priors, query))
+        """What the candidates are sorted by (``served_scores``)."""
+        x = self.features(products, fused, signals, self.priors, query)
+        return served_scores(x, self.score_features(x))
 
     # ---------------------------------------------------------------------------- persistence
 

@@ -31,7 +31,7 @@ from .encoders import Encoder
 from .index import VectorIndex
 from .lexical import FieldedBM25, has_cjk, tokenize
 from .query import FilterArrays, Filters, ParsedQuery, SortOrder, parse_query
-from .rerank import LearnedRanker
+from .rerank import RELEVANT_SHARE, LearnedRanker
 
 __all__ = ["DenseField", "Hit", "RankConfig", "SearchEngine", "SearchResult"]
 
@@ -82,6 +82,11 @@ class RankConfig:
     smooth_neighbours: int = 5
     smooth_weight: float = 0.4
     rrf_k: int = 60
+    # the product's category names the thing the query asks for: the query's head word (its last word
+    # before "for", "with", "under" ...: "laptop", "winter coat", "case for iphone") is the head word of
+    # one of the product's category levels ("Laptops > Notebooks", "Apparel > Coats"). Without it
+    # "laptop" listed laptop sleeves first. Catalogs without categories (CrowdFlower) are unaffected.
+    w_category: float = 0.1
     # the same product listed twice (identical title) is shown once
     collapse_duplicates: bool = True
     # sold-out products sink a little but stay findable
@@ -169,6 +174,12 @@ class SearchEngine:
             dtype=np.int64,
         )
         self.brands = frozenset((p.brand or "").lower() for p in self.products if p.brand)
+        # head word of each category level -> the rows filed under it
+        heads: dict[str, list[int]] = {}
+        for i, p in enumerate(self.products):
+            for h in {h for level in p.category for h in category_heads(level)}:
+                heads.setdefault(h, []).append(i)
+        self._category_rows = {h: np.asarray(r, dtype=np.int64) for h, r in heads.items()}
         # the learned re-ranker the index bundle carries (shopbot train ranker + reindex), if any
         self.ranker: LearnedRanker | None = None
         # the bundle directory this engine was loaded from (retrieval.indexer.load_engine); None in memory
@@ -333,6 +344,13 @@ class SearchEngine:
             signals["phrase"] = phrase
             score += cfg.w_phrase * phrase
             total_w += cfg.w_phrase
+        head = query_head(text) if cfg.w_category else None
+        if head is not None and head in self._category_rows:
+            filed = self._category_rows[head]  # sorted
+            cat = (filed[np.minimum(np.searchsorted(filed, rows), filed.size - 1)] == rows).astype(np.float32)
+            signals["category"] = cat
+            score += cfg.w_category * cat
+            total_w += cfg.w_category
         if cfg.w_prf and cfg.prf_docs and dense_keys and rows.size > cfg.prf_docs:
             # Rocchio-style feedback in the dense space: products like the first pass's best ones rise.
             # The first pass is collapsed by title first, so one product listed five times does not
@@ -370,17 +388,15 @@ class SearchEngine:
 
     def _rerank(self, text: str, rows: np.ndarray, score: np.ndarray, signals: dict[str, np.ndarray]
                 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """The learned ranker (retrieval/rerank.py) reorders the first ``depth`` candidates; the rest keep
-        their order below them. Head scores become 1 + sigmoid(learned score), above every fused score
-        (a weighted mean of [0, 1] features), so sorting by score keeps the learned order."""
+        """The learned ranker (retrieval/rerank.py) reorders the eligible ones among the first ``depth``
+        candidates (``rerank.served_scores``); the rest keep their order below them."""
         assert self.ranker is not None
         head = min(self.ranker.depth, rows.size)
         fused = score.copy()
-        learned = self.ranker.score([self.products[r] for r in rows[:head]], fused[:head],
-                                    {k: v[:head] for k, v in signals.items()}, text)
-        order = np.concatenate([np.argsort(-learned, kind="stable"), np.arange(head, rows.size)])
         new_score = score.copy()
-        new_score[:head] = 1.0 + 1.0 / (1.0 + np.exp(-learned))
+        new_score[:head] = self.ranker.score([self.products[r] for r in rows[:head]], fused[:head],
+                                             {k: v[:head] for k, v in signals.items()}, text)
+        order = np.concatenate([np.argsort(-new_score[:head], kind="stable"), np.arange(head, rows.size)])
         signals = {**signals, "fused": fused}
         return rows[order], new_score[order].astype(np.float32), {k: v[order] for k, v in signals.items()}
 
@@ -469,7 +485,7 @@ class SearchEngine:
         # 60% when the product holds every word of the query that the best-covered candidate holds (a
         # sold-out kids' winter coat is still a winter coat, whatever the feedback thinks of it).
         if scores.size and scores[0] > 0:
-            keep = scores >= 0.75 * scores[0]
+            keep = scores >= RELEVANT_SHARE * scores[0]
             cov = signals.get("coverage_all")
             if cov is not None and cov.size == scores.size and cov.max() > 0:
                 keep |= (cov >= cov.max() - 1e-6) & (scores >= 0.6 * scores[0])
@@ -509,6 +525,28 @@ class SearchEngine:
 
 
 _WORDS = re.compile(r"\w+")
+# where the thing asked for ends: "case for iphone 15", "shoes with laces", "coat under 80"
+_HEAD_END = re.compile(r"\s(?:for|with|without|under|over|below|above|between|from|in|on|like|than)\s", re.I)
+# category levels that name two kinds ("Coffee & Tea", "Sports and Outdoors")
+_KINDS = re.compile(r"\s*(?:&|,|/|\band\b)\s*", re.I)
+
+
+def query_head(text: str) -> str | None:
+    """The head word of a query (its last word before "for", "with", "under" ...), as a BM25 token:
+    "red winter coat" -> "coat", "case for iphone 15" -> "case", "我想买一款新的手机" -> "手机"."""
+    toks = tokenize(_HEAD_END.split(f" {text} ", maxsplit=1)[0])
+    return toks[-1] if toks else None
+
+
+def category_heads(level: str) -> list[str]:
+    """The head word of each kind a category level names: "Coffee & Tea" -> coffee, tea;
+    "Laptop Bags" -> bag; "T-Shirts" -> shirt."""
+    out = []
+    for kind in _KINDS.split(level):
+        toks = tokenize(kind)
+        if toks:
+            out.append(toks[-1])
+    return out
 
 
 def _first_of_each(keys: np.ndarray) -> np.ndarray:

@@ -41,3 +41,23 @@ def test_known_item_search_puts_the_product_with_every_word_first(demo, query: s
     shopper named (feedback learns mostly from the products that hold every word of the query)."""
     top = demo.search(query, k=3).hits[0].product.title.lower()
     assert all(w.lower() in top for w in query.split()), top
+
+
+def test_a_bare_product_kind_lists_that_kind_before_its_accessories(demo) -> None:  # type: ignore[no-untyped-def]
+    """`shopbot search laptop` listed laptop sleeves first: every word matches their titles too. The
+    catalog's categories say which products are laptops; an accessory query still finds accessories."""
+    assert _cats(demo.search("laptop", k=5), 5) <= {"Laptops > Notebooks", "Laptops > Gaming Laptops"}
+    assert _cats(demo.search("laptop sleeve", k=3), 3) == {"Computer Accessories > Laptop Bags"}
+    assert _cats(demo.search("case for iphone 15", k=3), 3) == {"Phones > Cases"}
+
+
+def test_query_and_category_head_words() -> None:
+    from retrieval.search import category_heads, query_head
+
+    assert query_head("red winter coat") == "coat"
+    assert query_head("case for iphone 15") == "case"
+    assert query_head("我想买一款新的手机") == "手机"
+    assert query_head("   ") is None
+    assert category_heads("Coffee & Tea") == ["coffe", "tea"]
+    assert category_heads("Laptop Bags") == ["bag"]
+    assert category_heads("T-Shirts") == ["shirt"]

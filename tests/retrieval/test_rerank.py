@@ -9,7 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.rerank import FEATURES, BehaviourPriors, LearnedRanker, LoggedSearch, RerankError, fit_pairwise, label_of
+from retrieval.rerank import (
+    FEATURES,
+    RELEVANT_SHARE,
+    BehaviourPriors,
+    LearnedRanker,
+    LoggedSearch,
+    RerankError,
+    fit_pairwise,
+    label_of,
+    leaf,
+)
 from tests.conftest import hashing_factory
 
 ENC = {"en": "hashing", "multi": "hashing"}
@@ -52,12 +62,17 @@ def _ranker(priors: BehaviourPriors) -> LearnedRanker:
     return LearnedRanker(w, np.zeros(len(FEATURES)), np.ones(len(FEATURES)), priors, depth=10, version="r1")
 
 
-def test_the_search_applies_the_ranker_to_its_first_candidates(engine) -> None:  # type: ignore[no-untyped-def]
-    before = engine.search("running shoe", k=3).skus
-    target = before[-1]
-    engine.ranker = _ranker(BehaviourPriors(coec={target: 3.0, before[0]: 0.5}))
-    res = engine.search("running shoe", k=3)
+def test_the_search_applies_the_ranker_to_its_clearly_relevant_candidates(engine) -> None:  # type: ignore[no-untyped-def]
+    hits = engine.search("running shoe", k=10).hits
+    relevant = [h.sku for h in hits if h.score >= RELEVANT_SHARE * hits[0].score]
+    weak = [h.sku for h in hits if h.score < RELEVANT_SHARE * hits[0].score]
+    assert len(relevant) >= 2 and weak
+    target = relevant[-1]
+    engine.ranker = _ranker(BehaviourPriors(coec={target: 3.0, relevant[0]: 0.5, weak[0]: 50.0}))
+    res = engine.search("running shoe", k=10)
     assert res.skus[0] == target
+    # a best seller that hardly matches the words stays below every clearly relevant product
+    assert res.skus.index(weak[0]) >= len(relevant)
     assert "fused" in res.hits[0].signals and res.hits[0].score > 1.0  # learned head scores sit above fused ones
     assert "rerank" in res.timings_ms
     assert engine.ranker_version == "r1"
@@ -65,6 +80,24 @@ def test_the_search_applies_the_ranker_to_its_first_candidates(engine) -> None: 
     cheap = engine.search("running shoe", k=3, sort="price_asc")
     prices = [h.product.price for h in cheap.hits]
     assert prices == sorted(prices)
+
+
+def test_behaviour_lifts_a_weaker_match_only_from_a_category_the_query_words_lead_to(engine) -> None:  # type: ignore[no-untyped-def]
+    """Below the clearly relevant line, the log may still promote a product when searches with these words
+    end in its category (a "laptop" search whose words also match sleeves better than laptops)."""
+    hits = engine.search("running shoe", k=10).hits
+    weak = [h.product for h in hits if h.score < RELEVANT_SHARE * hits[0].score]
+    kinds = {leaf(p) for p in weak}
+    assert len(kinds) >= 2
+    led_to, other = sorted(kinds)[:2]
+    lifted = next(p.sku for p in weak if leaf(p) == led_to)
+    stays = next(p.sku for p in weak if leaf(p) == other)
+    priors = BehaviourPriors(coec={lifted: 50.0, stays: 50.0},
+                             word_cat={"running": {led_to: 0.9}, "shoe": {led_to: 0.9}}, cat_base={led_to: 0.1})
+    engine.ranker = _ranker(priors)
+    res = engine.search("running shoe", k=10)
+    assert res.skus[0] == lifted
+    assert res.skus.index(stays) > sum(h.score >= RELEVANT_SHARE * hits[0].score for h in hits)
 
 
 def test_save_load_round_trip_and_a_broken_file_is_one_sentence(tmp_path: Path) -> None:
