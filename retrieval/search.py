@@ -73,7 +73,7 @@ class RankConfig:
     # share in their titles (BM25-weighted, the query's own words left out), best ``prf_terms`` of them,
     # matched against every candidate's title; it comes after smoothing, so the feedback reads the best
     # ranking there is ("keurig coffee maker" finds "brewer", "k-cup", model names). 0.5 over 30 words is
-    # the best of 12 settings on one half of CrowdFlower's queries, and better than 0.2 over 50 on the
+    # the best of 15 settings on one half of CrowdFlower's queries, and better than 0.2 over 50 on the
     # other half too; it waited until the learned ranker stopped lifting best sellers of other kinds
     # (rerank.served_scores), which had made one round of the loop fail with it (README)
     prf_terms: int = 30
@@ -179,8 +179,12 @@ class SearchEngine:
         self.brands = frozenset((p.brand or "").lower() for p in self.products if p.brand)
         # head word of each category level -> the rows filed under it
         heads: dict[str, list[int]] = {}
+        level_heads: dict[str, list[str]] = {}  # a catalog has few distinct levels: each is read once
         for i, p in enumerate(self.products):
-            for h in {h for level in p.category for h in category_heads(level)}:
+            for level in p.category:
+                if level not in level_heads:
+                    level_heads[level] = category_heads(level)
+            for h in {h for level in p.category for h in level_heads[level]}:
                 heads.setdefault(h, []).append(i)
         self._category_rows = {h: np.asarray(r, dtype=np.int64) for h, r in heads.items()}
         # the learned re-ranker the index bundle carries (shopbot train ranker + reindex), if any
@@ -347,7 +351,7 @@ class SearchEngine:
             signals["phrase"] = phrase
             score += cfg.w_phrase * phrase
             total_w += cfg.w_phrase
-        head = query_head(text) if cfg.w_category else None
+        head = query_head(text) if cfg.w_category and self._category_rows else None
         if head is not None and head in self._category_rows:
             filed = self._category_rows[head]  # sorted
             cat = (filed[np.minimum(np.searchsorted(filed, rows), filed.size - 1)] == rows).astype(np.float32)
