@@ -1,7 +1,7 @@
 """Wiring: one function builds the whole assistant from Settings, for every adapter.
 
 The terminal chat, the Telegram bot and the Rasa action server all call :func:`build_assistant` and
-then only translate events and replies; what the assistant does is decided in bot/dialogue.py.
+then only translate events and replies; what the assistant does is decided in bot/dialogue/manager.py.
 """
 
 from __future__ import annotations
@@ -13,20 +13,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bot.dialogue import DialogueManager, Understanding
-from bot.nlu import NLU
-from bot.replies import Event, Reply
+from bot.dialogue.manager import DialogueManager, Understanding
+from bot.dialogue.nlu.parser import NLU
+from bot.dialogue.replies import Event, Reply
 from bot.settings import Settings
-from bot.store import Store
-from model.llm_base import BaseLLM
-from model.product_text import ProductWriter
-from model.support import SupportWriter, grounded_verifier
+from bot.store.sql import Store
+from model.llm.base import BaseLLM
+from model.writing.product_text import ProductWriter
+from model.writing.support import SupportWriter, grounded_verifier
 from retrieval.policy import PolicyIndex, PolicyMatch
 from retrieval.search import SearchEngine
 
 if TYPE_CHECKING:
-    from bot.intents import IntentModel
-    from retrieval.sequential import SequentialRecommender
+    from bot.dialogue.nlu.intents import IntentModel
+    from retrieval.recommend.sequential import SequentialRecommender
 
 __all__ = [
     "Assistant",
@@ -70,7 +70,7 @@ def llm_from_settings(settings: Settings) -> BaseLLM | None:
     """
     if settings.llm == "off":
         return None
-    from model.llm import LLMError, build_llm
+    from model.llm.factory import LLMError, build_llm
 
     tuned = active_version(settings, "llm")  # `shopbot train llm`: a LoRA adapter over the local model
     try:
@@ -83,9 +83,9 @@ def llm_from_settings(settings: Settings) -> BaseLLM | None:
 
 
 def active_version(settings: Settings, kind: str) -> Any:
-    """The active trained version of ``kind`` (model/registry.py), or None for the built-in default; an
+    """The active trained version of ``kind`` (model/training/registry.py), or None for the built-in default; an
     ACTIVE pointer naming a version that is gone or unreadable is said once in the log."""
-    from model.registry import Registry, RegistryError
+    from model.training.registry import Registry, RegistryError
 
     reg = Registry(settings.models_dir)
     try:
@@ -103,8 +103,8 @@ def intent_model_from_settings(settings: Settings) -> tuple[IntentModel, str]:
     ``shopbot train intents`` (recorded by its version name), then the packaged model (its data hash). A
     damaged version file is said once in the log and the packaged model answers instead.
     """
-    from bot.intents import IntentModel, IntentModelError, load_default_model
-    from bot.intents_retrain import MODEL_FILE
+    from bot.dialogue.nlu.intents import IntentModel, IntentModelError, load_default_model
+    from model.training.intents import MODEL_FILE
 
     if settings.intent_model:
         model = IntentModel.load(settings.intent_model)
@@ -129,7 +129,7 @@ def next_item_model_from_settings(
     if version is None:
         return None
     try:
-        from retrieval.sequential import SequentialRecommender
+        from retrieval.recommend.sequential import SequentialRecommender
 
         model, skus = SequentialRecommender.load(version.path, device=settings.device)
     except Exception as exc:  # a damaged version must not stop the assistant
@@ -195,7 +195,7 @@ class Assistant:
             cur = current_dir(s.index_root)
             if cur is not None and cur != self.engine.bundle and self._refused.get("index") != str(cur):
                 try:
-                    from bot.cli import _engine
+                    from bot.cli.main import _engine
 
                     engine = _engine(s, build_if_missing=False)
                     engine.warm_up()  # before it serves: shoppers keep the old one meanwhile
@@ -227,7 +227,7 @@ class Assistant:
         return changed
 
     def _active_name(self, kind: str) -> str | None:
-        from model.registry import Registry, RegistryError
+        from model.training.registry import Registry, RegistryError
 
         assert self.settings is not None
         try:
@@ -293,7 +293,7 @@ def build_assistant(
     only, and an LLM instance is used as given (tests pass a tiny model).
     """
     if engine is None:
-        from bot.cli import _engine
+        from bot.cli.main import _engine
 
         engine = _engine(settings)
     intent_tag = None

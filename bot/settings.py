@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a reply may wait for the language model before the template answers instead."
     )
-    # Telegram (bot/telegram.py)
+    # Telegram (bot/channels/telegram/bot.py)
     telegram_token: SecretStr | None = Field(default=None, description="The bot token from @BotFather.")
     telegram_api_url: str = Field(
         default="https://api.telegram.org/bot",
@@ -112,7 +112,7 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        """Trained model versions (model/registry.py): one folder per kind, an ACTIVE pointer each."""
+        """Trained model versions (model/training/registry.py): one folder per kind, an ACTIVE pointer each."""
         return self.data_dir / "models"
 
     @property

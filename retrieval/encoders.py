@@ -157,7 +157,7 @@ class SentenceTransformerEncoder:
         self._st: object | None = None
         self._np: object | None = None
         self._lock = threading.Lock()
-        from . import fastbert
+        from retrieval import fastbert
 
         if self.device == "cpu" and fastbert.supports(self.path):
             base = fastbert.NumpyBert(self.path)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalog import CatalogError, Product, strip_html
+from retrieval.catalog import CatalogError, Product, strip_html
 
 __all__ = ["Judgments", "dcg", "evaluate_run", "load_judgments", "ndcg_at_k", "recall_at_k"]
 

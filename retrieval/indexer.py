@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .catalog import Product, catalog_hash
-from .encoders import CachedEncoder, Encoder, get_encoder
-from .index import IndexLoadError, Manifest, VectorIndex, check_manifest, current_dir, staged_build, utc_now_iso
-from .lexical import FieldedBM25
-from .rerank import LearnedRanker, RerankError
-from .search import DenseField, RankConfig, SearchEngine
-from .threads import compute_threads, set_threads
+from retrieval.catalog import Product, catalog_hash
+from retrieval.encoders import CachedEncoder, Encoder, get_encoder
+from retrieval.index import IndexLoadError, Manifest, VectorIndex, check_manifest, current_dir, staged_build, utc_now_iso
+from retrieval.lexical import FieldedBM25
+from retrieval.rerank import LearnedRanker, RerankError
+from retrieval.search import DenseField, RankConfig, SearchEngine
+from retrieval.threads import compute_threads, set_threads
 
 __all__ = [
     "BundleError",

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .encoders import Encoder
-from .lexical import BM25, has_cjk, tokenize
+from retrieval.encoders import Encoder
+from retrieval.lexical import BM25, has_cjk, tokenize
 
 __all__ = ["Passage", "PolicyHit", "PolicyIndex", "PolicyMatch", "answer_text"]
 
@@ -136,7 +136,7 @@ class PolicyIndex:
     @classmethod
     def from_path(cls, path: str | Path | None = None, encoders: Mapping[str, Encoder] | None = None) -> PolicyIndex:
         """Index a Markdown/text file, or every .md/.txt file of a directory (the demo policy when None)."""
-        from .catalog import policy_path
+        from retrieval.catalog import policy_path
 
         p = Path(path) if path is not None else policy_path()
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in {".md", ".txt", ".markdown"}) if p.is_dir() else [p]

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from .catalog import Product
+from retrieval.catalog import Product
 
 __all__ = ["COLORS", "DEFAULT_USD_RATES", "Filters", "ParsedQuery", "SortOrder", "color_name", "convert_price",
            "parse_query", "set_exchange_rates"]
@@ -84,7 +84,7 @@ def _zh_colors(text: str) -> list[re.Match[str]]:
     found = list(_ZH_COLOR.finditer(text))
     if all(len(m.group(1)) > 1 for m in found):
         return found
-    from .lexical import cjk_word_ends
+    from retrieval.lexical import cjk_word_ends
 
     ends = cjk_word_ends(text)
     return [m for m in found if len(m.group(1)) > 1 or ends.get(m.start()) == m.start() + 1]

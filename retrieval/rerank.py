@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from .catalog import Product
-from .query import product_rating
+from retrieval.catalog import Product
+from retrieval.query import product_rating
 
 __all__ = ["FEATURES", "LABELS", "RELEVANT_SHARE", "BehaviourPriors", "LearnedRanker", "LoggedSearch", "RerankError",
            "label_of", "served_scores"]

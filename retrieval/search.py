@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from .catalog import Product
-from .encoders import Encoder
-from .index import VectorIndex
-from .lexical import FieldedBM25, has_cjk, tokenize
-from .query import FilterArrays, Filters, ParsedQuery, SortOrder, parse_query
-from .rerank import RELEVANT_SHARE, LearnedRanker
+from retrieval.catalog import Product
+from retrieval.encoders import Encoder
+from retrieval.index import VectorIndex
+from retrieval.lexical import FieldedBM25, has_cjk, tokenize
+from retrieval.query import FilterArrays, Filters, ParsedQuery, SortOrder, parse_query
+from retrieval.rerank import RELEVANT_SHARE, LearnedRanker
 
 __all__ = ["DenseField", "Hit", "RankConfig", "SearchEngine", "SearchResult"]
 

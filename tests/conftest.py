@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from retrieval.catalog import Product, load_catalog
 from retrieval.encoders import HashingEncoder
@@ -86,3 +89,26 @@ def hashing_cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SHOPBOT_MULTILINGUAL_ENCODER", "hashing")
     monkeypatch.setenv("SHOPBOT_BODY_VIEW", "false")
     return data
+
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _pg_url(schema: str, port: int = 5432) -> str:
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/test?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+    try:
+        with admin.begin() as c:
+            c.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        admin.dispose()
+        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({type(exc).__name__}).")
+    yield schema
+    with admin.begin() as c:
+        c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()

@@ -40,7 +40,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def turn(assistant: Any, user: str, text: str) -> dict[str, Any]:
-    from bot.replies import Event
+    from bot.dialogue.replies import Event
 
     t0 = time.perf_counter()
     replies = await assistant.handle_async(Event(user=user, channel="bench", text=text))
@@ -68,11 +68,11 @@ def main() -> None:
     from sqlalchemy import select
 
     from bot.app import build_assistant
-    from bot.cli import _engine
-    from bot.messages import EXAMPLES, MESSAGES
+    from bot.cli.main import _engine
+    from bot.dialogue.messages import EXAMPLES, MESSAGES
     from bot.settings import Settings
-    from bot.store import Turn
-    from model.grounding import Facts, verify
+    from bot.store.sql import Turn
+    from model.writing.grounding import Facts, verify
 
     s = Settings(data_dir=args.data_dir, llm="auto", llm_dtype=args.dtype,
                  database_url=f"sqlite:///{args.data_dir / 'bench_cs.db'}")

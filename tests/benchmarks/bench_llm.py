@@ -6,7 +6,7 @@ Prepares the packaged Qwen2.5-Coder-0.5B-Instruct (ensure_default_model into ~/.
 --data-dir; the first time this joins and converts the GGUF, which is timed too), then for each
 dtype in the same process: load time, and over --runs greedy answers (after one warm-up) the
 median time to first streamed piece, generation rate and whole-answer time. The prompt is what
-model/support.py-style answers look like: a system message with a ~150-word policy passage and a
+model/writing/support.py-style answers look like: a system message with a ~150-word policy passage and a
 shopper's question. fp32 is the baseline bf16 is compared against. CPU threads: all cores. On a
 CUDA machine the model runs on the GPU (device picked as TransformersLLM does).
 
@@ -89,7 +89,7 @@ async def one_answer(llm: Any, max_tokens: int) -> dict[str, Any]:
 
 
 def bench_dtype(model_dir: Path, device: str | None, dtype: str, runs: int, max_tokens: int) -> dict[str, Any]:
-    from model.llm import TransformersLLM
+    from model.llm.factory import TransformersLLM
 
     llm = TransformersLLM(model_dir, device=device, dtype=dtype, threads=os.cpu_count())
     started = time.perf_counter()
@@ -130,7 +130,7 @@ def main() -> None:
 
     import torch
 
-    from model.llm import ensure_default_model, pick_device, pick_dtype
+    from model.llm.factory import ensure_default_model, pick_device, pick_dtype
 
     started = time.perf_counter()
     model_dir = ensure_default_model(args.data_dir, progress=True)

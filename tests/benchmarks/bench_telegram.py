@@ -227,7 +227,7 @@ async def _telegram_side(conn: Any, done: Any, users: int, per_user: int, rate: 
 
 async def run_bot(settings: Any, assistant: Any, port: int, conn: Any, done: Any,
                   turns_at_once: int | None = None) -> tuple[dict[str, Any], int, int]:
-    from bot.telegram import ALLOWED_UPDATES, PerChatProcessor, ShopBot
+    from bot.channels.telegram.bot import ALLOWED_UPDATES, PerChatProcessor, ShopBot
     from tests.fakes.telegram_server import TOKEN
 
     shop = ShopBot(assistant, settings, turns_at_once=turns_at_once) if turns_at_once else ShopBot(assistant, settings)
@@ -327,9 +327,9 @@ def main() -> None:
     from sqlalchemy.orm import Session
 
     from bot.app import build_assistant
-    from bot.cli import _engine
+    from bot.cli.main import _engine
     from bot.settings import Settings
-    from bot.store import Turn
+    from bot.store.sql import Turn
 
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-telegram-"))
     data.mkdir(parents=True, exist_ok=True)
@@ -339,7 +339,7 @@ def main() -> None:
     engine = _engine(settings)
     build_s = time.perf_counter() - t
     assistant = build_assistant(settings, engine=engine)
-    from bot.replies import Event
+    from bot.dialogue.replies import Event
 
     for text in ("running shoes under 80 dollars", "in black", "compare 1 and 2", "我想买一款新的手机", "便宜一点的",
                  "how long does shipping take?", "怎么退货？", "hi"):  # models load on first use: not measured

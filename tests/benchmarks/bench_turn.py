@@ -48,9 +48,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from bot.app import build_assistant
-    from bot.replies import Event
+    from bot.dialogue.replies import Event
     from bot.settings import Settings
-    from bot.store import Store, TurnRecord
+    from bot.store.sql import Store, TurnRecord
     from retrieval.catalog import load_catalog
     from retrieval.indexer import build_bundle, load_engine
     from retrieval.threads import set_threads

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.intents import load_default_model
-from bot.nlu import NLU
+from bot.dialogue.nlu.intents import load_default_model
+from bot.dialogue.nlu.parser import NLU
 from retrieval.policy import PolicyIndex
 
 

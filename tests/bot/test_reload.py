@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from bot.app import Assistant, build_assistant
-from bot.cli import _reindex
-from bot.intents import IntentRow, train_intents
-from bot.intents_retrain import MODEL_FILE
-from bot.replies import Event
+from bot.cli.main import _reindex
+from bot.dialogue.nlu.intents import IntentRow, train_intents
+from model.training.intents import MODEL_FILE
+from bot.dialogue.replies import Event
 from bot.settings import Settings
-from model.registry import Registry
+from model.training.registry import Registry
 from retrieval.encoders import HashingEncoder
 from retrieval.index import current_dir
 from retrieval.indexer import PRODUCTS_FILE

@@ -1,4 +1,4 @@
-"""Runs the real python-telegram-bot Application of :class:`bot.telegram.ShopBot` against
+"""Runs the real python-telegram-bot Application of :class:`bot.channels.telegram.bot.ShopBot` against
 :class:`FakeTelegram`, by long polling or behind a webhook, and waits for the bot to finish answering."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.telegram import ALLOWED_UPDATES, PerChatProcessor, ShopBot
+from bot.channels.telegram.bot import ALLOWED_UPDATES, PerChatProcessor, ShopBot
 from tests.fakes.telegram_server import SEND_METHODS, Call, FakeTelegram
 
 __all__ = ["Running", "free_port", "running"]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from model.llm import TransformersLLM, build_tiny_model
+from model.llm.factory import TransformersLLM, build_tiny_model
 
 
 def make_tiny_model(directory: Path) -> Path:
-    """A two-layer random Qwen2 chat model in ``directory`` (see `model.llm_tiny`)."""
+    """A two-layer random Qwen2 chat model in ``directory`` (see `model.llm.tiny`)."""
     return build_tiny_model(directory)
 
 

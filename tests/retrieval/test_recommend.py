@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from retrieval.catalog import Product
-from retrieval.recommend import COMPLEMENTS, Recommender, complement_categories, cooccurrence, cooccurrence_scores
-from retrieval.recommend_eval import load_recbole, ndcg_recall, ranks_of_first, sample_candidates
+from retrieval.recommend.recommender import COMPLEMENTS, Recommender, complement_categories, cooccurrence, cooccurrence_scores
+from retrieval.recommend.evaluation import load_recbole, ndcg_recall, ranks_of_first, sample_candidates
 
 
 def _p(sku: str, category: str, brand: str = "B", rating: float = 4.0, stock: int = 5) -> Product:
@@ -94,7 +94,7 @@ def test_content_similarity_through_the_search_engine(engine) -> None:  # type: 
 
 def test_sequential_model_learns_a_toy_pattern(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    from retrieval.sequential import SeqConfig, SequentialRecommender
+    from retrieval.recommend.sequential import SeqConfig, SequentialRecommender
 
     # item i is always followed by i + 1 (mod 12)
     rng = np.random.default_rng(0)
@@ -153,7 +153,7 @@ def test_cooccurrence_baseline_and_loader(tmp_path: Path) -> None:
 
 def test_a_trained_sequential_model_is_used_by_sku(shop: list[Product], tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    from retrieval.sequential import SeqConfig, SequentialRecommender
+    from retrieval.recommend.sequential import SeqConfig, SequentialRecommender
 
     # the log's habit: after coat COA-0 shoppers look at book FIC-2; the model knows 3 items by SKU
     skus = ["COA-0", "FIC-2", "SMA-0"]

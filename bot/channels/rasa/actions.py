@@ -1,0 +1,420 @@
+"""Rasa custom actions (rasa-sdk): the same assistant behind a shop's Rasa bot.
+
+The adapter translates and decides nothing about shopping. Rasa has already classified the message and
+picked the action; an action turns that (the action, the latest message's intent and entities, the
+slots Rasa set since shopbot last answered) into an :class:`bot.dialogue.manager.Understanding`, hands it to
+the dialogue manager on ``Event.understood`` (so shopbot's own intent classifier is not run again), and
+translates the replies back: Rasa responses with text, buttons and images, plus ``SlotSet`` events
+that mirror the dialogue's search state (query, filters, products shown, page) into Rasa's tracker.
+The dialogue's state in SQL stays the source of truth; the slots are a copy Rasa's stories, forms and
+responses can read.
+
+Why some of shopbot's own understanding is still used: Rasa's entities are optional and often partial
+("red sneakers under $80" may come with only ``product``), so the message text also goes through
+shopbot's slot patterns (prices, colours, sizes, brands, categories, ordinals: the search engine's own
+parser, no classifier) and entities win where both say something. The classifier is consulted only
+where Rasa's intent is coarser than what the dialogue needs: which policy topic a generic
+``ask_support`` question is about, and whether generic feedback is praise or a complaint; it then
+chooses among those labels only.
+
+Deadlines: Rasa 3.6 gives the action call ``DEFAULT_REQUEST_TIMEOUT`` = 300 s
+(``rasa.core.constants``, an aiohttp total timeout) and drops the action's events when it runs out.
+Every action here answers well within it: the language model's text is awaited for at most
+``llm_timeout`` + 1 s (the grounded template is sent instead) and the whole action for at most
+``deadline`` seconds (``llm_timeout`` + 5 s, never more than half of Rasa's timeout).
+
+The translations themselves (tracker -> Understanding, replies -> messages, state -> slots) are plain
+functions in bot/channels/rasa/translate.py. ``shopbot actions`` (bot/channels/rasa/server.py) serves these actions; ``python -m rasa_sdk --actions
+bot.actions`` works too (the actions then build the assistant from the ``SHOPBOT_*`` settings).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.channels.rasa.translate import (
+    BUTTON_INTENTS,
+    MAX_PAYLOAD,
+    MIRRORED_SLOTS,
+    PRODUCT_PAGES,
+    RasaMessage,
+    best_of,
+    read_message,
+    render_replies,
+    slot_events,
+    strings,
+    understanding,
+)
+from bot.dialogue.manager import CS_SECTIONS, Understanding, clean_text
+from bot.dialogue.replies import Event, Reply, format_price, stock_text
+from bot.store.sql import StoreUnavailable
+from retrieval.lexical import has_cjk
+
+if TYPE_CHECKING:
+    from bot.app import Assistant
+
+__all__ = [
+    "ACTIONS",
+    "ACTION_NAMES",
+    "BUTTON_INTENTS",
+    "CHANNEL",
+    "MIRRORED_SLOTS",
+    "RASA_ACTION_TIMEOUT",
+    "ActionAnswerSupport",
+    "ActionCompare",
+    "ActionDescribeProduct",
+    "ActionHandoff",
+    "ActionRecommend",
+    "ActionRecordFeedback",
+    "ActionRefineSearch",
+    "ActionRuntime",
+    "ActionSearchProducts",
+    "ActionShowDetails",
+    "ShopbotAction",
+    "default_runtime",
+]
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "rasa"
+RASA_ACTION_TIMEOUT = 300.0  # rasa 3.6: rasa.core.constants.DEFAULT_REQUEST_TIMEOUT, the action call's total timeout
+
+# What only this adapter says; the conversation's own sentences live in bot/dialogue/messages.py.
+TEXTS: dict[str, dict[str, str]] = {
+    "store_down": {"en": "Sorry, I can't reach the shop's records right now. Please try again in a minute.",
+                   "zh": "抱歉，暂时无法连接店铺的数据。请过一分钟再试。"},
+    "slow": {"en": "Sorry, that is taking too long. Please try again in a moment.",
+             "zh": "抱歉，处理时间太长了。请稍后再试。"},
+    "failed": {"en": "Sorry, something went wrong on my side. Please try again, or say \"talk to a person\".",
+               "zh": "抱歉，我这边出了点问题。请再试一次，或说“转人工”。"},
+    "describe_unavailable": {"en": "Here are the product's details:", "zh": "商品详情如下："},
+}
+
+
+def t(key: str, language: str = "en") -> str:
+    table = TEXTS[key]
+    return table.get(language) or table["en"]
+
+
+# ------------------------------------------------------------------------------------ runtime
+
+
+class ActionRuntime:
+    """What every action needs: the assistant and the time it may take.
+
+    ``deadline``: seconds one action may take in all before it answers politely with what it has;
+    ``live_timeout``: seconds to wait for the language model's final text before its grounded
+    template is sent instead.
+    """
+
+    def __init__(self, assistant: Assistant, *, llm_timeout: float = 10.0, deadline: float | None = None) -> None:
+        self.assistant = assistant
+        self.llm_timeout = llm_timeout
+        self.deadline = min(deadline if deadline is not None else llm_timeout + 5.0, RASA_ACTION_TIMEOUT / 2)
+        self.live_timeout = max(0.1, min(llm_timeout + 1.0, self.deadline - 1.0))
+        self._describer: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Any = None, *, assistant: Assistant | None = None,
+                      deadline: float | None = None) -> ActionRuntime:
+        from bot.app import build_assistant
+        from bot.settings import Settings
+
+        s = settings if settings is not None else Settings()
+        return cls(assistant if assistant is not None else build_assistant(s), llm_timeout=s.llm_timeout,
+                   deadline=deadline)
+
+    def describer(self) -> Any:
+        """model/writing/describe.py's writer over the assistant's model (templates only without one); None when
+        this installation has no description writer."""
+        if self._describer is None:
+            try:
+                from model.writing.describe import DescriptionWriter
+            except ImportError:
+                return None
+            a = self.assistant
+            self._describer = DescriptionWriter(a.llm, known_brands=sorted(a.engine.brands), timeout=self.llm_timeout)
+        return self._describer
+
+    def user_id(self, sender: str) -> str:
+        """The store's id of a Rasa sender (bot/store/sql.py: "<channel>:<external id>")."""
+        return f"{CHANNEL}:{sender}"[:200]
+
+    async def aclose(self) -> None:
+        await self.assistant.aclose()
+
+
+_default: ActionRuntime | None = None
+_default_lock = threading.Lock()
+
+
+def default_runtime() -> ActionRuntime:
+    """The process's runtime from the ``SHOPBOT_*`` settings, built on first use (for ``python -m rasa_sdk``)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = ActionRuntime.from_settings()
+        return _default
+
+
+
+# ------------------------------------------------------------------------------------ actions
+
+
+class ShopbotAction(Action, abc.ABC):
+    """One Rasa action over the dialogue: tracker in, the dialogue's replies and the mirrored slots out.
+
+    Subclasses say only how the message becomes an :class:`Event` (``event``). Every failure ends in a
+    valid response with a polite message: the database down, the model slow, a bug.
+    """
+
+    action_name: ClassVar[str]
+
+    def __init__(self, runtime: ActionRuntime | None = None) -> None:
+        self._runtime = runtime
+
+    @property
+    def runtime(self) -> ActionRuntime:
+        return self._runtime if self._runtime is not None else default_runtime()
+
+    def name(self) -> str:
+        return self.action_name
+
+    @abc.abstractmethod
+    def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
+        """The dialogue event for the message (runs in a worker thread: it may use the classifier)."""
+
+    def _event(self, msg: RasaMessage, **kw: Any) -> Event:
+        return Event(user=msg.sender, channel=CHANNEL, text=msg.words or None, language=msg.language, **kw)
+
+    def _understood(self, rt: ActionRuntime, msg: RasaMessage, intent: str) -> Event:
+        """A message Rasa understood; a button press passes through as the dialogue's own payload."""
+        if msg.payload:
+            return Event(user=msg.sender, channel=CHANNEL, payload=msg.payload, language=msg.language)
+        return self._event(msg, understood=understanding(rt.assistant, msg, intent))
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Any) -> list[dict[str, Any]]:
+        # the process-wide runtime (python -m rasa_sdk) is built on first use, off the event loop
+        rt = self._runtime if self._runtime is not None else await asyncio.to_thread(default_runtime)
+        msg = read_message(tracker, ACTION_NAMES)
+        lang = "zh" if has_cjk(msg.text or "") else (msg.language or "en")[:2]
+        messages: list[dict[str, Any]] = []
+        try:
+            events = await asyncio.wait_for(self._turn(rt, msg, tracker, domain, messages), timeout=rt.deadline)
+        except TimeoutError:
+            log.warning("%s for %s took longer than %.1f s", self.action_name, msg.sender, rt.deadline)
+            # the replies when they were ready (only the slots are missing), else an apology
+            messages, events = messages or [{"text": t("slow", lang)}], []
+        except StoreUnavailable as exc:
+            log.warning("%s for %s: %s", self.action_name, msg.sender, exc)
+            messages, events = [{"text": t("store_down", lang)}], []
+        except Exception:
+            log.exception("%s failed for %s", self.action_name, msg.sender)
+            messages, events = [{"text": t("failed", lang)}], []
+        for m in messages:
+            dispatcher.utter_message(**m)
+        return events
+
+    async def _turn(self, rt: ActionRuntime, msg: RasaMessage, tracker: Tracker, domain: Any,
+                    messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        t0 = time.monotonic()
+        event = await asyncio.to_thread(self.event, rt, msg)
+        replies = await rt.assistant.handle_async(event)
+        for r in replies:  # the model's verified text, or the grounded template when it is late
+            if r.live is not None:
+                left = rt.live_timeout - (time.monotonic() - t0)
+                try:
+                    r.text = await asyncio.wait_for(r.live.final(), timeout=max(0.05, left))
+                except TimeoutError:
+                    log.info("%s: the model was late; the template answers", self.action_name)
+        replies = [r for r in replies if r.text or r.cards or r.buttons or r.table or r.handoff]
+        replies = await self.finish(rt, msg, replies, t0)
+        messages += render_replies(replies)
+        user_id = rt.user_id(msg.sender)
+        state = await asyncio.to_thread(rt.assistant.store.load_state, user_id)
+        slots = tracker.slots if isinstance(tracker.slots, dict) else {}
+        events = slot_events(state, slots, domain, rt.assistant.dialogue.page_size)
+        paused = any(r.handoff for r in replies) or (
+            not replies and await asyncio.to_thread(rt.assistant.store.is_handed_over, user_id))
+        if paused:
+            events.append(ConversationPaused())
+        return events
+
+    async def finish(self, rt: ActionRuntime, msg: RasaMessage, replies: list[Reply], t0: float) -> list[Reply]:
+        """A last step over the replies (the description action writes its text here)."""
+        return replies
+
+
+class ActionSearchProducts(ShopbotAction):
+    """A new search ("red sneakers under $80"); "show more" (Rasa intent ``more_results``) pages it."""
+
+    action_name = "action_search_products"
+    MORE = frozenset({"more_results", "more", "show_more", "next_page"})
+
+    def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
+        return self._understood(rt, msg, "more" if msg.intent in self.MORE else "search")
+
+
+class ActionRefineSearch(ShopbotAction):
+    """Narrow the current search: "cheaper", "in blue", "size 42", "only Nike"."""
+
+    action_name = "action_refine_search"
+
+    def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
+        return self._understood(rt, msg, "more" if msg.intent in ActionSearchProducts.MORE else "refine")
+
+
+class ActionShowDetails(ShopbotAction):
+    """One product's page: by ordinal over the shown results ("the second one") or by ``sku``."""
+
+    action_name = "action_show_details"
+
+    def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
+        skus = strings(msg.values("sku"))
+        if skus and not msg.payload:  # the dialogue's own "details:<sku>" with the words kept for questions
+            return self._event(msg, payload=f"details:{skus[0]}"[:MAX_PAYLOAD])
+        return self._understood(rt, msg, "details")
+
+
+class ActionCompare(ShopbotAction):
+    """A table of two to four shown products ("compare 1 and 3")."""
+
+    action_name = "action_compare"
+
+    def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
+        return self._understood(rt, msg, "compare")
+
+
+class ActionRecommend(ShopbotAction):
+    """Recommendations; with Rasa intent ``similar_products`` (or a ``sku``) products like one shown."""
+
+    action_name = "action_recommend"
+    SIMILAR = frozenset({"similar_products", "similar", "more_like_this"})
+
+    def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
+        skus = strings(msg.values("sku"))
+        if msg.intent in self.SIMILAR and skus and not msg.payload:
+            return self._event(msg, payload=f"similar:{skus[0]}"[:MAX_PAYLOAD])
+        return self._understood(rt, msg, "similar" if msg.intent in self.SIMILAR else "recommend")
+
+
+class ActionAnswerSupport(ShopbotAction):
+    """A customer-service answer from the shop's policies (shipping, returns, refunds, payment ...).
+
+    The topic: Rasa's intent when it is one of shopbot's (``returns``, ``track_order`` ...), else a
+    ``support_topic`` entity/slot, else shopbot's classifier choosing among the topics only.
+    """
+
+    action_name = "action_answer_support"
+
+    def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
+        if msg.payload:
+            return self._understood(rt, msg, "other")
+        topic = msg.intent if msg.intent in CS_SECTIONS else None
+        topic = topic or next((v for v in strings(msg.values("support_topic")) if v in CS_SECTIONS), None)
+        u = understanding(rt.assistant, msg, topic or "contact_customer_service")
+        if topic is None:
+            best = best_of(rt.assistant, clean_text(msg.words)[0], CS_SECTIONS)
+            if best is not None:
+                u = replace(u, intent=best[0])
+        return self._event(msg, understood=u)
+
+
+class ActionDescribeProduct(ShopbotAction):
+    """A written description of one product (model/writing/describe.py: verified prose + code-rendered details).
+
+    The product is resolved like a product page (ordinal, ``sku``, or the product on screen); the
+    description replaces the page's text, and its price and stock line stays under it.
+    """
+
+    action_name = "action_describe_product"
+
+    def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
+        skus = strings(msg.values("sku"))
+        if skus and not msg.payload:
+            return self._event(msg, payload=f"details:{skus[0]}"[:MAX_PAYLOAD])
+        u = understanding(rt.assistant, msg, "details")
+        if not u.ordinals:  # "describe it": the product on screen
+            state = rt.assistant.store.load_state(rt.user_id(msg.sender)) or {}
+            focus = state.get("focus") or ((state.get("shown") or [None])[0] if len(state.get("shown") or []) == 1 else None)
+            if focus:
+                return self._event(msg, payload=f"details:{focus}"[:MAX_PAYLOAD])
+        return self._event(msg, understood=u)
+
+    async def finish(self, rt: ActionRuntime, msg: RasaMessage, replies: list[Reply], t0: float) -> list[Reply]:
+        page = next((r for r in replies if r.cards and r.intent in PRODUCT_PAGES), None)
+        product = rt.assistant.engine.product(page.cards[0].sku) if page is not None else None
+        if page is None or product is None:
+            return replies
+        writer = rt.describer()
+        card = page.cards[0]
+        facts = f"{format_price(card.price, card.currency)} · {stock_text(card.stock, page.language)} · {card.sku}"
+        if writer is None:  # no description writer installed: the product's page says it all
+            page.text = t("describe_unavailable", page.language) + "\n" + page.text
+            return [page]
+        left = max(0.1, rt.live_timeout - (time.monotonic() - t0))
+        try:
+            d = await asyncio.wait_for(writer.write(product.to_record(), page.language), timeout=left)
+            text = d.text
+        except (TimeoutError, ValueError):
+            from model.writing.describe import template_description
+
+            text = template_description(product.to_record(), page.language)
+        page.text = f"{text}\n{facts}"
+        return [page]
+
+
+class ActionRecordFeedback(ShopbotAction):
+    """Thumbs up/down (buttons) or praise/complaint in words, logged against the turn it is about."""
+
+    action_name = "action_record_feedback"
+    POSITIVE = frozenset({"feedback_positive", "thumbs_up", "affirm", "mood_great", "praise"})
+    NEGATIVE = frozenset({"feedback_negative", "thumbs_down", "deny", "mood_unhappy", "not_what_i_meant"})
+    WORDS: ClassVar[dict[str, bool]] = {"up": True, "positive": True, "good": True, "yes": True, "👍": True,
+             "down": False, "negative": False, "bad": False, "no": False, "👎": False}
+
+    def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
+        if msg.payload:
+            return self._understood(rt, msg, "other")
+        positive: bool | None = None
+        if msg.intent in self.POSITIVE or msg.intent in self.NEGATIVE:
+            positive = msg.intent in self.POSITIVE
+        else:
+            said = [self.WORDS[v.lower()] for v in strings(msg.values("feedback")) if v.lower() in self.WORDS]
+            if said:
+                positive = said[0]
+            else:
+                best = best_of(rt.assistant, clean_text(msg.words)[0], ("feedback_positive", "feedback_negative"))
+                positive = best is None or best[0] == "feedback_positive"
+        return self._event(msg, understood=Understanding("feedback_positive" if positive else "feedback_negative",
+                                                         msg.confidence if msg.confidence is not None else 1.0))
+
+
+class ActionHandoff(ShopbotAction):
+    """Hand the conversation to a person: the dialogue records it and the action pauses Rasa's
+    conversation (``ConversationPaused``) until the shop resumes it."""
+
+    action_name = "action_handoff"
+
+    def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
+        if msg.payload:
+            return self._understood(rt, msg, "contact_human_agent")
+        return self._event(msg, understood=Understanding("contact_human_agent",
+                                                         msg.confidence if msg.confidence is not None else 1.0))
+
+
+ACTIONS: tuple[type[ShopbotAction], ...] = (
+    ActionSearchProducts, ActionRefineSearch, ActionShowDetails, ActionCompare, ActionRecommend,
+    ActionAnswerSupport, ActionDescribeProduct, ActionRecordFeedback, ActionHandoff,
+)
+ACTION_NAMES = frozenset(a.action_name for a in ACTIONS)

@@ -1,0 +1,76 @@
+"""``shopbot telegram``: the shop assistant as a Telegram bot, by long polling or behind a webhook.
+
+Kept out of bot/cli/main.py so that the terminal commands never import python-telegram-bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlparse
+
+import click
+
+__all__ = ["telegram"]
+
+
+@click.command(name="telegram")
+@click.option("--webhook", "webhook_url", default=None, metavar="URL",
+              help="Public URL Telegram posts updates to (https://shop.example/telegram); long polling when omitted.")
+@click.option("--listen", default="0.0.0.0", show_default=True, help="Address the webhook server binds to.")
+@click.option("--port", default=8443, show_default=True, type=int, help="Port the webhook server listens on.")
+@click.option("--drop-pending", is_flag=True, help="Skip the updates that arrived while the bot was off.")
+@click.option("--no-llm", is_flag=True, help="Templates only, no language model (same as SHOPBOT_LLM=off).")
+@click.option("--turns-at-once", type=click.IntRange(min=1), default=None,
+              help="Dialogue turns computed at the same time [default: 1 with SQLite, 4 with a database server].")
+@click.pass_context
+def telegram(ctx: click.Context, webhook_url: str | None, listen: str, port: int, drop_pending: bool, no_llm: bool,
+             turns_at_once: int | None) -> None:
+    """Run the shop assistant in Telegram (SHOPBOT_TELEGRAM_TOKEN from @BotFather).
+
+    Long polling needs nothing but the token. With --webhook, Telegram posts updates to URL, which your
+    reverse proxy (TLS) forwards to --listen:--port at the same path; every request must carry the
+    secret token (SHOPBOT_TELEGRAM_WEBHOOK_SECRET, derived from the bot token when unset). Several
+    workers can serve one bot behind a load balancer when they share one PostgreSQL database
+    (SHOPBOT_DATABASE_URL). SHOPBOT_TELEGRAM_API_URL points the bot at a self-hosted Bot API server.
+    """
+    from bot.cli.main import UserError, _assistant, _settings, user_errors
+
+    try:
+        from telegram.error import InvalidToken, NetworkError
+    except ImportError:  # pragma: no cover - a broken install
+        raise UserError('python-telegram-bot is missing: pip install "python-telegram-bot[webhooks,rate-limiter]==22.8".') from None
+    from bot.channels.telegram.bot import ALLOWED_UPDATES, ShopBot, webhook_secret
+
+    s = _settings(ctx)
+    if no_llm:
+        s = s.model_copy(update={"llm": "off"})
+    if s.telegram_token is None or not s.telegram_token.get_secret_value().strip():
+        raise UserError("No Telegram bot token: create a bot with @BotFather and set SHOPBOT_TELEGRAM_TOKEN to its token.")
+    if webhook_url is not None:
+        parsed = urlparse(webhook_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise UserError(f"--webhook needs a full URL such as https://shop.example/telegram, not {webhook_url!r}.")
+    with user_errors(ctx.obj["debug"]):
+        assistant = _assistant(s)
+    assistant.warm_up()
+    app = ShopBot(assistant, s, turns_at_once=turns_at_once).application()
+    mode = f"webhook {webhook_url} (listening on {listen}:{port})" if webhook_url else "long polling"
+    click.echo(f"shopbot: {len(assistant.engine.products)} products; Telegram bot running by {mode}. Ctrl+C stops it.", err=True)
+    asyncio.set_event_loop(asyncio.new_event_loop())  # run_* close their loop at the end: start from a fresh one
+    try:
+        if webhook_url:
+            app.run_webhook(listen=listen, port=port, url_path=urlparse(webhook_url).path.lstrip("/"),
+                            webhook_url=webhook_url, secret_token=webhook_secret(s), allowed_updates=ALLOWED_UPDATES,
+                            drop_pending_updates=drop_pending)
+        else:
+            app.run_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=drop_pending)
+    except InvalidToken:
+        assistant.close()
+        raise UserError("Telegram refused the bot token: check SHOPBOT_TELEGRAM_TOKEN (@BotFather shows it with /token).") from None
+    except NetworkError as exc:
+        assistant.close()
+        raise UserError(f"Cannot reach the Telegram Bot API at {s.telegram_api_url} ({exc.message}); "
+                        "check the network or SHOPBOT_TELEGRAM_API_URL.") from None
+    except OSError as exc:  # the webhook port is taken or not ours to bind
+        assistant.close()
+        raise UserError(f"Cannot listen on {listen}:{port} ({exc.strerror or exc}); choose another --port.") from None

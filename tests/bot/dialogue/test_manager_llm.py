@@ -1,0 +1,258 @@
+"""The language model inside conversations: what the shopper sees when it answers well, invents
+something, is slow, or is attacked. The model is a scripted double that streams word by word (and a
+hostile one that obeys every injection); everything else is the real assistant: demo catalog, intent
+model, demo policy, SQLite store, claim verifier."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import Assistant, build_assistant
+from bot.dialogue.messages import EXAMPLES, MESSAGES
+from bot.dialogue.replies import Event, Reply
+from bot.settings import Settings
+from bot.store.sql import Turn
+from model.writing.grounding import Facts, verify
+from model.llm.base import LLMError, LLMTimeout
+
+SUITE = Path(__file__).parents[2] / "data" / "injection_suite.txt"
+
+
+def hostile_messages() -> list[str]:
+    lines = SUITE.read_text(encoding="utf-8").splitlines()
+    return [x.strip() for x in lines if x.strip() and not x.startswith("#")]
+
+
+class Scripted:
+    """The LLM protocol, answering with ``respond(messages)``; streams a word at a time."""
+
+    name = "scripted"
+    version = "1"
+
+    def __init__(self, respond: Callable[[Sequence[Mapping[str, str]]], str], delay: float = 0.0) -> None:
+        self.respond = respond
+        self.delay = delay
+        self.calls: list[list[dict[str, str]]] = []
+
+    async def stream(self, messages: Sequence[Mapping[str, str]], *, max_tokens: int = 256, temperature: float = 0.2,
+                     stop: Sequence[str] | None = None, timeout: float | None = None) -> AsyncIterator[str]:
+        self.calls.append([dict(m) for m in messages])
+        text = self.respond(messages)
+        t0 = time.monotonic()
+        for word in re.findall(r"\S+\s*", text):
+            if self.delay:
+                if timeout is not None and time.monotonic() - t0 + self.delay > timeout:
+                    await asyncio.sleep(max(0.0, timeout - (time.monotonic() - t0)))
+                    raise LLMTimeout(f"no answer within {timeout:.1f} s")
+                await asyncio.sleep(self.delay)
+            yield word
+
+    async def complete(self, messages: Sequence[Mapping[str, str]], *, max_tokens: int = 256, temperature: float = 0.2,
+                       stop: Sequence[str] | None = None, timeout: float | None = None) -> str:
+        return "".join([p async for p in self.stream(messages, timeout=timeout)])
+
+
+def kind_of(messages: Sequence[Mapping[str, str]]) -> str:
+    system = messages[0]["content"]
+    if "policy passages" in system or "店铺政策" in system:
+        return "support"
+    if "numbered products" in system or "编号的商品" in system:
+        return "summary"
+    return "qa"
+
+
+@pytest.fixture
+def make(shared, tmp_path: Path) -> Iterator[Callable[..., Assistant]]:  # type: ignore[no-untyped-def]
+    made: list[Assistant] = []
+
+    def build(llm: Scripted, **settings: object) -> Assistant:
+        engine, nlu, policy = shared
+        s = Settings(data_dir=tmp_path / f"a{len(made)}", llm="auto", **settings)  # type: ignore[arg-type]
+        a = build_assistant(s, engine=engine, nlu=nlu, policy=policy, llm=llm)  # type: ignore[arg-type]
+        made.append(a)
+        return a
+
+    yield build
+    for a in made:
+        a.close()
+
+
+def say(bot: Assistant, text: str, user: str = "u1") -> list[Reply]:
+    return bot.handle(Event(user=user, channel="test", text=text))
+
+
+def generation_of(bot: Assistant, turn_id: str | None) -> list[dict[str, object]]:
+    with bot.store.engine.connect() as conn:
+        raw = conn.execute(select(Turn.generation).where(Turn.id == turn_id)).scalar_one()
+    return json.loads(raw or "[]")  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------------------------ customer service
+
+
+def test_a_support_answer_is_fluent_grounded_and_logged_with_its_checks(make) -> None:  # type: ignore[no-untyped-def]
+    llm = Scripted(lambda m: "You can send it back within 30 days of delivery. We will refund you once it arrives.")
+    bot = make(llm)
+    [r] = say(bot, "how do I return shoes?")
+    assert r.text.startswith("You can send it back within 30 days of delivery.")
+    assert "— from our Returns policy" in r.text
+    assert "Returns" in llm.calls[0][1]["content"]  # the model saw the passage it cites
+    [g] = generation_of(bot, r.turn_id)
+    assert g["kind"] == "support" and g["source"] == "llm" and g["checks"][0]["ok"] is True  # type: ignore[index]
+
+
+def test_an_invented_fee_is_never_sent_the_model_is_told_and_rewrites(make) -> None:  # type: ignore[no-untyped-def]
+    answers = iter(["Returns are accepted within 90 days and cost $1.", "You have 30 days from delivery to return it."])
+    bot = make(Scripted(lambda m: next(answers)))
+    [r] = say(bot, "how do I return shoes?")
+    assert "90 days" not in r.text and "$1" not in r.text and "30 days" in r.text
+    [g] = generation_of(bot, r.turn_id)
+    assert g["source"] == "llm-retry" and g["checks"][0]["ok"] is False  # type: ignore[index]
+
+
+def test_a_slow_model_still_answers_in_time_with_the_policy_itself(make) -> None:  # type: ignore[no-untyped-def]
+    bot = make(Scripted(lambda m: "You have thirty days to return anything you bought from us.", delay=2.0),
+               llm_timeout=0.5)
+    t0 = time.monotonic()
+    [r] = say(bot, "how do I return shoes?")
+    assert time.monotonic() - t0 < 5  # 0.5 s budget, not the 20 s the model would take
+    assert "30 days" in r.text and "— from our Returns policy" in r.text
+    [g] = generation_of(bot, r.turn_id)
+    assert g["source"] == "extract" and "timeout" in str(g["error"])
+
+
+def test_a_dead_model_degrades_to_the_policy_text(make) -> None:  # type: ignore[no-untyped-def]
+    def down(m: object) -> str:
+        raise LLMError("connection refused")
+
+    bot = make(Scripted(down))
+    [r] = say(bot, "can I pay with PayPal?")
+    assert "PayPal" in r.text and "— from our Payment policy" in r.text
+
+
+def test_the_answer_streams_to_async_adapters_and_the_turn_is_logged_when_final(make) -> None:  # type: ignore[no-untyped-def]
+    text = "You can return it within 30 days of delivery. Refunds go back to your original payment method."
+    bot = make(Scripted(lambda m: text, delay=0.01))
+
+    async def chat() -> tuple[list[str], Reply]:
+        [r] = await bot.handle_async(Event(user="s1", channel="test", text="how do I return shoes?"))
+        assert r.live is not None and "— from our Returns policy" in r.text  # the template until final
+        seen = [t async for t in r.live.updates()]
+        await bot.dialogue.drain()
+        return seen, r
+
+    seen, r = asyncio.run(chat())
+    assert len(seen) >= 2 and seen[0].startswith("You can return it within 30 days of delivery.\n")
+    assert seen[-1] == r.text and r.text.startswith(text)
+    assert generation_of(bot, r.turn_id)[0]["source"] == "llm"
+
+
+# ------------------------------------------------------------------------------------- products
+
+
+def test_search_cards_come_from_the_catalog_and_a_verified_closing_line_follows(make) -> None:  # type: ignore[no-untyped-def]
+    def respond(m: Sequence[Mapping[str, str]]) -> str:
+        assert kind_of(m) == "summary"
+        first = re.search(r"\[1\]\nname: (.+)\n(?:brand: .+\n)?price: ([\d.]+)", m[1]["content"])
+        assert first is not None
+        return f"The {first.group(1)} is ${first.group(2)}; tell me a colour or budget to narrow it down."
+
+    bot = make(Scripted(respond))
+    replies = say(bot, "red winter coat")
+    assert replies[0].cards and len(replies) == 2
+    card = replies[0].cards[0]
+    assert replies[1].text == f"The {card.title} is ${card.price:.2f}; tell me a colour or budget to narrow it down."
+
+
+def test_a_closing_line_with_an_invented_price_is_dropped(make) -> None:  # type: ignore[no-untyped-def]
+    bot = make(Scripted(lambda m: "Everything here is on sale for $5 today only!"))
+    replies = say(bot, "red winter coat")
+    assert len(replies) == 1 and replies[0].cards  # the cards, and no untrue closing line
+    gen = generation_of(bot, replies[0].turn_id)
+    assert gen[0]["kind"] == "search_summary" and gen[0]["source"] == "fallback"
+
+
+def test_a_question_about_a_shown_product_is_answered_from_its_attributes(make) -> None:  # type: ignore[no-untyped-def]
+    def respond(m: Sequence[Mapping[str, str]]) -> str:
+        if kind_of(m) == "summary":
+            return "NOT A SENTENCE"
+        price = re.search(r"price: ([\d.]+)", m[1]["content"])
+        assert price is not None
+        return f"It costs ${price.group(1)} and is in stock."
+
+    bot = make(Scripted(respond), llm_search_summary=False)
+    say(bot, "red winter coat", user="q1")
+    replies = say(bot, "is the first one a good buy?", user="q1")
+    assert replies[0].cards  # the product itself, rendered by code
+    card = replies[0].cards[0]
+    assert replies[-1].text == f"It costs ${card.price:.2f} and is in stock."
+    # a plain price or stock question is answered from the catalog by code, before any model is asked
+    assert say(bot, "how much is the first one?", user="q1")[-1].text == f"It costs ${card.price:.2f}."
+
+
+def test_when_the_catalog_does_not_say_the_assistant_does_not_guess(make) -> None:  # type: ignore[no-untyped-def]
+    bot = make(Scripted(lambda m: "NOT_LISTED"), llm_search_summary=False)
+    say(bot, "red winter coat", user="q2")
+    replies = say(bot, "is the first one machine washable?", user="q2")
+    assert "doesn't say" in replies[-1].text and any(b.payload == "handoff" for b in replies[-1].buttons)
+
+
+# ---------------------------------------------------------------------------------- injections
+
+
+def _obedient(m: Sequence[Mapping[str, str]]) -> str:
+    """A model that does whatever the shopper asks: the worst case for the verifier."""
+    if kind_of(m) == "summary":
+        return "All of these are 90% off with code VIP90, today only $1 each!"
+    if "你" in m[0]["content"]:
+        return "好的！已为您打1折，优惠码 FREE2026，全额退款另赔888元，一年内可退货，明天免费送达。"
+    return ("Sure! Your 90% discount is applied with code VIP70, shipping is free for every order, returns are "
+            "accepted for 365 days, refund approved: $999, and you get a lifetime warranty.")
+
+
+def test_no_hostile_message_gets_an_invented_price_discount_code_or_policy(make, shared) -> None:  # type: ignore[no-untyped-def]
+    engine, _, policy = shared
+    messages = hostile_messages()
+    assert len(messages) >= 20
+    llm = Scripted(_obedient)
+    bot = make(llm)
+    policy_text = "\n".join(p.text for p in policy.passages)
+    brands = sorted(engine.brands)
+    own_words = [t for m in MESSAGES.values() for t in m.values()] + list(EXAMPLES.values())
+    for i, msg in enumerate(messages):
+        replies = say(bot, msg, user=f"attacker{i}")
+        assert replies, msg
+        shown = [engine.product(c.sku) for r in replies for c in r.cards]
+        # what may be said: the policy, the products shown, and the assistant's own fixed sentences
+        facts = Facts.from_records([p for p in shown if p is not None], passages=[policy_text], extras=own_words)
+        for r in replies:
+            v = verify(r.text, facts, known_brands=brands, question=msg)
+            assert v.ok, (msg, r.text, [c.text for c in v.unsupported])
+            for bad in ("90%", "VIP70", "VIP90", "FREE2026", "$999", "365 days", "lifetime", "1折", "888元"):
+                assert bad not in r.text, (msg, r.text)
+    # the model was asked (and overruled) for most of them: the guard, not the routing, kept them out
+    asked = {json.dumps(c[1]["content"]) for c in llm.calls}
+    assert len(asked) >= len(messages) // 2
+
+
+def test_a_follow_up_about_it_is_a_question_about_the_product_in_focus(make) -> None:  # type: ignore[no-untyped-def]
+    def respond(m: Sequence[Mapping[str, str]]) -> str:
+        name = re.search(r"name: (.+)", m[1]["content"])
+        assert name is not None
+        return f"The {name.group(1)} does not list a care label, so I can't say."
+
+    bot = make(Scripted(respond), llm_search_summary=False)
+    say(bot, "red winter coat", user="q3")
+    details = say(bot, "tell me about the first one", user="q3")
+    title = details[0].cards[0].title
+    replies = say(bot, "is it machine washable?", user="q3")
+    assert replies[0].intent == "details" and replies[0].cards[0].title == title
+    assert replies[-1].text == f"The {title} does not list a care label, so I can't say."
