@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EXTRAS ?= cpu,dev
 STAMP := $(VENV)/.installed
 
-.PHONY: install chat test test-all lint bench eval-search clean
+.PHONY: install chat test test-all lint bench eval-search docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,18 +20,25 @@ install: $(STAMP)
 chat: $(STAMP)
 	$(BIN)/shopbot chat
 
+# the dependency rules first (seconds): a broken layer fails before ten minutes of tests
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m ''
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot retrieval model tests
+	$(BIN)/ruff check bot retrieval model tests docs
 	$(BIN)/mypy bot retrieval model
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_search.py
+
+# docs/configuration.md is generated from bot/settings.py (tests/test_docs.py fails when it is stale)
+docs: $(STAMP)
+	$(BIN)/python docs/gen_configuration.py
 
 eval-search: $(STAMP)
 	$(BIN)/shopbot eval search --judgments ../shared/eval/search/crowdflower_dev.csv

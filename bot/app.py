@@ -11,22 +11,26 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.dialogue.manager import DialogueManager, Understanding
+from bot.dialogue.manager import DialogueManager
+from bot.dialogue.nlu.intents import IntentModel, IntentModelError, load_default_model
 from bot.dialogue.nlu.parser import NLU
 from bot.dialogue.replies import Event, Reply
+from bot.dialogue.understanding import Understanding
+from bot.services import active_version, load_engine
 from bot.settings import Settings
-from bot.store.sql import Store
+from bot.store.database import Store
 from model.llm.base import BaseLLM
+from model.llm.factory import LLMError, build_llm
+from model.training.intents import MODEL_FILE
+from model.training.registry import Registry, RegistryError
 from model.writing.product_text import ProductWriter
 from model.writing.support import SupportWriter, grounded_verifier
+from retrieval.bundle import current_dir
 from retrieval.policy import PolicyIndex, PolicyMatch
+from retrieval.recommend.sequential import SequentialRecommender
 from retrieval.search import SearchEngine
-
-if TYPE_CHECKING:
-    from bot.dialogue.nlu.intents import IntentModel
-    from retrieval.recommend.sequential import SequentialRecommender
 
 __all__ = [
     "Assistant",
@@ -70,8 +74,6 @@ def llm_from_settings(settings: Settings) -> BaseLLM | None:
     """
     if settings.llm == "off":
         return None
-    from model.llm.factory import LLMError, build_llm
-
     tuned = active_version(settings, "llm")  # `shopbot train llm`: a LoRA adapter over the local model
     try:
         return build_llm(settings.llm_url, settings.llm_model, settings.data_dir, settings.device,
@@ -82,20 +84,6 @@ def llm_from_settings(settings: Settings) -> BaseLLM | None:
         return None
 
 
-def active_version(settings: Settings, kind: str) -> Any:
-    """The active trained version of ``kind`` (model/training/registry.py), or None for the built-in default; an
-    ACTIVE pointer naming a version that is gone or unreadable is said once in the log."""
-    from model.training.registry import Registry, RegistryError
-
-    reg = Registry(settings.models_dir)
-    try:
-        name = reg.active_name(kind)
-        return None if name is None else reg.get(kind, name)
-    except (RegistryError, OSError) as exc:
-        log.warning("The active %s version cannot be read (%s): the built-in one is used.", kind, exc)
-        return None
-
-
 def intent_model_from_settings(settings: Settings) -> tuple[IntentModel, str]:
     """The intent classifier and the name turns record for it (``versions["intent"]``).
 
@@ -103,9 +91,6 @@ def intent_model_from_settings(settings: Settings) -> tuple[IntentModel, str]:
     ``shopbot train intents`` (recorded by its version name), then the packaged model (its data hash). A
     damaged version file is said once in the log and the packaged model answers instead.
     """
-    from bot.dialogue.nlu.intents import IntentModel, IntentModelError, load_default_model
-    from model.training.intents import MODEL_FILE
-
     if settings.intent_model:
         model = IntentModel.load(settings.intent_model)
         return model, model.version
@@ -129,8 +114,6 @@ def next_item_model_from_settings(
     if version is None:
         return None
     try:
-        from retrieval.recommend.sequential import SequentialRecommender
-
         model, skus = SequentialRecommender.load(version.path, device=settings.device)
     except Exception as exc:  # a damaged version must not stop the assistant
         log.warning("The active recommender version %s cannot be loaded (%s: %s): recommendations use the "
@@ -190,14 +173,10 @@ class Assistant:
             return []
         changed: list[str] = []
         with self._swap_lock:
-            from retrieval.index import current_dir
-
             cur = current_dir(s.index_root)
             if cur is not None and cur != self.engine.bundle and self._refused.get("index") != str(cur):
                 try:
-                    from bot.cli.main import _engine
-
-                    engine = _engine(s, build_if_missing=False)
+                    engine = load_engine(s, build_if_missing=False)
                     engine.warm_up()  # before it serves: shoppers keep the old one meanwhile
                     self.use_engine(engine)
                     changed.append("index")
@@ -227,8 +206,6 @@ class Assistant:
         return changed
 
     def _active_name(self, kind: str) -> str | None:
-        from model.training.registry import Registry, RegistryError
-
         assert self.settings is not None
         try:
             return Registry(self.settings.models_dir).active_name(kind)
@@ -293,9 +270,7 @@ def build_assistant(
     only, and an LLM instance is used as given (tests pass a tiny model).
     """
     if engine is None:
-        from bot.cli.main import _engine
-
-        engine = _engine(settings)
+        engine = load_engine(settings)
     intent_tag = None
     if nlu is None:
         model, intent_tag = intent_model_from_settings(settings)

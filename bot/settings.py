@@ -30,15 +30,19 @@ class Settings(BaseSettings):
     multilingual_encoder: str = Field(
         default="use-multilingual", description="Dense encoder for non-English (Chinese) queries; '' disables it."
     )
-    index_type: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
+    index_type: Literal["auto", "flat", "ivf", "hnsw"] = Field(
+        default="auto", description="'flat' (exact), 'ivf' or 'hnsw'; 'auto' is exact below approx_threshold products, IVF above."
+    )
     approx_threshold: int = Field(default=20_000, description="Above this many products the index is approximate.")
     device: str | None = Field(default=None, description="cpu or cuda; auto-detected when unset.")
     use_gpu_index: bool | None = Field(default=None, description="FAISS on GPU; auto-detected when unset.")
-    query_cache_size: int = 4096
+    query_cache_size: int = Field(default=4096, description="Entries in the LRU cache of query vectors (0 turns it off).")
     query_threads: int = Field(default=1, description="Threads per query; concurrency comes from parallel requests.")
     body_view: bool = Field(default=True, description="Also index title+description vectors (slower indexing).")
-    on_bad_row: Literal["skip", "raise"] = "skip"
-    page_size: int = 5
+    on_bad_row: Literal["skip", "raise"] = Field(
+        default="skip", description="A bad catalog row: 'skip' it (reported by line) or 'raise' (reject the load; the current index stays)."
+    )
+    page_size: int = Field(default=5, description="Products per page of results in a chat.")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; a SQLite file in the data dir when unset (postgresql+psycopg://... for scale-out)."
     )

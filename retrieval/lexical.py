@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import re
 import threading
 import unicodedata
@@ -53,9 +54,7 @@ def _jieba_cut(text: str) -> list[str]:
     if _jieba is None:
         with _jieba_lock:
             if _jieba is None:
-                import logging
-
-                import jieba
+                import jieba  # jieba loads its dictionary slowly: only for the first Chinese text
 
                 jieba.setLogLevel(logging.WARNING)
                 jieba.initialize()
@@ -73,7 +72,7 @@ def cjk_word_ends(text: str) -> dict[int, int]:
 
 @lru_cache(maxsize=1)
 def _stemmer():  # type: ignore[no-untyped-def]
-    try:
+    try:  # optional in effect: without PyStemmer, BM25 matches unstemmed words
         import Stemmer
 
         return Stemmer.Stemmer("english")

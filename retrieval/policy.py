@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.catalog import policy_path
 from retrieval.encoders import Encoder
 from retrieval.lexical import BM25, has_cjk, tokenize
 
@@ -136,8 +137,6 @@ class PolicyIndex:
     @classmethod
     def from_path(cls, path: str | Path | None = None, encoders: Mapping[str, Encoder] | None = None) -> PolicyIndex:
         """Index a Markdown/text file, or every .md/.txt file of a directory (the demo policy when None)."""
-        from retrieval.catalog import policy_path
-
         p = Path(path) if path is not None else policy_path()
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in {".md", ".txt", ".markdown"}) if p.is_dir() else [p]
         if not files:

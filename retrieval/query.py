@@ -84,7 +84,7 @@ def _zh_colors(text: str) -> list[re.Match[str]]:
     found = list(_ZH_COLOR.finditer(text))
     if all(len(m.group(1)) > 1 for m in found):
         return found
-    from retrieval.lexical import cjk_word_ends
+    from retrieval.lexical import cjk_word_ends  # lexical loads scipy (~0.15 s): only for such a character
 
     ends = cjk_word_ends(text)
     return [m for m in found if len(m.group(1)) > 1 or ends.get(m.start()) == m.start() + 1]

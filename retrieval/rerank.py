@@ -301,7 +301,7 @@ def fit_pairwise(x: np.ndarray, pairs: np.ndarray, *, l2: float = 1e-2, sample_w
     """Weights of a linear scorer from preference pairs ``(better_row, worse_row)`` over feature rows ``x``:
     minimises the mean logistic loss of the score differences plus ``l2``/2 |w|^2, on standardised features.
     Returns (weights, mean, std)."""
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # scipy loads slowly: only when a ranker is trained
 
     mean = x.mean(axis=0)
     std = x.std(axis=0)

@@ -9,7 +9,7 @@ One query runs:
 4. every candidate gets the same features - BM25 per field normalised by the query's best score,
    cosine similarity from each dense encoder, and reciprocal ranks - and a weighted sum (``RankConfig``)
    orders them. The weights are settings, chosen on development data and checked on held-out queries
-   (README); ``shopbot train ranker`` will learn them from the shop's own feedback log.
+   (docs/search.md); ``shopbot train ranker`` will learn them from the shop's own feedback log.
 
 Chinese queries use the multilingual encoder (Chinese titles and English titles share its space);
 English queries use the English encoder, and the multilingual one too when the config says so.
@@ -43,7 +43,7 @@ class RankConfig:
     ``mode`` exists to measure the parts through the same pipeline: ``bm25`` (fielded BM25 alone),
     ``dense`` (cosine of the query's encoder alone), ``rrf`` (plain reciprocal-rank fusion of the two
     lists) and ``hybrid`` (the weighted features below; the default). The weights were chosen on the
-    CrowdFlower development file and checked on held-out halves of its queries (README).
+    CrowdFlower development file and checked on held-out halves of its queries (docs/search.md, docs/research-log.md).
     """
 
     mode: str = "hybrid"
@@ -75,7 +75,7 @@ class RankConfig:
     # ranking there is ("keurig coffee maker" finds "brewer", "k-cup", model names). 0.5 over 30 words is
     # the best of 15 settings on one half of CrowdFlower's queries, and better than 0.2 over 50 on the
     # other half too; it waited until the learned ranker stopped lifting best sellers of other kinds
-    # (rerank.served_scores), which had made one round of the loop fail with it (README)
+    # (rerank.served_scores), which had made one round of the loop fail with it (docs/research-log.md)
     prf_terms: int = 30
     w_prf_terms: float = 0.5
     # score smoothing over the candidates' neighbourhood (cluster hypothesis): the final score is
@@ -591,7 +591,7 @@ _blas_controller: Any = None
 def _one_blas_thread() -> Any:
     global _blas_controller
     if _blas_controller is None:
-        from threadpoolctl import ThreadpoolController
+        from threadpoolctl import ThreadpoolController  # on the first query, once numpy/faiss loaded their BLAS
 
         _blas_controller = ThreadpoolController()
     return _blas_controller.limit(limits=1, user_api="blas")

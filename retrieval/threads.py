@@ -26,13 +26,13 @@ __all__ = ["compute_threads", "set_threads"]
 def _get() -> tuple[int | None, int | None]:
     torch_n = faiss_n = None
     try:
-        import torch
+        import torch  # optional and slow to load: only when threads are sized
 
         torch_n = torch.get_num_threads()
     except ImportError:
         pass
     try:
-        import faiss
+        import faiss  # faiss loads slowly: only when threads are sized
 
         faiss_n = faiss.omp_get_max_threads()
     except ImportError:
@@ -54,14 +54,14 @@ def set_threads(n: int | None) -> None:
     """Size torch's, FAISS's and the BLAS libraries' pools (None or 0: all cores)."""
     n = n or os.cpu_count() or 1
     try:
-        import torch
+        import torch  # optional and slow to load: only when threads are sized
 
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
     except ImportError:
         pass
     try:
-        import faiss
+        import faiss  # faiss loads slowly: only when threads are sized
 
         faiss.omp_set_num_threads(n)
     except ImportError:
@@ -81,13 +81,13 @@ def compute_threads(n: int | None = None) -> Iterator[None]:
         if blas is not None:
             blas.restore_original_limits()
         try:
-            import torch
+            import torch  # optional and slow to load: only when threads are sized
 
             if torch_n is not None and torch.get_num_threads() != torch_n:
                 torch.set_num_threads(torch_n)
         except ImportError:
             pass
         if faiss_n is not None:
-            import faiss
+            import faiss  # loaded already: _get read faiss_n from it
 
             faiss.omp_set_num_threads(faiss_n)

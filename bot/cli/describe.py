@@ -25,83 +25,26 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bot.cli.errors import UserError, user_errors
+from retrieval.descriptions import DescriptionStore
+
 if TYPE_CHECKING:
     from bot.settings import Settings
-    from model.writing.describe import Description, DescriptionWriter
     from model.llm.base import LLM
+    from model.writing.describe import Description, DescriptionWriter
     from retrieval.catalog import Product
 
-__all__ = ["DESCRIPTIONS_FILE", "DescriptionStore", "describe_cmd", "descriptions_path", "eval_describe"]
+__all__ = ["describe_cmd", "eval_describe", "store_row"]
 
-DESCRIPTIONS_FILE = "descriptions.jsonl"
 DEFAULT_TIMEOUT = 120.0
 
 
-def descriptions_path(settings: Settings) -> Path:
-    return settings.data_dir / DESCRIPTIONS_FILE
-
-
 def _error(message: str) -> click.ClickException:
-    from bot.cli.main import UserError
-
     return UserError(message)
 
 
-# -------------------------------------------------------------------------------------------- store
-
-
-class DescriptionStore:
-    """The append-only file of generated descriptions (latest line per SKU, language and facts wins)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def rows(self) -> Iterator[dict[str, Any]]:
-        """Every complete line; one cut short by a kill, or damaged otherwise, is skipped."""
-        if not self.path.is_file():
-            return
-        with self.path.open(encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(row, dict) and row.get("sku") and row.get("hash") and row.get("text"):
-                    yield row
-
-    def done(self, language: str) -> set[tuple[str, str]]:
-        """(sku, facts hash) pairs already described in ``language``."""
-        return {(str(r["sku"]), str(r["hash"])) for r in self.rows() if r.get("language") == language}
-
-    def texts(self) -> dict[str, set[str]]:
-        """Every generated text per SKU, to recognise a description the overlay put into the index."""
-        out: dict[str, set[str]] = {}
-        for r in self.rows():
-            out.setdefault(str(r["sku"]), set()).add(str(r["text"]).strip())
-        return out
-
-    def append(self, row: dict[str, Any]) -> None:
-        """Write one line durably; a line left unterminated by a killed run is closed off first."""
-        import fcntl
-        import os
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a+b") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                fh.seek(0, os.SEEK_END)
-                if fh.tell() > 0:
-                    fh.seek(-1, os.SEEK_END)
-                    if fh.read(1) != b"\n":
-                        fh.write(b"\n")
-                fh.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
-                fh.flush()
-                os.fsync(fh.fileno())
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def store_row(product: Product, d: Description, length: str, tone: str) -> dict[str, Any]:
+    # loaded when the command runs, so that `shopbot --help` stays fast
     from retrieval.catalog import description_facts_hash
 
     return {
@@ -119,6 +62,7 @@ def _make_llm(s: Settings) -> LLM:
     if s.llm == "off":
         raise _error("Descriptions are written by the language model, but SHOPBOT_LLM=off; unset it (or set "
                      "SHOPBOT_LLM=auto) and try again.")
+    # loaded when the command runs, so that `shopbot --help` stays fast
     from model.llm.factory import LLMError, build_llm
 
     try:
@@ -142,6 +86,7 @@ def _close(llm: Any) -> None:
 def _products(s: Settings, catalog: Path | None) -> tuple[list[Product], str]:
     """The catalog to describe: ``catalog`` when given, else the current index's snapshot (what search and
     chat answer from), else the configured (or demo) catalog file."""
+    # loaded when the command runs, so that `shopbot --help` stays fast
     from retrieval.catalog import load_catalog
     from retrieval.indexer import bundle_products
 
@@ -170,6 +115,7 @@ def _term_as_interrupt() -> Iterator[None]:
 
 
 def _writer(llm: LLM | None, brands: Sequence[str], timeout: float) -> DescriptionWriter:
+    # loaded when the command runs, so that `shopbot --help` stays fast
     from model.writing.describe import DescriptionWriter
 
     return DescriptionWriter(llm, known_brands=brands, timeout=timeout)
@@ -202,7 +148,7 @@ def describe_cmd(ctx: click.Context, sku: str | None, all_: bool, missing: bool,
                  save: bool, catalog: Path | None, limit: int | None, timeout: float, as_json: bool) -> None:
     """Write a product description from SKU's attributes (verified: no invented facts), or with --all
     --missing fill every product that has none, resumably (a stopped run continues where it ended)."""
-    from bot.cli.main import user_errors
+    from bot.services import descriptions_path  # the search stack: start-up speed
 
     s: Settings = ctx.obj["settings"]
     if bool(sku) == all_:
@@ -241,8 +187,10 @@ def describe_cmd(ctx: click.Context, sku: str | None, all_: bool, missing: bool,
 
 def _describe_all(s: Settings, products: Sequence[Product], source: str, store: DescriptionStore, brands: Sequence[str],
                   *, missing: bool, language: str, length: str, tone: str, limit: int | None, timeout: float) -> None:
+    # loaded when the command runs, so that `shopbot --help` stays fast
     from tqdm import tqdm
 
+    # loaded when the command runs, so that `shopbot --help` stays fast
     from retrieval.catalog import description_facts_hash
 
     generated = store.texts()
@@ -298,8 +246,10 @@ def eval_describe(ctx: click.Context, data: Path, limit: int | None, length: str
                   out: Path | None, as_json: bool) -> None:
     """Attribute coverage, unsupported claims, ROUGE-L and seconds per description on a Flipkart CSV,
     generating from the structured fields only (the human description is read only for ROUGE-L)."""
+    # loaded when the command runs, so that `shopbot --help` stays fast
     from tqdm import tqdm
 
+    # loaded when the command runs, so that `shopbot --help` stays fast
     from model.training.describe_eval import evaluate_describe, read_flipkart
 
     s: Settings = ctx.obj["settings"]

@@ -14,6 +14,10 @@ from typing import Any
 
 import click
 
+from bot.cli.context import debug, echo_err, engine_for, open_store, settings
+from bot.cli.errors import user_errors
+from model.training.registry import Registry
+
 __all__ = ["simulate_cmd"]
 
 
@@ -29,16 +33,16 @@ __all__ = ["simulate_cmd"]
 def simulate_cmd(ctx: click.Context, shoppers: int, needs: int, seed: int, held_out: int, loop: bool,
                  as_json: bool) -> None:
     """Simulated shoppers search, open, rate and buy; then (--loop) one retraining round is measured."""
+    # the assistant, the trainers and the search stack load slowly: only when the command runs
     from bot.app import build_assistant
-    from bot.cli.main import _engine, _reindex
-    from bot.cli.train import registry_of, train_errors
-    from model.training.simulate import World, describe, evaluate_search, run_shoppers
+    from bot.services import reindex
     from model.training.ranker import train_ranker
+    from model.training.simulate import World, describe, evaluate_search, run_shoppers
 
-    s = ctx.obj["settings"]
+    s = settings(ctx)
     out: dict[str, Any] = {"seed": seed}
-    with train_errors(ctx.obj["debug"]):
-        engine = _engine(s)
+    with user_errors(debug(ctx)):
+        engine = engine_for(s)
         world = World(engine.products, seed=seed)
         needs_eval = world.held_out(held_out, seed=seed + 1000)
 
@@ -63,15 +67,13 @@ def simulate_cmd(ctx: click.Context, shoppers: int, needs: int, seed: int, held_
         out["traffic"] = describe(stats) | {"seconds": round(time.perf_counter() - t0, 1)}
         click.echo("Simulated: " + ", ".join(f"{k} {v}" for k, v in out["traffic"].items()) + ".", err=True)
         if loop:
-            from bot.cli.train import open_store
-
             with open_store(s) as st:
                 rows = st.search_log()
-            report = train_ranker(rows, engine, registry_of(s), progress=True, source="simulate")
-            click.echo(report.summary(), err=True)
+            report = train_ranker(rows, engine, Registry(s.models_dir), progress=True, source="simulate")
+            echo_err(report.summary())
             out["ranker"] = report.to_dict()
-            _reindex(s, s.catalog, full=False, progress=False)
-            after = _engine(s, build_if_missing=False)
+            reindex(s, s.catalog, full=False)
+            after = engine_for(s, build_if_missing=False)
             out["ndcg@10_after"] = round(ndcg(after), 4)
             out["relative_gain"] = round(out["ndcg@10_after"] / out["ndcg@10_before"] - 1.0, 4) if out["ndcg@10_before"] else None
             click.echo(f"Search NDCG@10 after one round (ranker {after.ranker_version}): {out['ndcg@10_after']:.4f} "
@@ -84,19 +86,19 @@ def simulate_cmd(ctx: click.Context, shoppers: int, needs: int, seed: int, held_
 def _recommender_round(s: Any, engine: Any) -> dict[str, Any]:
     """`train recommender` on the simulated histories: next-item NDCG@10 of the new model as served, of the
     built-in scoring and of popularity, on the shoppers whose last step is in the newest part of the log."""
-    from bot.cli.train import open_store, registry_of
+    # loaded when the command runs, so that `shopbot --help` stays fast
     from model.training.common import TrainDataError
     from model.training.recommender import content_vectors, train_recommender
 
     with open_store(s) as st:
         rows = st.interactions(limit=200_000)
     try:
-        report = train_recommender(rows, engine.products, registry_of(s), content=content_vectors(engine), progress=True)
+        report = train_recommender(rows, engine.products, Registry(s.models_dir), content=content_vectors(engine), progress=True)
     except TrainDataError as exc:
         click.echo(f"Recommender not trained: {exc}", err=True)
         return {"error": str(exc)}
-    click.echo(report.summary(), err=True)
-    meta = registry_of(s).get("recommender", report.version).metrics if report.version else {}
+    echo_err(report.summary())
+    meta = Registry(s.models_dir).get("recommender", report.version).metrics if report.version else {}
     return {"promoted": report.promoted, "version": report.version, "ndcg@10": report.candidate.get("ndcg@10"),
             "baseline_ndcg@10": report.baseline.get("ndcg@10"), "baseline": report.baseline_name,
             "popularity_ndcg@10": (meta.get("popularity") or {}).get("ndcg@10"),

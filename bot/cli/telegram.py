@@ -1,6 +1,6 @@
 """``shopbot telegram``: the shop assistant as a Telegram bot, by long polling or behind a webhook.
 
-Kept out of bot/cli/main.py so that the terminal commands never import python-telegram-bot.
+python-telegram-bot is imported only when the command runs, so that the other commands never load it.
 """
 
 from __future__ import annotations
@@ -9,6 +9,9 @@ import asyncio
 from urllib.parse import urlparse
 
 import click
+
+from bot.cli.context import assistant_for, debug, settings, without_llm
+from bot.cli.errors import UserError, user_errors
 
 __all__ = ["telegram"]
 
@@ -33,25 +36,23 @@ def telegram(ctx: click.Context, webhook_url: str | None, listen: str, port: int
     workers can serve one bot behind a load balancer when they share one PostgreSQL database
     (SHOPBOT_DATABASE_URL). SHOPBOT_TELEGRAM_API_URL points the bot at a self-hosted Bot API server.
     """
-    from bot.cli.main import UserError, _assistant, _settings, user_errors
-
     try:
+        # loaded when the command runs, so that `shopbot --help` stays fast
         from telegram.error import InvalidToken, NetworkError
     except ImportError:  # pragma: no cover - a broken install
         raise UserError('python-telegram-bot is missing: pip install "python-telegram-bot[webhooks,rate-limiter]==22.8".') from None
+    # loaded when the command runs, so that `shopbot --help` stays fast
     from bot.channels.telegram.bot import ALLOWED_UPDATES, ShopBot, webhook_secret
 
-    s = _settings(ctx)
-    if no_llm:
-        s = s.model_copy(update={"llm": "off"})
+    s = without_llm(settings(ctx), no_llm)
     if s.telegram_token is None or not s.telegram_token.get_secret_value().strip():
         raise UserError("No Telegram bot token: create a bot with @BotFather and set SHOPBOT_TELEGRAM_TOKEN to its token.")
     if webhook_url is not None:
         parsed = urlparse(webhook_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise UserError(f"--webhook needs a full URL such as https://shop.example/telegram, not {webhook_url!r}.")
-    with user_errors(ctx.obj["debug"]):
-        assistant = _assistant(s)
+    with user_errors(debug(ctx)):
+        assistant = assistant_for(s)
     assistant.warm_up()
     app = ShopBot(assistant, s, turns_at_once=turns_at_once).application()
     mode = f"webhook {webhook_url} (listening on {listen}:{port})" if webhook_url else "long polling"

@@ -6,7 +6,9 @@ tests can check that every message exists in every language.
 
 from __future__ import annotations
 
-__all__ = ["LANGUAGES", "MESSAGES", "say"]
+from retrieval.query import color_name
+
+__all__ = ["LANGUAGES", "MESSAGES", "aside", "say"]
 
 LANGUAGES = ("en", "zh")
 
@@ -167,8 +169,6 @@ def attribute_value(name: str, value: str, language: str = "en") -> str:
     "黑色", the same table that reads "黑色的" in a query); every other value as the catalog gives it."""
     if name.lower() not in {"color", "colour"}:
         return value
-    from retrieval.query import color_name
-
     return color_name(value, language)
 
 
@@ -178,3 +178,10 @@ def say(key: str, language: str = "en", **values: object) -> str:
     text = table.get(language) or table["en"]
     values.setdefault("examples", EXAMPLES.get(language, EXAMPLES["en"]))
     return text.format(**values)
+
+
+def aside(text: str, lang: str) -> str:
+    """What the filters were, in brackets after a sentence's subject: " (red, under 80)" / "（红色，80 以下）"."""
+    if not text:
+        return ""
+    return f"（{text}）" if lang == "zh" else f" ({text})"

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.dialogue.manager import Understanding
+    from bot.dialogue.understanding import Understanding
     from retrieval.catalog import Product
 
 __all__ = ["Button", "Card", "Event", "LiveText", "Reply", "card_from_product", "card_line", "format_price", "render_text"]

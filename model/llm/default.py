@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from model.llm.base import LLMError, describe
-from model.llm.local import TransformersLLM
+from model.llm.local import INT8_ON_CPU, TransformersLLM
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -168,7 +168,7 @@ def ensure_default_model(
 
 def _assemble(parts: list[Path], gguf: Path, sha256: str, progress: bool, part_count: int) -> None:
     """Join the parts into ``gguf`` (via a temporary name), checking the checksum as the bytes stream by."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # only while a model is assembled
 
     partial = gguf.with_name(f".{gguf.name}.tmp")
     digest = hashlib.sha256()
@@ -205,6 +205,7 @@ def convert_gguf_to_bf16(gguf: Path, out_dir: Path, *, progress: bool = True) ->
     (see `cpu_bf16_is_faster`); fp32 users upcast at load time.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # torch and transformers load in seconds: only when the GGUF file is converted
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
     from transformers.utils import logging as hf_logging
@@ -243,10 +244,8 @@ def default_llm(data_dir: str | Path, *, device: str | None = None, progress: bo
     """The packaged model, prepared on first use, as a `TransformersLLM` (with a fine-tuned ``adapter`` merged in).
 
     ``dtype`` None or "auto": int8 weights on a CPU (measured on this model: about 6x the fp32 speed with the
-    same description eval figures, README), bf16 on CUDA.
+    same description eval figures, docs/llm.md), bf16 on CUDA.
     """
-    from model.llm.local import INT8_ON_CPU
-
     chosen = INT8_ON_CPU if dtype in (None, "auto") else dtype
     return TransformersLLM(ensure_default_model(data_dir, progress=progress), device=device, adapter=adapter,
                            dtype=chosen)

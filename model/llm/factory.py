@@ -26,8 +26,8 @@ from model.llm.default import (
     part_package,
 )
 from model.llm.http import OpenAICompatibleLLM
-from model.llm.tiny import build_tiny_model
 from model.llm.local import TransformersLLM, cpu_bf16_is_faster, model_version, pick_device, pick_dtype
+from model.llm.tiny import build_tiny_model
 
 __all__ = [
     "DEFAULT_MODEL_NAME",

@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -94,7 +95,7 @@ def adapter_problem(adapter: Path, base_version: str) -> str | None:
 
 def _merge_adapter(model: Any, adapter: Path) -> Any:
     """The model with the LoRA weights added into its own (merged: inference runs at the base model's speed)."""
-    try:
+    try:  # peft is needed only for a fine-tuned version (`shopbot train llm`)
         from peft import PeftModel
     except ImportError as e:
         raise LLMError("The active llm version is a LoRA adapter and the peft package is missing; reinstall shopbot "
@@ -130,7 +131,7 @@ def cpu_bf16_is_faster() -> bool:
     decode gemv and a prompt gemm (an AVX2-only EPYC here runs bf16 decode faster but a 263-token
     prompt 4.5x slower: 11.4 s vs 2.5 s to the first token).
     """
-    import torch
+    import torch  # seconds to import: only once a model is used
 
     functional = torch.nn.functional
     try:
@@ -185,7 +186,7 @@ def wants_int8(device: str, dtype: str | torch.dtype | None) -> bool:
 
 
 def torch_float32() -> torch.dtype:
-    import torch
+    import torch  # seconds to import: only once a model is used
 
     return torch.float32
 
@@ -198,9 +199,7 @@ def quantize_int8(model: Any) -> Any:
     (tests/benchmarks/bench_llm.py): about 6x the fp32 decode rate and a fifth of its prompt time; answers
     differ in wording from fp32, and the claim verifier checks them the same way.
     """
-    import warnings
-
-    import torch
+    import torch  # seconds to import: only once a model is used
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization's move to torchao is announced on every call
@@ -214,7 +213,7 @@ def pick_dtype(device: str, model_dir: Path, dtype: str | torch.dtype | None = N
     Full-precision weights stay fp32 on a CPU: rounding them to bf16 would change the model's answers
     for a speed-up the caller did not ask for (they can, with ``dtype="bfloat16"``).
     """
-    import torch
+    import torch  # seconds to import: only once a model is used
 
     if dtype is not None and dtype not in ("auto", INT8_ON_CPU):
         if isinstance(dtype, torch.dtype):
@@ -325,7 +324,7 @@ class TransformersLLM(BaseLLM):
             if self._model is not None:
                 return
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local paths only: never reach for a hub
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoModelForCausalLM, AutoTokenizer  # seconds: only when loading
 
             device = pick_device(self._device_arg)
             int8 = wants_int8(device, self._dtype_arg)
@@ -444,6 +443,7 @@ class TransformersLLM(BaseLLM):
                 job.send(_END)
                 return
             self.load()
+            # torch and transformers (and hf.py, which subclasses their types): only when generation starts
             import torch
             from transformers import StoppingCriteriaList
 

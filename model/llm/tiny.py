@@ -37,6 +37,7 @@ _CHAT_TEMPLATE = (
 
 def build_tiny_model(directory: str | Path, *, seed: int = 0) -> Path:
     """Write the tiny model (config, fp32 safetensors weights, tokenizer, chat template) to ``directory``."""
+    # torch, tokenizers and transformers: only when a test builds the tiny model
     import torch
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM

@@ -1,7 +1,7 @@
 """The Flipkart description protocol (../shared/eval/README.md): generate from structured fields only,
 then measure attribute coverage, unsupported claims, ROUGE-L against the human text and time.
 
-Definitions (the figures in README.md use exactly these):
+Definitions (the figures in docs/descriptions.md use exactly these):
 
 - **Input** of a row: product_name, product_category_tree, brand, retail_price, discounted_price and
   product_specifications. The human ``description`` is read only to score ROUGE-L.

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.store.sql import FEEDBACK_KINDS, ReportedAction
+from bot.store.records import FEEDBACK_KINDS, ReportedAction
 from retrieval.catalog import CatalogError
 
 __all__ = ["read_reported_actions"]

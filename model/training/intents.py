@@ -48,8 +48,8 @@ from bot.dialogue.nlu.intents import (
     normalise_text,
     train_intents,
 )
-from model.training.registry import Registry
 from model.training.common import TrainDataError, TrainReport, better, time_split
+from model.training.registry import Registry
 from retrieval.encoders import Encoder
 from retrieval.lexical import has_cjk
 
@@ -76,15 +76,22 @@ _WORD = re.compile(r"[^\W_]")
 
 
 class LoggedTurn(Protocol):
-    """What this module reads of a logged turn (bot.store.TurnLog has it)."""
+    """What this module reads of a logged turn (bot.store.records.TurnLog has it)."""
 
-    turn_id: str
-    created_at: datetime
-    language: str | None
-    text_in: str
-    intent: str | None
-    confidence: float | None
-    downs: int
+    @property
+    def turn_id(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def language(self) -> str | None: ...
+    @property
+    def text_in(self) -> str: ...
+    @property
+    def intent(self) -> str | None: ...
+    @property
+    def confidence(self) -> float | None: ...
+    @property
+    def downs(self) -> int: ...
 
 
 def _key(text: str) -> str:

@@ -26,7 +26,7 @@ becomes active only when its loss is strictly lower. The adapter is saved with p
 in the version directory, with meta.json naming the base model (name and fingerprint) it was trained on;
 the loader (model/llm/local.py) merges it into that base and refuses it on any other.
 
-Nothing here imports ``bot``: turns arrive as plain rows (duck-typed like bot.store.TurnLog) and the
+Nothing here imports ``bot``: turns arrive as plain rows (duck-typed like bot.store.records.TurnLog) and the
 policy, catalog and search lookups as functions.
 """
 
@@ -47,13 +47,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from model.llm.base import LLMError, describe
 from model.llm.local import adapter_problem, model_version, pick_device
-from model.writing.product_text import _first_sentence, qa_messages, summary_messages
-from model.training.registry import Registry, Version
-from model.writing.support import build_messages
 from model.training.common import TrainDataError, TrainReport, better, time_split
+from model.training.registry import Registry, Version
+from model.writing.product_text import _first_sentence, qa_messages, summary_messages
+from model.writing.support import build_messages
 
 if TYPE_CHECKING:
-    import torch
+    import torch  # seconds to import: only when training runs
 
 __all__ = [
     "MODEL_SOURCES",
@@ -79,7 +79,7 @@ SearchFor = Callable[[str], tuple[str, Sequence[Mapping[str, Any]]] | None]
 
 
 class LoggedTurn(Protocol):
-    """The shape of bot.store.TurnLog that this module reads (duck-typed, so model/ does not import bot/)."""
+    """What this module reads of a logged turn (bot.store.records.TurnLog has it; tests pass their own rows)."""
 
     @property
     def turn_id(self) -> str: ...
@@ -235,7 +235,7 @@ def _end_of_turn(tokenizer: Any) -> str:
 
 
 def _encode(tokenizer: Any, examples: Sequence[Example], max_length: int, skipped: Counter[str]) -> list[_Encoded]:
-    import torch
+    import torch  # seconds to import: only when training runs
 
     end = _end_of_turn(tokenizer)
     out = []
@@ -253,7 +253,7 @@ def _encode(tokenizer: Any, examples: Sequence[Example], max_length: int, skippe
 def _reply_nll(model: Any, item: _Encoded, device: str) -> torch.Tensor:
     """Summed negative log-likelihood of the assistant's tokens; logits only where they are needed (the
     vocabulary projection of a 500-token prompt is a quarter of a small model's forward pass)."""
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # only when training runs
 
     ids = item.ids.to(device)[None]
     n = item.n_target
@@ -266,7 +266,7 @@ def _reply_nll(model: Any, item: _Encoded, device: str) -> torch.Tensor:
 
 def _mean_loss(model: Any, items: Sequence[_Encoded], device: str, desc: str, progress: bool) -> float:
     """Mean NLL per assistant token over ``items`` (token-weighted: long replies count for their length)."""
-    import torch
+    import torch  # seconds to import: only when training runs
     from tqdm.auto import tqdm
 
     model.eval()
@@ -292,7 +292,7 @@ _LAYER = re.compile(r"\.layers\.(\d+)\.")
 def _lora_targets(model: Any, layers: int | None) -> tuple[str | list[str], str]:
     """Every linear layer of the top ``layers`` decoder layers (the ``model.layers.N.`` naming of Llama-style
     models), or "all-linear" (peft: every linear layer but the output head) when that is all of them."""
-    import torch
+    import torch  # seconds to import: only when training runs
 
     depth = int(getattr(model.config, "num_hidden_layers", 0) or 0)
     if not layers or not depth or layers >= depth:
@@ -348,7 +348,7 @@ def train_llm(
     _enough(len(examples), min_examples, data, skipped)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local paths only
-    import torch
+    import torch  # seconds to import: only when training runs
     from peft import LoraConfig, PeftModel, get_peft_model
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer

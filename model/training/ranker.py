@@ -22,8 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from model.training.registry import Registry
 from model.training.common import TrainDataError, TrainReport, better, ndcg_at, time_split
+from model.training.registry import Registry
 from retrieval.rerank import (
     FEATURES,
     BehaviourPriors,
@@ -40,12 +40,16 @@ __all__ = ["SearchLogRow", "logged_searches", "train_ranker"]
 
 
 class SearchLogRow(Protocol):
-    """The shape of bot.store.SearchLog (duck-typed, so model/ does not import bot/)."""
+    """What the trainer reads of a logged search (bot.store.records.SearchLog has it; tests pass their own rows)."""
 
-    created_at: Any
-    query: str
-    shown: Sequence[tuple[str, int, float | None]]
-    feedback: Sequence[tuple[str | None, str, float | None]]
+    @property
+    def created_at(self) -> Any: ...
+    @property
+    def query(self) -> str: ...
+    @property
+    def shown(self) -> Sequence[tuple[str, int, float | None]]: ...
+    @property
+    def feedback(self) -> Sequence[tuple[str | None, str, float | None]]: ...
 
 
 def logged_searches(rows: Sequence[SearchLogRow], known: set[str] | None = None) -> list[LoggedSearch]:

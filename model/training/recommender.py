@@ -40,15 +40,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.training.registry import Registry
 from model.training.common import TrainDataError, TrainReport, better
+from model.training.registry import Registry
 from retrieval.catalog import Product
-from retrieval.recommend.recommender import Interaction, Recommender, as_interactions, category_key
 from retrieval.recommend.evaluation import ndcg_recall, ranks_of_first, sample_candidates
+from retrieval.recommend.recommender import Interaction, Recommender, as_interactions, category_key
+from retrieval.recommend.sequential import SeqConfig, SequentialRecommender, cooccurrence_embeddings
 
 if TYPE_CHECKING:
-    from retrieval.search import SearchEngine
     from retrieval.recommend.sequential import SeqConfig, SequentialRecommender
+    from retrieval.search import SearchEngine
 
 __all__ = [
     "MIN_TEST_USERS",
@@ -165,8 +166,6 @@ def auto_config(n_sequences: int, epochs: int | None = None, *, steps: int = 200
     rate is 1e-2 and dropout 0.1: on the synthetic log of tests/fakes/shop_log.py (300 shoppers, 10 epochs)
     NDCG@10 was 0.91 with them, 0.74 with 3e-3 and 0.72 with dropout 0.3.
     """
-    from retrieval.recommend.sequential import SeqConfig
-
     batch = 32
     while batch < 512 and batch * 2 <= n_sequences / 8:
         batch *= 2
@@ -307,8 +306,6 @@ def train_recommender(
     model's term (:func:`builtin_scores`), for the new model and for the active one; the model's own
     figures and popularity's are reported next to them.
     """
-    from retrieval.recommend.sequential import SequentialRecommender, cooccurrence_embeddings
-
     t0 = time.perf_counter()
     split = split_log(rows, products, test_share=test_share)
     if split.train_users < MIN_TRAIN_USERS or len(split.targets) < MIN_TEST_USERS:

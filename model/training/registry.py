@@ -24,14 +24,14 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KINDS", "META_FILE", "Registry", "RegistryError", "Version"]
+__all__ = ["KINDS", "META_FILE", "Registry", "RegistryError", "Version", "version_lines"]
 
 KINDS = ("ranker", "recommender", "llm", "intents")
 META_FILE = "meta.json"
@@ -236,3 +236,33 @@ class Registry:
                 return self._before(kind, prev)
         return None
 
+
+def _metric_line(v: Any) -> str:
+    m = v.metrics
+    metric = m.get("metric")
+    cand = (m.get("candidate") or {}).get(metric)
+    base = (m.get("baseline") or {}).get(metric)
+    if metric is None or cand is None:
+        return ""
+    base_txt = "" if base is None else f" vs {base:.4f} before"
+    return f"{metric} {cand:.4f}{base_txt}"
+
+
+def version_lines(reg: Any, kinds: Sequence[str], versions: Sequence[Any] | None = None, *, last: int | None = None) -> list[str]:
+    """Per kind: which version is active, then its versions (``*`` the active one) with their figures; the
+    ``last`` newest only when given (Telegram's /models keeps a message short)."""
+    versions = reg.versions() if versions is None else versions
+    out: list[str] = []
+    for k in kinds:
+        mine = [v for v in versions if v.kind == k]
+        active = reg.active_name(k)
+        out.append(f"{k}: " + (f"active {active}" if active else "built-in default active")
+                   + ("" if mine else " (no trained versions)"))
+        if last is not None and len(mine) > last:
+            out.append(f"  … {len(mine) - last} older")
+            mine = mine[-last:]
+        for v in mine:
+            flag = "*" if v.active else " "
+            promoted = "" if v.meta.get("promoted", False) else "  (not promoted when trained)"
+            out.append(f"  {flag} {v.name}  {_metric_line(v)}{promoted}")
+    return out

@@ -30,6 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bot.dialogue.replies import Event, Reply
+from model.training.common import ndcg_at
 from retrieval.catalog import Product
 from retrieval.rerank import leaf
 
@@ -206,8 +207,6 @@ class World:
 def evaluate_search(search: Callable[[str], Sequence[str]], world: World, needs: Sequence[Need], k: int = 10) -> float:
     """Mean NDCG@k of ``search(text) -> SKUs`` over ``needs``, judged by the hidden relevance of every
     product (linear gains 0-3, ideal order over the whole catalog)."""
-    from model.training.common import ndcg_at
-
     scores = []
     for need in needs:
         ranked = list(search(need.text))[:k]

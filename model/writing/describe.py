@@ -29,9 +29,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from model.llm.base import LLM
 from model.writing.grounding import Check, Claim, Facts, Verdict, feedback_for, verify
 from model.writing.live import readable
-from model.llm.base import LLM
 
 __all__ = [
     "LENGTHS",

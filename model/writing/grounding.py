@@ -1,7 +1,7 @@
 """The claim verifier: every price, number, stock level, material, brand and promise the model writes must
 come from the facts it was given.
 
-Why this exists: the catalog states facts and the LLM writes words (DESIGN.md). A small model paraphrases
+Why this exists: the catalog states facts and the LLM writes words (docs/architecture.md). A small model paraphrases
 well but invents freely ("20% off today!", "free shipping on every order", "genuine leather"), and a
 shop is bound by what its assistant promises. So each reply is cut into *claims* (`extract_claims`), each
 claim is looked up in the facts (`verify`), and a reply with an unsupported claim is regenerated once with

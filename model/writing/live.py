@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from model.writing.grounding import Check, Claim, Verdict, feedback_for
 from model.llm.base import LLM, LLMError, LLMTimeout, Message
+from model.writing.grounding import Check, Claim, Verdict, feedback_for
 
 __all__ = ["LiveResult", "clause_end", "readable", "sentence_end", "stream_checked"]
 

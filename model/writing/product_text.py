@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from model.writing.grounding import Facts, verify
-from model.writing.live import LiveResult, stream_checked
 from model.llm.base import LLM
+from model.writing.grounding import Facts, verify
+from model.writing.live import LiveResult, first_sentence_end, stream_checked
 from model.writing.support import echo_verdict, not_an_answer
 
 __all__ = ["NOT_LISTED", "ProductWriter", "product_facts", "qa_messages", "summary_messages"]
@@ -97,8 +97,6 @@ def summary_messages(query: str, recs: Sequence[Mapping[str, Any]], language: st
 
 def _first_sentence(text: str) -> str:
     """A closing line is one sentence: the model's first, whatever it wrote after it."""
-    from model.writing.live import first_sentence_end
-
     text = text.strip()
     end = first_sentence_end(text + " ")
     return text[:end].strip() if end else text

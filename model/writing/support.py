@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from model.llm.base import LLM
 from model.writing.grounding import Check, Claim, Facts, Verdict, verify
 from model.writing.live import stream_checked
-from model.llm.base import LLM
 
 __all__ = ["DONT_KNOW", "INJECTION", "SupportAnswer", "SupportWriter", "build_messages", "echo_verdict",
            "grounded_verifier", "looks_like_injection", "not_an_answer"]

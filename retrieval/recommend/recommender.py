@@ -23,16 +23,16 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from retrieval.catalog import Product
+from retrieval.recommend.cooccurrence import cooccurrence
 
 if TYPE_CHECKING:
+    # type hints only: retrieval.search loads faiss, which recommending never needs
     from retrieval.search import SearchEngine
-    from retrieval.recommend.sequential import SequentialRecommender
 
 # How much one interaction says about what the shopper likes.
 KIND_WEIGHT: dict[str, float] = {
@@ -81,6 +81,17 @@ COMPLEMENTS: dict[str, tuple[str, ...]] = {
     "Toys > Building Sets": ("Toys > Board Games", "Books > Children's"),
     "Home > Bedding": ("Home > Decor", "Home > Lighting"),
 }
+
+
+class NextItemModel(Protocol):
+    """What the recommender needs of a trained next-item model (``retrieval.recommend.sequential`` has one),
+    as a Protocol so that neither recommender imports the other."""
+
+    trained: bool
+
+    def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """Scores of every model item as the next one after each history: (len(histories), n_items)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -144,54 +155,6 @@ def complement_categories(p: Product, table: Mapping[str, Sequence[str]] = COMPL
     return ()
 
 
-def cooccurrence(sequences: Sequence[Sequence[int]], n_items: int, window: int = 3) -> Any:
-    """Symmetric item-item counts of items within ``window`` positions of each other (scipy CSR)."""
-    from scipy import sparse
-
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    for s in sequences:
-        a = np.asarray(s, dtype=np.int64)
-        for d in range(1, window + 1):
-            if a.size <= d:
-                break
-            w = 1.0 / d
-            rows += [a[:-d], a[d:]]
-            cols += [a[d:], a[:-d]]
-            vals += [np.full(a.size - d, w), np.full(a.size - d, w)]
-    if not rows:
-        return sparse.csr_matrix((n_items, n_items), dtype=np.float32)
-    m = sparse.coo_matrix(
-        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items)
-    ).tocsr()
-    m.setdiag(0)
-    m.eliminate_zeros()
-    return m
-
-
-def cooccurrence_scores(
-    matrix: Any, histories: Sequence[Sequence[int]], candidates: np.ndarray, decay: float = 0.7, popularity: np.ndarray | None = None
-) -> np.ndarray:
-    """Baseline next-item scores: co-occurrence with the recent history (newest weighs most), popularity tie-break."""
-    from scipy import sparse
-
-    r, c, v = [], [], []
-    for u, h in enumerate(histories):
-        for age, item in enumerate(reversed(list(h))):
-            r.append(u)
-            c.append(item)
-            v.append(decay**age)
-    weights = sparse.csr_matrix((v, (r, c)), shape=(len(histories), matrix.shape[0]), dtype=np.float32)
-    prod = (weights @ matrix).tocsr()
-    rows = np.repeat(np.arange(len(histories)), candidates.shape[1])
-    out = np.asarray(prod[rows, candidates.ravel()]).reshape(candidates.shape).astype(np.float64)
-    if popularity is not None:
-        pop = np.log1p(popularity[candidates])
-        out = out + 1e-3 * pop / (pop.max() + 1.0)
-    return out
-
-
 class Recommender:
     """Recommendations for one shopper from their interactions and everyone's log.
 
@@ -205,7 +168,7 @@ class Recommender:
         interactions: Iterable[Any] = (),
         *,
         engine: SearchEngine | None = None,
-        sequential: SequentialRecommender | None = None,
+        sequential: NextItemModel | None = None,
         complements: Mapping[str, Sequence[str]] | None = None,
         per_category: int = 2,
         min_rule_support: int = 2,
@@ -221,19 +184,12 @@ class Recommender:
         self._seq_rows: np.ndarray | None = None  # model item id -> product row (-1: not in the catalog)
         self.fit(interactions)
 
-    def attach_sequential(self, model: SequentialRecommender, item_skus: Sequence[str] | None = None) -> None:
+    def attach_sequential(self, model: NextItemModel, item_skus: Sequence[str] | None = None) -> None:
         """Use a trained next-item model; ``item_skus[i]`` is the SKU of its item ``i`` (default: the
         catalog order). Items the catalog no longer has are ignored."""
         self.sequential = model
         skus = item_skus if item_skus is not None else [p.sku for p in self.products]
         self._seq_rows = np.asarray([self.by_sku.get(str(s), -1) for s in skus], dtype=np.int64)
-
-    def load_sequential(self, directory: str | Path) -> None:
-        """Attach a model saved by :meth:`SequentialRecommender.save` with its item SKUs."""
-        from retrieval.recommend.sequential import SequentialRecommender
-
-        model, skus = SequentialRecommender.load(directory)
-        self.attach_sequential(model, skus)
 
     # ------------------------------------------------------------------------------- learning
 

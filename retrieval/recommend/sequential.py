@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.encoders import pick_device
+from retrieval.recommend.cooccurrence import cooccurrence
+
 
 @dataclass
 class SeqConfig:
@@ -41,7 +44,7 @@ class SeqConfig:
 
 
 def _build_module(n_items: int, cfg: SeqConfig) -> Any:
-    import torch
+    import torch  # torch loads slowly and is optional: see the module docstring
     from torch import nn
 
     class SASRec(nn.Module):
@@ -85,9 +88,7 @@ class SequentialRecommender:
     """Train, score, save and load the next-item model; items are ids in ``range(n_items)``."""
 
     def __init__(self, n_items: int, config: SeqConfig | None = None, device: str | None = None) -> None:
-        import torch
-
-        from retrieval.encoders import pick_device
+        import torch  # lazily: see the module docstring
 
         self.n_items = n_items
         self.config = config or SeqConfig()
@@ -100,7 +101,7 @@ class SequentialRecommender:
 
     def init_items(self, vectors: np.ndarray) -> None:
         """Start the item table from given vectors (n_items, dim), e.g. :func:`cooccurrence_embeddings`."""
-        import torch
+        import torch  # lazily: see the module docstring
 
         with torch.no_grad():
             self.module.item.weight[1:] = torch.from_numpy(np.asarray(vectors, dtype=np.float32)).to(self.device)
@@ -121,7 +122,7 @@ class SequentialRecommender:
         on_epoch: Callable[[int, float], None] | None = None,
     ) -> list[float]:
         """Learn from histories (ordered item ids). Returns the mean loss of each epoch."""
-        import torch
+        import torch  # lazily: see the module docstring
         import torch.nn.functional as F
 
         cfg = self.config
@@ -136,7 +137,7 @@ class SequentialRecommender:
         order_len = np.asarray([len(s) for s in seqs])
         bar: Any = None
         if progress:
-            from tqdm import tqdm
+            from tqdm import tqdm  # only with a progress bar
 
             bar = tqdm(total=cfg.epochs, desc="train next-item model", unit="epoch")
         for epoch in range(cfg.epochs):
@@ -187,7 +188,7 @@ class SequentialRecommender:
 
     def score(self, histories: Sequence[Sequence[int]], batch_size: int = 1024) -> np.ndarray:
         """Scores of every item as the next one after each history: (len(histories), n_items) float32."""
-        import torch
+        import torch  # lazily: see the module docstring
 
         self.module.eval()
         out = np.zeros((len(histories), self.n_items), dtype=np.float32)
@@ -203,7 +204,7 @@ class SequentialRecommender:
 
     def score_candidates(self, histories: Sequence[Sequence[int]], candidates: np.ndarray) -> np.ndarray:
         """Scores of ``candidates[u]`` (item ids, shape (U, C)) after each history: (U, C)."""
-        import torch
+        import torch  # lazily: see the module docstring
 
         self.module.eval()
         out = np.zeros(candidates.shape, dtype=np.float32)
@@ -223,7 +224,7 @@ class SequentialRecommender:
 
     def save(self, directory: str | Path, *, item_keys: Sequence[str] | None = None) -> Path:
         """Weights (model.pt) and a manifest (config, item count, optional item keys such as SKUs)."""
-        import torch
+        import torch  # lazily: see the module docstring
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -236,7 +237,7 @@ class SequentialRecommender:
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = None) -> tuple[SequentialRecommender, list[str] | None]:
-        import torch
+        import torch  # lazily: see the module docstring
 
         d = Path(directory)
         manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
@@ -255,10 +256,9 @@ def cooccurrence_embeddings(sequences: Sequence[Sequence[int]], n_items: int, di
     A warm start for the model's item table: on a CPU budget of minutes the transformer cannot learn
     which items go together from scratch, but it can refine what the counts already say.
     """
+    # scipy loads slowly: only for the warm start
     from scipy import sparse
     from scipy.sparse.linalg import svds
-
-    from retrieval.recommend.recommender import cooccurrence
 
     m = cooccurrence(sequences, n_items, window=window).tocoo()
     total = float(m.sum()) or 1.0

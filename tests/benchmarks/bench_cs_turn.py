@@ -68,15 +68,15 @@ def main() -> None:
     from sqlalchemy import select
 
     from bot.app import build_assistant
-    from bot.cli.main import _engine
     from bot.dialogue.messages import EXAMPLES, MESSAGES
+    from bot.services import load_engine
     from bot.settings import Settings
-    from bot.store.sql import Turn
+    from bot.store.schema import Turn
     from model.writing.grounding import Facts, verify
 
     s = Settings(data_dir=args.data_dir, llm="auto", llm_dtype=args.dtype,
                  database_url=f"sqlite:///{args.data_dir / 'bench_cs.db'}")
-    assistant = build_assistant(s, engine=_engine(s))
+    assistant = build_assistant(s, engine=load_engine(s))
     assert assistant.llm is not None, "no language model: see the log"
     t = time.perf_counter()
     assistant.llm.load()  # type: ignore[attr-defined]

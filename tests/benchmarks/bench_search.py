@@ -35,9 +35,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from retrieval.bundle import current_dir
 from retrieval.catalog import Product
 from retrieval.encoders import get_encoder
-from retrieval.index import VectorIndex, current_dir
+from retrieval.index import VectorIndex
 from retrieval.indexer import build_bundle, load_engine
 
 BRANDS = ["Nike", "Adidas", "Asics", "Puma", "Apple", "Samsung", "Xiaomi", "Sony", "Bose", "Lenovo", "Dell", "HP",

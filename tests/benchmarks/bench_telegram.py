@@ -327,16 +327,16 @@ def main() -> None:
     from sqlalchemy.orm import Session
 
     from bot.app import build_assistant
-    from bot.cli.main import _engine
+    from bot.services import load_engine
     from bot.settings import Settings
-    from bot.store.sql import Turn
+    from bot.store.schema import Turn
 
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-telegram-"))
     data.mkdir(parents=True, exist_ok=True)
     (data / "shopbot.db").unlink(missing_ok=True)
     settings = Settings(data_dir=data, llm="off", telegram_max_rate=0, query_cache_size=args.query_cache)
     t = time.perf_counter()
-    engine = _engine(settings)
+    engine = load_engine(settings)
     build_s = time.perf_counter() - t
     assistant = build_assistant(settings, engine=engine)
     from bot.dialogue.replies import Event

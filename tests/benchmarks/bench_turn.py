@@ -50,7 +50,8 @@ def main() -> None:
     from bot.app import build_assistant
     from bot.dialogue.replies import Event
     from bot.settings import Settings
-    from bot.store.sql import Store, TurnRecord
+    from bot.store.database import Store
+    from bot.store.records import TurnRecord
     from retrieval.catalog import load_catalog
     from retrieval.indexer import build_bundle, load_engine
     from retrieval.threads import set_threads

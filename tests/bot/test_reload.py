@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from bot.app import Assistant, build_assistant
-from bot.cli.main import _reindex
 from bot.dialogue.nlu.intents import IntentRow, train_intents
-from model.training.intents import MODEL_FILE
 from bot.dialogue.replies import Event
+from bot.services import reindex
 from bot.settings import Settings
+from model.training.intents import MODEL_FILE
 from model.training.registry import Registry
+from retrieval.bundle import current_dir
 from retrieval.encoders import HashingEncoder
-from retrieval.index import current_dir
 from retrieval.indexer import PRODUCTS_FILE
 from tests.conftest import ROWS, write_catalog
 
@@ -45,7 +45,7 @@ def test_a_reindex_from_cron_is_served_without_a_restart(shop) -> None:  # type:
     assert a.reload() == []  # nothing new published
     assert "TEN-1" not in _skus(a, "tennis racket")
     write_catalog(s.catalog, [*ROWS, RACKET])
-    _reindex(s, s.catalog, full=False, progress=False)  # what `shopbot reindex` does, in another process
+    reindex(s, s.catalog, full=False)  # what `shopbot reindex` does, in another process
     assert a.reload() == ["index"]
     assert a.engine.bundle == current_dir(s.index_root)
     assert "TEN-1" in _skus(a, "tennis racket", user="u2")
@@ -59,7 +59,7 @@ def test_the_watch_picks_up_a_new_index_on_its_own(shop) -> None:  # type: ignor
     async def go() -> bool:
         watch = asyncio.create_task(a.watch(s.reload_seconds))
         write_catalog(s.catalog, [*ROWS, RACKET])
-        await asyncio.to_thread(_reindex, s, s.catalog, full=False, progress=False)
+        await asyncio.to_thread(reindex, s, s.catalog, full=False)
         for _ in range(200):
             if a.engine.bundle == current_dir(s.index_root):
                 break
@@ -74,7 +74,7 @@ def test_a_broken_bundle_is_said_once_and_the_old_index_keeps_serving(shop, capl
     s, a = shop
     old = a.engine
     write_catalog(s.catalog, [*ROWS, RACKET])
-    _reindex(s, s.catalog, full=False, progress=False)
+    reindex(s, s.catalog, full=False)
     (current_dir(s.index_root) / PRODUCTS_FILE).write_text("{not json\n", encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="bot.app"):
         assert a.reload() == []

@@ -8,7 +8,7 @@ every pick of the category next to the bestsellers equally, popularity sees only
 model of the whole history can tell which pick comes. Titles do not give the pairing away (numbers are
 shuffled), so content similarity cannot either.
 
-The log is written through a real :class:`bot.store.sql.Store` with a fake clock: clicks, details views,
+The log is written through a real :class:`bot.store.database.Store` with a fake clock: clicks, details views,
 add-to-cart and purchases, plus thumbs down on random products (not positives), spread over 60 days.
 """
 
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.store.sql import Store, TurnRecord
+from bot.store.database import Store
+from bot.store.records import TurnRecord
 from tests.conftest import HEADER, write_catalog
 
 START = datetime(2026, 6, 1, tzinfo=UTC)

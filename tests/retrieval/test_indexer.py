@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retrieval.bundle import IndexLoadError, current_dir
 from retrieval.catalog import Product
 from retrieval.encoders import HashingEncoder
-from retrieval.index import IndexLoadError, current_dir
 from retrieval.indexer import BundleError, build_bundle, load_engine
 
 ENC = {"en": "hashing", "multi": "hashing"}

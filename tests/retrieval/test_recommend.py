@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from retrieval.catalog import Product
-from retrieval.recommend.recommender import COMPLEMENTS, Recommender, complement_categories, cooccurrence, cooccurrence_scores
+from retrieval.recommend.cooccurrence import cooccurrence, cooccurrence_scores
 from retrieval.recommend.evaluation import load_recbole, ndcg_recall, ranks_of_first, sample_candidates
+from retrieval.recommend.recommender import COMPLEMENTS, Recommender, complement_categories
 
 
 def _p(sku: str, category: str, brand: str = "B", rating: float = 4.0, stock: int = 5) -> Product:
@@ -162,6 +163,6 @@ def test_a_trained_sequential_model_is_used_by_sku(shop: list[Product], tmp_path
     model.fit([[0, 1]] * 20 + [[2, 0, 1]] * 5)
     model.save(tmp_path / "seq", item_keys=skus)
     rec = Recommender(shop)  # no log, no vectors: only the model links the coat to the book
-    rec.load_sequential(tmp_path / "seq")
+    rec.attach_sequential(*SequentialRecommender.load(tmp_path / "seq"))
     picks = rec.for_user([("me", "COA-0", "details", 1)], k=3)
     assert picks[0].sku == "FIC-2" and picks[0].reason == "because you looked at Coats COA-0"

@@ -2,7 +2,7 @@
 
 The adapter translates and decides nothing about shopping. Rasa has already classified the message and
 picked the action; an action turns that (the action, the latest message's intent and entities, the
-slots Rasa set since shopbot last answered) into an :class:`bot.dialogue.manager.Understanding`, hands it to
+slots Rasa set since shopbot last answered) into an :class:`bot.dialogue.understanding.Understanding`, hands it to
 the dialogue manager on ``Event.understood`` (so shopbot's own intent classifier is not run again), and
 translates the replies back: Rasa responses with text, buttons and images, plus ``SlotSet`` events
 that mirror the dialogue's search state (query, filters, products shown, page) into Rasa's tracker.
@@ -36,12 +36,13 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.app import Assistant, build_assistant
 from bot.channels.rasa.translate import (
     BUTTON_INTENTS,
     MAX_PAYLOAD,
@@ -55,13 +56,14 @@ from bot.channels.rasa.translate import (
     strings,
     understanding,
 )
-from bot.dialogue.manager import CS_SECTIONS, Understanding, clean_text
+from bot.dialogue.manager import clean_text
 from bot.dialogue.replies import Event, Reply, format_price, stock_text
-from bot.store.sql import StoreUnavailable
+from bot.dialogue.support import CS_SECTIONS
+from bot.dialogue.understanding import Understanding
+from bot.settings import Settings
+from bot.store.records import StoreUnavailable
+from model.writing.describe import DescriptionWriter, template_description
 from retrieval.lexical import has_cjk
-
-if TYPE_CHECKING:
-    from bot.app import Assistant
 
 __all__ = [
     "ACTIONS",
@@ -97,7 +99,6 @@ TEXTS: dict[str, dict[str, str]] = {
              "zh": "抱歉，处理时间太长了。请稍后再试。"},
     "failed": {"en": "Sorry, something went wrong on my side. Please try again, or say \"talk to a person\".",
                "zh": "抱歉，我这边出了点问题。请再试一次，或说“转人工”。"},
-    "describe_unavailable": {"en": "Here are the product's details:", "zh": "商品详情如下："},
 }
 
 
@@ -122,32 +123,24 @@ class ActionRuntime:
         self.llm_timeout = llm_timeout
         self.deadline = min(deadline if deadline is not None else llm_timeout + 5.0, RASA_ACTION_TIMEOUT / 2)
         self.live_timeout = max(0.1, min(llm_timeout + 1.0, self.deadline - 1.0))
-        self._describer: Any = None
+        self._describer: DescriptionWriter | None = None
 
     @classmethod
     def from_settings(cls, settings: Any = None, *, assistant: Assistant | None = None,
                       deadline: float | None = None) -> ActionRuntime:
-        from bot.app import build_assistant
-        from bot.settings import Settings
-
         s = settings if settings is not None else Settings()
         return cls(assistant if assistant is not None else build_assistant(s), llm_timeout=s.llm_timeout,
                    deadline=deadline)
 
-    def describer(self) -> Any:
-        """model/writing/describe.py's writer over the assistant's model (templates only without one); None when
-        this installation has no description writer."""
+    def describer(self) -> DescriptionWriter:
+        """model/writing/describe.py's writer over the assistant's model (templates only without one)."""
         if self._describer is None:
-            try:
-                from model.writing.describe import DescriptionWriter
-            except ImportError:
-                return None
             a = self.assistant
             self._describer = DescriptionWriter(a.llm, known_brands=sorted(a.engine.brands), timeout=self.llm_timeout)
         return self._describer
 
     def user_id(self, sender: str) -> str:
-        """The store's id of a Rasa sender (bot/store/sql.py: "<channel>:<external id>")."""
+        """The store's id of a Rasa sender (bot/store/database.py: "<channel>:<external id>")."""
         return f"{CHANNEL}:{sender}"[:200]
 
     async def aclose(self) -> None:
@@ -359,16 +352,11 @@ class ActionDescribeProduct(ShopbotAction):
         writer = rt.describer()
         card = page.cards[0]
         facts = f"{format_price(card.price, card.currency)} · {stock_text(card.stock, page.language)} · {card.sku}"
-        if writer is None:  # no description writer installed: the product's page says it all
-            page.text = t("describe_unavailable", page.language) + "\n" + page.text
-            return [page]
         left = max(0.1, rt.live_timeout - (time.monotonic() - t0))
         try:
             d = await asyncio.wait_for(writer.write(product.to_record(), page.language), timeout=left)
             text = d.text
         except (TimeoutError, ValueError):
-            from model.writing.describe import template_description
-
             text = template_description(product.to_record(), page.language)
         page.text = f"{text}\n{facts}"
         return [page]

@@ -1,4 +1,4 @@
-"""``shopbot actions``: the Rasa action server (rasa-sdk) serving shopbot's actions (bot/channels/rasa/actions.py).
+"""The Rasa action server behind ``shopbot actions``: rasa-sdk's app (rasa-sdk) serving shopbot's actions (bot/channels/rasa/actions.py).
 
 The server is rasa-sdk's own Sanic app (``rasa_sdk.endpoint.create_app``: ``POST /webhook``,
 ``GET /health``, ``GET /actions``) with one addition in front of the webhook: the request is checked
@@ -22,14 +22,11 @@ import threading
 import warnings
 import zlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import click
+from bot.channels.rasa.actions import ACTIONS, ActionRuntime
 
-if TYPE_CHECKING:
-    from bot.channels.rasa.actions import ActionRuntime
-
-__all__ = ["ActionServer", "actions_command", "check_action_call", "create_action_app"]
+__all__ = ["ActionServer", "check_action_call", "create_action_app"]
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +89,11 @@ def _names(types: tuple[type, ...]) -> str:
 
 def create_action_app(runtime: ActionRuntime, *, cors_origins: str | list[str] | None = None) -> Any:
     """rasa-sdk's Sanic app serving shopbot's actions over ``runtime``, with the request check in front."""
+    # rasa-sdk and Sanic take a second to import: only when a server is made
     from rasa_sdk.endpoint import create_app
     from rasa_sdk.executor import ActionExecutor
     from sanic import Sanic, response
     from sanic.exceptions import SanicException
-
-    from bot.channels.rasa.actions import ACTIONS
 
     executor = ActionExecutor()
     for cls in ACTIONS:
@@ -205,7 +201,7 @@ class ActionServer:
         if self._stopped is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stopped.set)
         self._thread.join(timeout=30)
-        from sanic import Sanic
+        from sanic import Sanic  # loaded already by create_action_app; kept local like there
 
         Sanic.unregister_app(self.app)
 
@@ -214,63 +210,3 @@ class ActionServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@click.command(name="actions")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 in a container).")
-@click.option("--port", default=5055, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
-@click.option("--no-llm", is_flag=True, help="Templates only, no language model (same as SHOPBOT_LLM=off).")
-@click.option("--cors", default=None, help="Allowed CORS origin(s), comma-separated (none by default).")
-@click.pass_context
-def actions_command(ctx: click.Context, host: str, port: int, no_llm: bool, cors: str | None) -> None:
-    """Serve shopbot's Rasa custom actions (rasa-sdk) for a Rasa assistant's endpoints.yml."""
-    from bot.channels.rasa.actions import ACTIONS, ActionRuntime
-    from bot.app import build_assistant
-    from bot.cli.main import UserError, _engine, user_errors
-
-    settings = ctx.obj["settings"]
-    _check_free(host, port)  # before minutes of loading, not after
-    if no_llm:
-        settings = settings.model_copy(update={"llm": "off"})
-    with user_errors(ctx.obj.get("debug", False)):
-        assistant = build_assistant(settings, engine=_engine(settings))
-        assistant.warm_up()
-    runtime = ActionRuntime(assistant, llm_timeout=settings.llm_timeout)
-    origins = [o.strip() for o in cors.split(",") if o.strip()] if cors else None
-    app = create_action_app(runtime, cors_origins=origins)
-
-    @app.after_server_stop
-    async def close(app: Any) -> None:
-        await runtime.aclose()
-
-    names = ", ".join(cls.action_name for cls in ACTIONS)
-    click.echo(f"Serving Rasa actions on http://{host}:{port}/webhook ({names}); Ctrl-C stops.", err=True)
-    from sanic.exceptions import ServerError
-
-    try:
-        app.run(host=host, port=port, single_process=True, access_log=False, motd=False)
-    except (OSError, ServerError) as exc:
-        raise UserError(_cannot_listen(host, port, exc)) from None
-
-
-def _cannot_listen(host: str, port: int, exc: BaseException) -> str:
-    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
-    return f"Cannot listen on {host}:{port} ({why}); stop what uses it or pick another --port."
-
-
-def _check_free(host: str, port: int) -> None:
-    import socket
-
-    from bot.cli.main import UserError
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UserError(f"Cannot listen on {host}:{port}: unknown address ({exc.strerror or exc}); use an IP such as 127.0.0.1.") from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(address)
-        except OSError as exc:
-            raise UserError(_cannot_listen(host, port, exc)) from None

@@ -2,7 +2,7 @@
 
 * reading Rasa: the latest message's intent, entities and button payload, and which slots are new input
   (:func:`read_message`);
-* Rasa's entities and slots -> the dialogue's :class:`bot.dialogue.manager.Understanding` (:func:`understanding`),
+* Rasa's entities and slots -> the dialogue's :class:`bot.dialogue.understanding.Understanding` (:func:`understanding`),
   normalised the way shopbot parses typed text ("红色" -> red, "under $80" -> max 80, "第二个" -> 2);
 * the dialogue's replies -> Rasa response messages (:func:`render_replies`) and its state -> SlotSet
   events (:func:`slot_events`).
@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 
-from bot.dialogue.manager import Understanding, clean_text
+from bot.dialogue.manager import clean_text
 from bot.dialogue.messages import say
-from bot.dialogue.nlu.parser import ZH_BRANDS, Slots, extract_slots, find_order_number, find_ordinals
+from bot.dialogue.nlu.categories import ZH_BRANDS
+from bot.dialogue.nlu.slots import Slots, extract_slots, find_order_number, find_ordinals
 from bot.dialogue.replies import Button, Reply, card_line, render_table
+from bot.dialogue.understanding import Understanding
 from retrieval.query import Filters, parse_query
 
 if TYPE_CHECKING:

@@ -18,10 +18,13 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
+from bot.channels.telegram.render import OutMessage, escape, t
 from bot.dialogue.messages import say
 from bot.dialogue.replies import Button, Event
-from bot.store.sql import StoreUnavailable
-from bot.channels.telegram.render import OutMessage, escape, t
+from bot.services import reindex
+from bot.store.records import StoreUnavailable
+from model.training.registry import KINDS, Registry, version_lines
+from retrieval.bundle import current_dir
 
 if TYPE_CHECKING:
     from bot.channels.telegram.bot import ShopBot
@@ -81,11 +84,8 @@ class AdminCommands:
         picks up a newly activated version within SHOPBOT_RELOAD_SECONDS); `shopbot models` changes them."""
         if await self._refuse(update, context):
             return
-        from bot.cli.train import registry_of, version_lines
-        from model.training.registry import KINDS
-
         lang = _lang(update)
-        lines = await asyncio.to_thread(version_lines, registry_of(self.shop.settings), KINDS, last=3)
+        lines = await asyncio.to_thread(version_lines, Registry(self.shop.settings.models_dir), KINDS, last=3)
         serving = ", ".join(f"{k} {v}" for k, v in sorted(self.shop.assistant.dialogue.versions.items()))
         await self._say(update, context, t("models", lang, versions="\n".join(lines), serving=serving))
 
@@ -115,11 +115,8 @@ class AdminCommands:
             await note.edit_text(escape(text), parse_mode=ParseMode.HTML)
 
     def _rebuild(self, full: bool) -> tuple[str, int]:
-        from bot.cli.main import _reindex
-        from retrieval.index import current_dir
-
         s = self.shop.settings
-        report = _reindex(s, s.catalog, full=full, progress=False)
+        report = reindex(s, s.catalog, full=full)
         assistant = self.shop.assistant
         assistant.reload()  # the index, its vocabulary and its ranker version together
         if assistant.engine.bundle != current_dir(s.index_root):

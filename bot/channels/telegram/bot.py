@@ -59,11 +59,12 @@ from telegram.ext import (
 )
 
 from bot.app import Assistant
-from bot.dialogue.replies import Button, Event, Reply
-from bot.settings import Settings
-from bot.store.sql import StoreUnavailable
+from bot.channels.telegram.admin import AdminCommands
 from bot.channels.telegram.http import telegram_request
 from bot.channels.telegram.render import COMMANDS, OutMessage, escape, plan, split_text, t, utf16_len
+from bot.dialogue.replies import Button, Event, Reply
+from bot.settings import Settings
+from bot.store.records import StoreUnavailable
 
 __all__ = ["CHANNEL", "LeanBot", "PayloadCodec", "PerChatProcessor", "ShopBot", "TurnGate", "webhook_secret"]
 
@@ -292,8 +293,6 @@ class ShopBot:
         return app
 
     def add_handlers(self, app: Application) -> None:  # type: ignore[type-arg]
-        from bot.channels.telegram.admin import AdminCommands
-
         admin = AdminCommands(self)
         for name, handler in (("start", self.on_start), ("help", self.on_help), ("search", self.on_search),
                               ("recommend", self.on_recommend), ("prefs", self.on_prefs), ("forget", self.on_forget),

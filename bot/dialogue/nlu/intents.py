@@ -13,18 +13,17 @@ to other encoders fails with one sentence instead of returning confident nonsens
 
 Entry points: :func:`load_training_csv`, :func:`train_intents`, :class:`IntentModel`
 (``predict``, ``predict_batch``, ``save``, ``load``), :func:`evaluate_intents`; and
-``python -m bot.intents train`` to rebuild ``bot/dialogue/nlu/data/intent_model.npz`` from ``bot/dialogue/nlu/data/intents.csv``.
+:func:`rebuild_packaged_model` (``shopbot intents rebuild``) to rebuild ``bot/dialogue/nlu/data/intent_model.npz``
+from ``bot/dialogue/nlu/data/intents.csv``.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
 import logging
 import re
-import sys
 import threading
 import time
 import unicodedata
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.encoders import Encoder
+from retrieval.encoders import Encoder, get_encoder
 from retrieval.lexical import has_cjk
 
 __all__ = [
@@ -54,6 +53,7 @@ __all__ = [
     "load_training_csv",
     "normalise_text",
     "packaged_rows",
+    "rebuild_packaged_model",
     "train_intents",
 ]
 
@@ -222,7 +222,7 @@ class Featurizer:
 
     Text with Chinese characters uses ``cjk_scales`` instead of ``scales``: MiniLM has no Chinese
     vocabulary, so its vector for Chinese is noise (0 switches it off and saves its forward pass), and
-    USE gets a larger weight to make up for the missing block (measured: README-intents.md).
+    USE gets a larger weight to make up for the missing block (measured: docs/benchmarks.md, intent routing).
     """
 
     encoders: Sequence[Encoder]
@@ -332,7 +332,7 @@ class IntentModel:
         """
         p = Path(path)
         if not p.is_file():
-            raise IntentModelError(f"Intent model {p} does not exist; run `python -m bot.intents train` to build it.")
+            raise IntentModelError(f"Intent model {p} does not exist; run `shopbot intents rebuild` to build it.")
         try:
             with np.load(p, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
@@ -343,8 +343,6 @@ class IntentModel:
         names = [str(n) for n in data["encoders"]]
         dims = [int(d) for d in data["encoder_dims"]]
         if encoders is None:
-            from retrieval.encoders import get_encoder
-
             encs = [get_encoder(n) for n in names]
         elif callable(encoders) and not isinstance(encoders, (Sequence, Mapping)):
             encs = [encoders(n) for n in names]
@@ -398,7 +396,7 @@ def fit_softmax(
     ``sample_weight`` scales single examples within their class (examples taken from the log count less
     than written ones); with all ones it changes nothing.
     """
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # here, not at the top: scipy costs start-up time and only training needs it
 
     n, d = x.shape
     k = n_classes
@@ -427,7 +425,7 @@ def fit_softmax(
     return theta[: d * k].reshape(d, k).astype(np.float32), theta[d * k :].astype(np.float32)
 
 
-# Chosen by measurement (bot/dialogue/nlu/data/README-intents.md): English text uses every block; Chinese text drops
+# Chosen by measurement (docs/benchmarks.md, intent routing): English text uses every block; Chinese text drops
 # MiniLM (no Chinese vocabulary) and doubles USE. Encoders not listed here get 1.0 for both.
 CJK_SCALE_BY_ENCODER = {"minilm": 0.0, "use-multilingual": 2.0}
 DEFAULT_NGRAM_DIM = 2048
@@ -531,7 +529,7 @@ def packaged_rows() -> list[IntentRow]:
     ``eval intents --train FILE`` should train on these plus FILE's rows: the shop's intents are
     the packaged ones, and a customer-service-only file would otherwise teach a bot that cannot
     search. Measured on Bitext with colloquial phrasings held out: 0.870 trained on the file alone,
-    0.988 with these rows added (README-intents.md).
+    0.984 with these rows added (docs/benchmarks.md, intent routing).
     """
     return load_training_csv(DATA_DIR / "intents.csv")
 
@@ -550,47 +548,14 @@ def load_default_model(path: str | Path | None = None) -> IntentModel:
     return m
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bot.intents", description="Train or evaluate the intent classifier.")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="rebuild the weights from a training CSV")
-    t.add_argument("--data", default=str(DATA_DIR / "intents.csv"))
-    t.add_argument("--out", default=str(default_model_path()))
-    e = sub.add_parser("eval", help="accuracy and macro-F1 of a model on a labelled CSV")
-    e.add_argument("--data", required=True)
-    e.add_argument("--model", default=str(default_model_path()))
-    e.add_argument("--train", help="train on the packaged examples plus this CSV instead of loading --model")
-    e.add_argument("--train-only", action="store_true", help="with --train: leave the packaged examples out")
-    e.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    try:
-        from retrieval.encoders import get_encoder
+def rebuild_packaged_model(data: str | Path | None = None, out: str | Path | None = None) -> tuple[IntentModel, int]:
+    """Train the packaged classifier anew and save it: the model and how many rows it learned from.
 
-        if args.cmd == "train":
-            rows = load_training_csv(args.data)
-            model = train_intents(rows, [get_encoder(n) for n in DEFAULT_ENCODERS])
-            model.save(args.out)
-            print(f"{len(rows)} rows, {len(model.labels)} intents, version {model.version} -> {args.out}")
-            return 0
-        if args.train:
-            rows = load_training_csv(args.train, strict=False)
-            if not args.train_only:
-                rows = packaged_rows() + rows
-            model = train_intents(rows, [get_encoder(n) for n in DEFAULT_ENCODERS])
-        else:
-            model = IntentModel.load(args.model)
-        report = evaluate_intents(model, load_training_csv(args.data, strict=False))
-    except (IntentDataError, IntentModelError) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
-    else:
-        print(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  n={report['n']}")
-        for c in report["confusions"]:
-            print(f"  {c['gold']} -> {c['predicted']}: {c['count']}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())
+    ``data`` defaults to ``bot/dialogue/nlu/data/intents.csv`` and ``out`` to :func:`default_model_path`;
+    the encoders are :data:`DEFAULT_ENCODERS`. Run it after editing the examples (``shopbot intents rebuild``);
+    a stale weights file fails ``test_shipped_data_and_weights_are_consistent``.
+    """
+    rows = load_training_csv(DATA_DIR / "intents.csv" if data is None else data)
+    model = train_intents(rows, [get_encoder(n) for n in DEFAULT_ENCODERS])
+    model.save(default_model_path() if out is None else out)
+    return model, len(rows)

@@ -1,4 +1,4 @@
-"""Alembic environment, run by :meth:`bot.store.sql.Store.migrate` with an open connection.
+"""Alembic environment, run by :meth:`bot.store.database.Store.migrate` with an open connection.
 
 No alembic.ini: the store builds the configuration in code, so a shop never edits a second config
 file. The store hands over its own connection (``config.attributes["connection"]``) so the migration
@@ -12,7 +12,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import Connection
 
-from bot.store.sql import Base
+from bot.store.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

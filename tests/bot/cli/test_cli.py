@@ -174,13 +174,13 @@ def test_chat_prints_a_streamed_answer_once_with_its_source_line_at_the_end(caps
     not a '[corrected]' copy of it per sentence."""
     import asyncio
 
-    from bot.cli.main import _print_reply
+    from bot.channels.terminal import print_reply
     from bot.dialogue.replies import LiveText, Reply
 
     async def play(updates: list[str], final: str) -> None:
         live = LiveText()
         reply = Reply(text="", live=live)
-        printer = asyncio.create_task(_print_reply(reply))
+        printer = asyncio.create_task(print_reply(reply))
         for u in updates:
             live.push(u)
             await asyncio.sleep(0)

@@ -77,7 +77,7 @@ def test_one_round_of_the_loop_improves_search_and_the_owner_can_roll_it_back(ru
 @pytest.mark.slow
 def test_with_the_packaged_encoders_one_round_gains_at_least_ten_percent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The issue's targets on simulated shoppers: >= 10% NDCG@10 after one round, and a trained next-item
-    model above popularity (800 shoppers: with 200 the histories are too short for it, see README)."""
+    model above popularity (800 shoppers: with 200 the histories are too short for it, see docs/retraining.md)."""
     monkeypatch.setenv("SHOPBOT_DATA_DIR", str(tmp_path / "data"))
     r = CliRunner().invoke(cli, ["simulate", "--shoppers", "800", "--needs", "6", "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
@@ -97,7 +97,7 @@ def test_a_new_index_brings_its_ranker_version_to_every_turn_and_impression(engi
     from bot.app import build_assistant
     from bot.dialogue.replies import Event
     from bot.settings import Settings
-    from bot.store.sql import Impression, Turn
+    from bot.store.schema import Impression, Turn
     from retrieval.rerank import FEATURES, BehaviourPriors, LearnedRanker
 
     a = build_assistant(Settings(data_dir=tmp_path / "d"), engine=engine, llm=False)

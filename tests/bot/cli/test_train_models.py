@@ -17,7 +17,8 @@ from click.testing import CliRunner, Result
 from bot.cli.main import cli
 from bot.dialogue.replies import Event
 from bot.settings import Settings
-from bot.store.sql import Store, TurnRecord
+from bot.store.database import Store
+from bot.store.records import TurnRecord
 from model.training.registry import Registry
 from tests.fakes.shop_log import Shop, clocked_store, journeys, write_log
 

@@ -13,7 +13,7 @@ import pytest
 from bot.app import Assistant, build_assistant
 from bot.dialogue.replies import Event, Reply, render_text
 from bot.settings import Settings
-from bot.store.sql import Store
+from bot.store.database import Store
 
 
 def _assistant(shared, tmp_path: Path, **settings) -> Assistant:  # type: ignore[no-untyped-def]

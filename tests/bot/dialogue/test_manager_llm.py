@@ -19,9 +19,9 @@ from bot.app import Assistant, build_assistant
 from bot.dialogue.messages import EXAMPLES, MESSAGES
 from bot.dialogue.replies import Event, Reply
 from bot.settings import Settings
-from bot.store.sql import Turn
-from model.writing.grounding import Facts, verify
+from bot.store.schema import Turn
 from model.llm.base import LLMError, LLMTimeout
+from model.writing.grounding import Facts, verify
 
 SUITE = Path(__file__).parents[2] / "data" / "injection_suite.txt"
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.dialogue.manager import DialogueManager, Understanding
+from bot.dialogue.manager import DialogueManager
 from bot.dialogue.replies import Event
-from bot.store.sql import Store, TurnRecord
+from bot.dialogue.understanding import Understanding
+from bot.store.database import Store
+from bot.store.records import TurnRecord
 
 
 @pytest.fixture

@@ -12,17 +12,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.store.sql import (
-    ConversationState,
-    Feedback,
-    Handoff,
-    Impression,
-    Store,
-    StoreUnavailable,
-    Turn,
-    TurnRecord,
-    User,
-)
+from bot.store.database import Store
+from bot.store.records import StoreUnavailable, TurnRecord
+from bot.store.schema import ConversationState, Feedback, Handoff, Impression, Turn, User
 
 
 class Clock:

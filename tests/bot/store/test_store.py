@@ -9,33 +9,20 @@ import logging
 import shutil
 import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
-import bot.store.sql
+import bot.store
+from bot.store.database import Store
+from bot.store.records import ReportedAction, StoreUnavailable, TurnInfo, TurnRecord, UserInfo
+from bot.store.schema import Base, Feedback, Handoff, Impression, Turn, User
 from tests.conftest import _pg_url
-from bot.store.sql import (
-    Base,
-    Feedback,
-    Handoff,
-    Impression,
-    ReportedAction,
-    Store,
-    StoreUnavailable,
-    Turn,
-    TurnInfo,
-    TurnRecord,
-    User,
-    UserInfo,
-)
-
 
 
 class Clock:
@@ -47,8 +34,6 @@ class Clock:
     def __call__(self) -> datetime:
         self.now += timedelta(milliseconds=1)
         return self.now
-
-
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -199,7 +184,7 @@ def test_a_turn_is_one_write_touch_turn_impressions_and_state(store: Store) -> N
 def test_databases_without_upserts_get_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The read-then-write path other databases take agrees with the upserts (replay included)."""
     monkeypatch.setattr(Store, "upsert_dialects", ())
-    test_replay_is_idempotent_and_keeps_the_order_of_handoffs(tmp_path / "replay")
+    _check_replay_is_idempotent_and_keeps_the_order_of_handoffs(tmp_path / "replay")
     store = Store(f"sqlite:///{tmp_path / 'shop.db'}", tmp_path / "buffer", clock=Clock())
     clock = store.clock
     assert isinstance(clock, Clock)
@@ -401,7 +386,7 @@ def test_sqlite_outage_buffers_on_disk_and_loses_nothing(tmp_path: Path, caplog:
     moved = _take_down(store, db_dir)
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="bot.store.sql"):
+    with caplog.at_level(logging.WARNING, logger="bot.store.database"):
         # the database is down: nothing raises, ids come back, this process still knows state and handoffs
         assert store.touch_user("cli", "u").handed_over is False
         t2 = _turn(store, user, 2, shown=("C", "D", "E"))
@@ -441,9 +426,9 @@ def test_sqlite_outage_buffers_on_disk_and_loses_nothing(tmp_path: Path, caplog:
     store.close()
 
 
-def test_replay_is_idempotent_and_keeps_the_order_of_handoffs(tmp_path: Path) -> None:
+def _check_replay_is_idempotent_and_keeps_the_order_of_handoffs(tmp_path: Path) -> None:
     """A crash after the buffered rows went in but before the buffer was emptied duplicates nothing and
-    does not undo a later handoff."""
+    does not undo a later handoff (shared by the upsert and the read-then-write paths)."""
     store, db_dir = _sqlite(tmp_path)
     user = store.touch_user("cli", "u").user_id
     moved = _take_down(store, db_dir)
@@ -461,6 +446,10 @@ def test_replay_is_idempotent_and_keeps_the_order_of_handoffs(tmp_path: Path) ->
     assert [h["reason"] for h in store.open_handoffs()] == ["second"] and store.is_handed_over(user)
     assert store.load_state(user) == {"n": 2}
     store.close()
+
+
+def test_replay_is_idempotent_and_keeps_the_order_of_handoffs(tmp_path: Path) -> None:
+    _check_replay_is_idempotent_and_keeps_the_order_of_handoffs(tmp_path)
 
 
 def test_a_write_waits_out_the_retry_interval_and_flush_does_not(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from bot.dialogue.nlu.intents import DEFAULT_ENCODERS, IntentModel, IntentRow, fit_softmax, packaged_rows, train_intents
+from model.training.common import TrainDataError
 from model.training.intents import LOG_WEIGHT, MODEL_FILE, assemble, dev_rows, log_examples, retrain_intents
 from model.training.registry import Registry
-from model.training.common import TrainDataError
 
 
 @pytest.fixture(autouse=True)

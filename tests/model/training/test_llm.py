@@ -26,16 +26,17 @@ from safetensors import safe_open
 
 from bot.app import build_assistant, llm_from_settings
 from bot.cli.main import cli
-from bot.dialogue.manager import CS_SECTIONS
+from bot.dialogue.support import CS_SECTIONS
 from bot.settings import Settings
-from bot.store.sql import Store, TurnRecord
-from model.writing.grounding import Verdict
+from bot.store.database import Store
+from bot.store.records import TurnRecord
 from model.llm.factory import OpenAICompatibleLLM, TransformersLLM, build_llm, model_version
-from model.writing.product_text import ProductWriter
-from model.training.registry import Registry
-from model.writing.support import SupportWriter
 from model.training.common import TrainDataError, TrainReport
 from model.training.llm import _encode, examples_from_log, train_llm
+from model.training.registry import Registry
+from model.writing.grounding import Verdict
+from model.writing.product_text import ProductWriter
+from model.writing.support import SupportWriter
 from retrieval.catalog import Product
 from retrieval.policy import PolicyIndex
 from tests.conftest import write_catalog
@@ -114,7 +115,7 @@ def passing(*_a: Any) -> Verdict:
 
 
 def policy_lookup(policy: PolicyIndex) -> Callable[[str, str | None, str], Sequence[tuple[str, str]] | None]:
-    """What bot/dialogue/manager.py asks the policy for a customer-service question."""
+    """What bot/dialogue/support.py asks the policy for a customer-service question."""
 
     def passages_for(question: str, intent: str | None, language: str) -> Sequence[tuple[str, str]] | None:
         m = policy.lookup(question, language=language, sections=CS_SECTIONS.get(intent or "", ()))
@@ -401,7 +402,7 @@ def test_the_http_backend_ignores_the_adapter_and_says_so_once(trained: Trained,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     import model.llm.factory
 
-    monkeypatch.setattr(model.llm, "_said_http_adapter", False)
+    monkeypatch.setattr(model.llm.factory, "_said_http_adapter", False)
     v = trained.registry.active("llm")
     assert v is not None
     with caplog.at_level(logging.INFO, logger="model.llm.factory"):

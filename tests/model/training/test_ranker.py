@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.store.sql import Store, TurnRecord
-from model.training.registry import Registry
+from bot.store.database import Store
+from bot.store.records import TurnRecord
 from model.training.common import TrainDataError
 from model.training.ranker import train_ranker
-from tests.conftest import _pg_url
-from tests.conftest import hashing_factory
+from model.training.registry import Registry
+from tests.conftest import _pg_url, hashing_factory
 
 ENC = {"en": "hashing", "multi": "hashing"}
 QUERIES = ["running shoe", "running shoes", "shoe for running", "mesh running shoe"]

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.store.sql import Store
-from model.training.registry import Registry
+from bot.store.database import Store
 from model.training.common import TrainDataError
 from model.training.recommender import (
     MIN_TEST_USERS,
@@ -19,6 +18,7 @@ from model.training.recommender import (
     split_log,
     train_recommender,
 )
+from model.training.registry import Registry
 from retrieval.catalog import Product, load_catalog
 from tests.fakes.shop_log import START, Shop, clocked_store, journeys, write_log
 

@@ -8,6 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from model.llm.base import LLMError, LLMTimeout
+from model.training.describe_eval import (
+    evaluate_describe,
+    lcs_length,
+    parse_category_tree,
+    parse_specifications,
+    read_flipkart,
+    rouge_l,
+)
 from model.writing.describe import (
     Attribute,
     DescriptionWriter,
@@ -21,15 +30,6 @@ from model.writing.describe import (
     template_description,
     tokens,
 )
-from model.training.describe_eval import (
-    evaluate_describe,
-    lcs_length,
-    parse_category_tree,
-    parse_specifications,
-    read_flipkart,
-    rouge_l,
-)
-from model.llm.base import LLMError, LLMTimeout
 from tests.model.writing.test_support import Scripted
 
 COAT = {

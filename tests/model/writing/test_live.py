@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 import pytest
 
+from model.llm.base import LLMTimeout
 from model.writing.grounding import Facts, verify
 from model.writing.live import readable, sentence_end, stream_checked
-from model.llm.base import LLMTimeout
 
 FACTS = Facts(passages=("Standard shipping takes 3-5 business days and costs $4.99; orders over $50 ship free.",))
 

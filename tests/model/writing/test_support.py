@@ -8,9 +8,16 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 import pytest
 
-from model.writing.grounding import Check, Claim, Verdict
 from model.llm.base import LLMTimeout
-from model.writing.support import DONT_KNOW, SupportAnswer, SupportWriter, Verifier, build_messages, looks_like_injection
+from model.writing.grounding import Check, Claim, Verdict
+from model.writing.support import (
+    DONT_KNOW,
+    SupportAnswer,
+    SupportWriter,
+    Verifier,
+    build_messages,
+    looks_like_injection,
+)
 
 PASSAGES = [("Returns", "You can return most items within 30 days of delivery. Return shipping costs $5.99.")]
 EXTRACT = "You can return most items within 30 days of delivery.\n— from our Returns policy"

@@ -1,4 +1,4 @@
-"""Measure the intent classifier: the figures in ``README-intents.md`` come from this script.
+"""Measure the intent classifier: the figures in docs/benchmarks.md (intent routing) come from this script.
 
     python bot/dialogue/nlu/data/bench_intents.py --bitext ../shared/eval/intents/bitext_8k.csv [--grid]
 
@@ -19,6 +19,7 @@ from the Bitext file is written into the project.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import random
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT))
 
 from bot.dialogue.nlu.intents import (  # noqa: E402
@@ -69,7 +70,7 @@ def embed(name: str, texts: Sequence[str]) -> np.ndarray:
 
 
 def features(texts: Sequence[str], cfg: dict) -> np.ndarray:
-    """The model's feature rows (same scaling as bot.intents.Featurizer), from cached embeddings."""
+    """The model's feature rows (same scaling as bot.dialogue.nlu.intents.Featurizer), from cached embeddings."""
     ngram_dim, ngram_scale = cfg["ngram_dim"], cfg["ngram_scale"]
     cjk = np.asarray([has_cjk(normalise_text(t)) for t in texts])[:, None]
     cjk_scales = cfg.get("cjk_scales") or [CJK_SCALE_BY_ENCODER.get(n, 1.0) for n in cfg["encoders"]]
@@ -128,8 +129,6 @@ def stratified_split(rows: Sequence[IntentRow], frac: float, seed: int) -> tuple
 
 
 def read_bitext(path: Path) -> tuple[list[IntentRow], list[str]]:
-    import csv
-
     with path.open(newline="", encoding="utf-8-sig") as fh:
         recs = list(csv.DictReader(fh))
     return [IntentRow(r["utterance"], r["intent"], "en") for r in recs], [r.get("flags", "") for r in recs]

@@ -1,14 +1,14 @@
 """Generate ``bot/dialogue/nlu/data/intents.csv`` (utterance,intent,language) from the hand-written phrases.
 
 Run from the repository root: ``python bot/dialogue/nlu/data/make_intents.py`` (deterministic: same seed, same file),
-then ``python -m bot.intents train`` to rebuild ``intent_model.npz``.
+then ``shopbot intents rebuild`` to rebuild ``intent_model.npz``.
 
 Why a generator rather than a flat file: shoppers ask for the same thing in many shapes ("how do I
 cancel my order", "help cancelling order #48213", "cancel pls"). Writing each shape by hand for 41
 intents is where coverage gets lost, so the verb and noun phrases of each intent (``intent_phrases.py``)
 are put into shared wrappers, a share of the results get a realistic typo, and the hand-written whole
 sentences (angry, terse, Chinese) are added as they are. All text is the project's own; no row comes
-from an evaluation set. Measured figures: ``README-intents.md``.
+from an evaluation set. Measured figures: docs/benchmarks.md (intent routing).
 """
 
 from __future__ import annotations

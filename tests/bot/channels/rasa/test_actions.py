@@ -23,11 +23,12 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from bot.channels.rasa.actions import ACTIONS, BUTTON_INTENTS, MIRRORED_SLOTS, ActionRuntime
 from bot.app import Assistant, build_assistant
+from bot.channels.rasa.actions import ACTIONS, BUTTON_INTENTS, MIRRORED_SLOTS, ActionRuntime
 from bot.channels.rasa.server import ActionServer
 from bot.settings import Settings
-from bot.store.sql import Feedback, Handoff, StoreUnavailable
+from bot.store.records import StoreUnavailable
+from bot.store.schema import Feedback, Handoff
 
 ROOT = Path(__file__).parents[4]
 CAPTURE = ROOT / "tests" / "data" / "rasa_action_request.json"

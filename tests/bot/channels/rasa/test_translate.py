@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from rasa_sdk import Tracker
 
 from bot.channels.rasa.actions import ActionRecordFeedback
+from bot.channels.rasa.server import check_action_call
 from bot.channels.rasa.translate import (
     RasaMessage,
     entity_filters,
@@ -25,10 +26,10 @@ from bot.channels.rasa.translate import (
     understanding,
 )
 from bot.cli.main import cli
-from bot.channels.rasa.server import check_action_call
-from bot.dialogue.manager import DialogueManager, Understanding
+from bot.dialogue.manager import DialogueManager
 from bot.dialogue.nlu.parser import NLU
 from bot.dialogue.replies import Button, Card, Event, Reply
+from bot.dialogue.understanding import Understanding
 from retrieval.query import Filters
 
 CATEGORIES = ["apparel", "coats", "shoes", "running", "electronics", "headphones"]

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from telegram.ext import ExtBot
 
-from bot.dialogue.replies import Button, Card, Event, LiveText, Reply
-from bot.settings import Settings
-from bot.store.sql import Store
 from bot.channels.telegram.bot import LeanBot, PayloadCodec, ShopBot, TurnGate
 from bot.channels.telegram.http import BotAPIRequest
 from bot.channels.telegram.render import OutMessage
+from bot.dialogue.replies import Button, Card, Event, LiveText, Reply
+from bot.settings import Settings
+from bot.store.database import Store
 from tests.fakes.telegram_harness import Running, running
 from tests.fakes.telegram_server import FakeTelegram, utf16_len
 

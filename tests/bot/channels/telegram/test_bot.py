@@ -18,9 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.app import Assistant, build_assistant
-from bot.settings import Settings
-from bot.store.sql import Feedback, Turn
 from bot.channels.telegram.bot import ShopBot
+from bot.settings import Settings
+from bot.store.schema import Feedback, Turn
 from tests.fakes.telegram_harness import Running, running
 from tests.fakes.telegram_server import Call, FakeTelegram
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import bot.cli.main
+import bot.cli.telegram
+from bot.channels.telegram.bot import ShopBot
 from bot.cli.main import cli
 from bot.dialogue.replies import Event, Reply
-from bot.store.sql import Store
-from bot.channels.telegram.bot import ShopBot
+from bot.store.database import Store
 from tests.fakes.telegram_harness import free_port
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
 
@@ -78,7 +78,7 @@ class ServerThread:
 @pytest.fixture
 def stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stub]:
     s = Stub(Store(f"sqlite:///{tmp_path / 'shop.db'}", tmp_path / "buffer"))
-    monkeypatch.setattr(bot.cli, "_assistant", lambda settings: s)
+    monkeypatch.setattr(bot.cli.telegram, "assistant_for", lambda settings: s)
     original = ShopBot.application
 
     def capture(self: ShopBot, **kw: Any) -> Any:

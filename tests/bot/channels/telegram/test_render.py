@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from bot.dialogue.replies import Button, Card, Reply
-from bot.settings import Settings
 from bot.channels.telegram.bot import PayloadCodec, _file_url, webhook_secret
 from bot.channels.telegram.render import CAPTION_LIMIT, TEXT_LIMIT, card_html, escape, plan, split_text, utf16_len
+from bot.dialogue.replies import Button, Card, Reply
+from bot.settings import Settings
 from tests.fakes.telegram_server import BadRequest, parse_html
 
 NASTY = [

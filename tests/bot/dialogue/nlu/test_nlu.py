@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot.dialogue.nlu.categories import CategoryMatcher
 from bot.dialogue.nlu.intents import (
     CS_INTENTS,
     SHOPPING_INTENTS,
@@ -18,12 +19,16 @@ from bot.dialogue.nlu.intents import (
     IntentModel,
     IntentModelError,
     IntentRow,
+    data_version,
     default_model_path,
     evaluate_intents,
+    load_default_model,
     load_training_csv,
     train_intents,
 )
-from bot.dialogue.nlu.parser import NLU, RULES, CategoryMatcher, find_order_number, find_ordinals, parse
+from bot.dialogue.nlu.parser import NLU, parse
+from bot.dialogue.nlu.rules import RULES, complement_anchor
+from bot.dialogue.nlu.slots import find_order_number, find_ordinals
 from retrieval.encoders import HashingEncoder
 
 CATEGORIES = ["Apparel > Coats", "Shoes > Running", "Shoes > Boots", "Phones > Smartphones", "Phones > Cases",
@@ -356,15 +361,11 @@ def test_shipped_data_and_weights_are_consistent() -> None:
     with np.load(default_model_path(), allow_pickle=False) as z:
         assert [str(x) for x in z["encoders"]] == ["minilm", "use-multilingual"]
         assert set(map(str, z["labels"])) == labels
-        from bot.dialogue.nlu.intents import data_version
-
-        assert str(z["version"]) == data_version(rows), "intent_model.npz is stale: run `python -m bot.intents train`"
+        assert str(z["version"]) == data_version(rows), "intent_model.npz is stale: run `shopbot intents rebuild`"
 
 
 @pytest.fixture(scope="module")
 def real_nlu() -> NLU:
-    from bot.dialogue.nlu.intents import load_default_model
-
     return NLU(load_default_model(), brands=BRANDS, categories=CATEGORIES)
 
 
@@ -460,8 +461,6 @@ def test_a_filter_without_a_question_still_refines(nlu: NLU) -> None:
     ("what goes well with these running shoes", "these running shoes"), ("我买了一台笔记本电脑，还需要什么配件？", "笔记本电脑"),
 ])
 def test_asking_what_goes_with_a_product_asks_for_its_complements(nlu: NLU, text: str, words: str) -> None:
-    from bot.dialogue.nlu.parser import complement_anchor
-
     r = nlu.parse(text, {"query": "earbuds", "mode": "search", "shown": ["A", "B"]})
     assert r.intent == "recommend" and r.source == "rule:complements"
     assert complement_anchor(text) == words
@@ -470,7 +469,5 @@ def test_asking_what_goes_with_a_product_asks_for_its_complements(nlu: NLU, text
 @pytest.mark.parametrize("text", ["running shoes", "what else do you sell", "I want to return my laptop, what else do I need?",
                                   "shoes that go with a blue dress and a refund"])
 def test_other_messages_are_no_complements_request(nlu: NLU, text: str) -> None:
-    from bot.dialogue.nlu.parser import complement_anchor
-
     assert nlu.parse(text).source != "rule:complements"
     assert complement_anchor(text) is None

@@ -1,0 +1,64 @@
+"""What every command takes from the ``shopbot`` group: the settings, the debug flag, and the resources they open.
+
+The root command (bot/cli/main.py) reads Settings once, applying ``--data-dir`` and ``--encoder``, and puts
+them on the click context; commands read them back through these helpers instead of each keeping its own copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import click
+
+from bot.settings import Settings
+
+if TYPE_CHECKING:  # the store pulls in SQLAlchemy: only commands that open it pay for the import
+    from bot.store.database import Store
+
+__all__ = ["assistant_for", "debug", "echo_err", "engine_for", "open_store", "settings", "without_llm"]
+
+
+def settings(ctx: click.Context) -> Settings:
+    return ctx.obj["settings"]  # type: ignore[no-any-return]
+
+
+def debug(ctx: click.Context) -> bool:
+    return bool(ctx.obj.get("debug", False))
+
+
+def without_llm(s: Settings, no_llm: bool) -> Settings:
+    """``--no-llm``: the same settings with the language model off (templates only)."""
+    return s.model_copy(update={"llm": "off"}) if no_llm else s
+
+
+def echo_err(line: str) -> None:
+    """Progress and notes go to stderr, so that stdout stays the command's answer (or its JSON)."""
+    click.echo(line, err=True)
+
+
+@contextmanager
+def open_store(s: Settings) -> Iterator[Store]:
+    """The configured database (SQLite file or SHOPBOT_DATABASE_URL), closed when the command ends."""
+    from bot.store.database import Store  # SQLAlchemy: start-up speed
+
+    store = Store(s.db_url, s.buffer_dir)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def engine_for(s: Settings, *, build_if_missing: bool = True):  # type: ignore[no-untyped-def]
+    """The current search index; a first start builds it from the catalog, saying so on stderr."""
+    from bot.services import load_engine  # the search stack (faiss, numpy): start-up speed
+
+    return load_engine(s, build_if_missing=build_if_missing, notify=echo_err)
+
+
+def assistant_for(s: Settings):  # type: ignore[no-untyped-def]
+    """The whole assistant (bot/app.py) over the current index, for the commands that serve shoppers."""
+    from bot.app import build_assistant  # models and the search stack: start-up speed
+
+    return build_assistant(s, engine=engine_for(s))

@@ -1,0 +1,197 @@
+"""The product service: one product's details, a comparison table, products like one, and its stock and price.
+
+These are the answers about products already on screen ("tell me about the second one", "compare 1 and
+3", "more like the first one in blue", "is it in stock?"). Every fact in them is rendered from the
+catalog record by code; a question the record does not answer by itself goes to the language model,
+which answers from that same record. It is apart from the search service (bot/dialogue/search.py)
+because it starts from a product, not from what the shopper typed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from bot.dialogue.messages import aside, attribute_name, attribute_value, say
+from bot.dialogue.replies import Button, Reply, card_from_product, format_price
+from bot.dialogue.turn import (
+    DialogueContext,
+    Pending,
+    Turn,
+    cards_reply,
+    filters_from_dict,
+    filters_to_dict,
+    pick,
+    pick_numbered,
+)
+from retrieval.catalog import Product
+from retrieval.query import Filters
+from retrieval.search import Hit
+
+__all__ = ["asks_about_it", "compare", "details", "similar"]
+
+# a message that asks something about a product, rather than only asking to see it
+_QUESTION = re.compile(
+    r"[?？]|吗|是否|有没有|多少|能不能|可不可以|可以.{0,8}吗|怎么样|什么|哪|"
+    r"^\s*(?:is|are|does|do|can|could|will|would|has|have|how|what|which|why|who|tell me)\b", re.I)
+_IT = re.compile(r"\b(?:it|this one|that one|this|that)\b|它|这个|这款|这件|那个|那款", re.I)
+# questions the catalog answers by itself: stock and price ("is the first one in stock?", "第一个有货吗？")
+_ASKS_STOCK = re.compile(r"\b(?:in stock|available|availability|sold out|out of stock|any left|how many left)\b|"
+                         r"有货|有没有货|还有吗|库存|缺货|卖完", re.I)
+_ASKS_PRICE = re.compile(r"\b(?:how much|price|cost|costs)\b|多少钱|价格|价钱|几块钱", re.I)
+
+
+def asks_about_it(text: str) -> bool:
+    """A question about "it" / "this one" ("is it machine washable?"): about the product in focus."""
+    return bool(_QUESTION.search(text) and _IT.search(text))
+
+
+def details(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], sku: str | None = None) -> list[Reply]:
+    lang = turn.lang
+    if sku:
+        p = ctx.engine.product(sku)
+        picked = [p] if p else None
+    else:
+        shown = turn.state.get("shown") or []
+        if not shown:
+            return [Reply(say("no_search", lang))]
+        picked = pick(ctx, turn, ordinals[:1] or [1]) if (ordinals or len(shown) == 1) else None
+        if picked is None:
+            return [Reply(say("which_one", lang, n=len(shown)))]
+    if not picked:
+        return [Reply(say("unknown_product", lang))]
+    p = picked[0]
+    turn.query = None
+    lines = [p.title_for(lang)]
+    facts = [format_price(p.price, p.currency)]
+    if p.brand:
+        facts.append(p.brand)
+    if p.category:
+        facts.append(" > ".join(p.category))
+    lines.append(" · ".join(facts))
+    for name, values in p.attributes.items():
+        if name in {"rating"}:
+            continue
+        lines.append(f"{attribute_name(name, lang)}: {', '.join(attribute_value(name, v, lang) for v in values)}")
+    rating = p.attr("rating")
+    if rating:
+        lines.append(f"{say('row_rating', lang)}: {rating[0]}/5")
+    lines.append(say("details_stock", lang, stock=p.stock) if p.stock > 0 else say("details_oos", lang))
+    if p.description:
+        desc = p.description if len(p.description) <= 600 else p.description[:600].rsplit(" ", 1)[0] + " …"
+        lines.append(desc)
+    turn.state["focus"] = p.sku
+    buttons = [Button(say("btn_similar", lang), f"similar:{p.sku}"),
+               Button(say("btn_up", lang), f"up:{turn.turn_id}:{p.sku}"),
+               Button(say("btn_down", lang), f"down:{turn.turn_id}:{p.sku}")]
+    replies = [Reply("\n".join(lines), cards=[card_from_product(p, 1, lang)], buttons=buttons)]
+    known = _fact_answer(turn.text or "", p, lang)
+    if known:
+        # the catalog answers it: no model, and never "the product information does not say"
+        replies.append(Reply(known))
+        return replies
+    writer = ctx.product_writer
+    if writer is not None and turn.text and _QUESTION.search(turn.text):
+        # "is the second one waterproof?": the details above are facts; the model answers in words
+        qa = Reply("")
+        question, record = turn.text, p.to_record()
+
+        async def write(on_text: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
+            assert writer is not None
+            r = await writer.answer(question, record, lang, on_text=on_text)
+            text = say("qa_not_listed", lang) if r.source == "dont_know" else r.text
+            if r.source == "dont_know":
+                qa.buttons.append(Button(say("btn_handoff", lang), "handoff"))
+            return text, {"kind": "product_qa", "sku": record.get("sku"), **r.to_log()}
+
+        turn.pending.append(Pending("product_qa", qa, write))
+        replies.append(qa)
+    return replies
+
+
+def compare(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int]) -> list[Reply]:
+    lang = turn.lang
+    shown = turn.state.get("shown") or []
+    if not shown:
+        return [Reply(say("no_search", lang))]
+    if len(ordinals) < 2:
+        if len(shown) == 2 and not ordinals:
+            ordinals = [1, 2]
+        else:
+            return [Reply(say("compare_two", lang))]
+    numbered = pick_numbered(ctx, turn, ordinals[:4])
+    if numbered is None:
+        return [Reply(say("which_one", lang, n=len(shown)))]
+    # numbered as on screen ("1 or 3" shows 1 and 3; "6 and 7" on the second page shows 6 and 7)
+    numbers, picked = [n for n, _ in numbered], [p for _, p in numbered]
+    header = [""] + [f"{n}. {p.title_for(lang)}" for n, p in numbered]
+    rows = [header,
+            [say("row_price", lang)] + [format_price(p.price, p.currency) for p in picked],
+            [say("row_brand", lang)] + [p.brand or "-" for p in picked],
+            [say("row_category", lang)] + [p.category[-1] if p.category else "-" for p in picked]]
+    names: list[str] = []
+    for p in picked:
+        names += [a for a in p.attributes if a not in names]
+    for a in names:
+        label = say("row_rating", lang) if a == "rating" else attribute_name(a, lang)
+        rows.append([label] + [", ".join(attribute_value(a, v, lang) for v in p.attr(a)) or "-" for p in picked])
+    rows.append([say("row_stock", lang)] + [str(p.stock) if p.stock > 0 else say("details_oos", lang) for p in picked])
+    turn.query = None
+    cards = [card_from_product(p, n, lang) for n, p in numbered]
+    return [Reply(say("compare_head", lang), cards=cards, table=rows,
+                  buttons=[Button(say("btn_details", lang) + f" {n}", f"details:{p.sku}") for n, p in zip(numbers, picked, strict=True)])]
+
+
+def similar(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], sku: str | None = None, offset: int = 0,
+            filters: Filters | None = None) -> list[Reply]:
+    """Products like a shown one (or ``sku``); with ``filters`` ("the second one in blue") only those in
+    that colour or size. The filters stay for the next page."""
+    lang = turn.lang
+    if filters is None and sku is not None and turn.state.get("mode") == "similar" and offset:
+        filters = filters_from_dict(turn.state.get("anchor_filters"))
+    filters = None if filters is None or filters.is_empty() else filters
+    if sku is None:
+        shown = turn.state.get("shown") or []
+        if not shown:
+            return [Reply(say("no_search", lang))]
+        picked = pick(ctx, turn, ordinals[:1]) if ordinals else (
+            [p] if (p := ctx.engine.product(str(turn.state.get("focus") or ""))) else None)
+        if not picked:
+            return [Reply(say("which_one", lang, n=len(shown)))]
+        sku = picked[0].sku
+    anchor = ctx.engine.product(sku)
+    if anchor is None:
+        return [Reply(say("unknown_product", lang))]
+    if filters is not None and not filters.categories and anchor.category:
+        # "the second one in red": the same kind of product in red, not anything red that looks alike
+        filters = replace(filters, categories=frozenset({" > ".join(c.lower() for c in anchor.category)}))
+    hits = ctx.engine.similar(sku, k=offset + ctx.page_size, filters=filters)[offset:]
+    if not hits:
+        if filters is not None and not offset:
+            turn.zero_results = True
+            return [Reply(say("no_results", lang, query=anchor.title_for(lang), understood=aside(filters.describe(lang), lang)))]
+        return [Reply(say("no_more", lang))]
+    turn.state.update({"mode": "similar", "anchor": sku, "offset": offset, "shown": [h.sku for h in hits],
+                       "anchor_filters": filters_to_dict(filters) if filters is not None else None})
+    turn.query = f"similar:{sku}"
+    hits = [Hit(h.product, h.score, offset + i + 1, h.signals) for i, h in enumerate(hits)]
+    head = say("similar_head", lang, title=anchor.title_for(lang))
+    return [cards_reply(turn, head, hits, offset + len(hits) + ctx.page_size, offset,
+                        reason=f"like {anchor.sku}")]
+
+
+def _fact_answer(question: str, p: Product, lang: str) -> str | None:
+    """The answer to a stock or price question about ``p`` from its catalog record, or None for any other
+    question (the language model answers those from the same record)."""
+    if not question or not _QUESTION.search(question):
+        return None
+    asks_stock, asks_price = bool(_ASKS_STOCK.search(question)), bool(_ASKS_PRICE.search(question))
+    if asks_stock == asks_price:  # neither, or both in one breath: the details above show both
+        return None
+    if asks_price:
+        return say("details_price", lang, price=format_price(p.price, p.currency))
+    if p.stock > 0:
+        return say("details_stock", lang, stock=p.stock)
+    return say("details_oos", lang)

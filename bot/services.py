@@ -1,0 +1,160 @@
+"""What every front end asks of the installation: load the search engine, reindex, find active model versions.
+
+The CLI, the Telegram admin commands, the Rasa action server and the assistant's hot reload all need the same
+few operations with the same settings: an index built by `shopbot reindex` must load with the encoders it was
+built with, and a reindex started from Telegram must read the same catalog, generated descriptions and active
+ranker as one started in a terminal. They live here, once. Nothing here prints: each operation returns a
+report (or takes a ``notify`` callback for the one line a first start says) and the caller decides how to show
+it, so a channel never has to import the CLI to reindex.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings
+from model.training.registry import Registry, RegistryError, Version
+from retrieval.bundle import current_dir
+from retrieval.catalog import LoadResult, OnError, Product, load_catalog, overlay_descriptions
+from retrieval.descriptions import DESCRIPTIONS_FILE
+from retrieval.indexer import BuildReport, build_bundle
+from retrieval.indexer import load_engine as load_bundle
+from retrieval.query import set_exchange_rates
+from retrieval.search import SearchEngine
+
+__all__ = [
+    "CatalogReport",
+    "ReindexReport",
+    "active_version",
+    "build_options",
+    "descriptions_path",
+    "index_catalog",
+    "load_engine",
+    "load_options",
+    "read_catalog",
+    "reindex",
+]
+
+log = logging.getLogger(__name__)
+
+SHOWN_ERRORS = 20  # bad rows listed one by one; the rest are counted
+
+
+def encoders_of(s: Settings) -> dict[str, str]:
+    """The query/passage encoders by role: English always, the multilingual one when configured."""
+    enc = {"en": s.encoder}
+    if s.multilingual_encoder:
+        enc["multi"] = s.multilingual_encoder
+    return enc
+
+
+def build_options(s: Settings) -> dict[str, Any]:
+    """Settings that shape an index build; every build (reindex, first chat, eval) uses the same ones."""
+    return {"encoders": encoders_of(s), "index_type": s.index_type, "approx_threshold": s.approx_threshold,
+            "use_gpu": s.use_gpu_index, "body_view": s.body_view}
+
+
+def load_options(s: Settings) -> dict[str, Any]:
+    """Settings that shape how a built index is served."""
+    return {"encoders": encoders_of(s), "use_gpu": s.use_gpu_index, "query_threads": s.query_threads}
+
+
+def descriptions_path(s: Settings) -> Path:
+    """Where `shopbot describe --save` keeps generated descriptions (reindex fills empty ones from it)."""
+    return s.data_dir / DESCRIPTIONS_FILE
+
+
+def active_version(settings: Settings, kind: str) -> Version | None:
+    """The active trained version of ``kind`` (model/training/registry.py), or None for the built-in default; an
+    ACTIVE pointer naming a version that is gone or unreadable is said once in the log."""
+    reg = Registry(settings.models_dir)
+    try:
+        name = reg.active_name(kind)
+        return None if name is None else reg.get(kind, name)
+    except (RegistryError, OSError) as exc:
+        log.warning("The active %s version cannot be read (%s): the built-in one is used.", kind, exc)
+        return None
+
+
+@dataclass
+class CatalogReport:
+    """A catalog read for indexing: the products (generated descriptions filled in) and what was skipped."""
+
+    load: LoadResult
+    products: list[Product]
+    generated: int  # products without a description of their own that use a generated one
+
+    def lines(self) -> list[str]:
+        """What a person is told: bad rows by line (the first few), the load summary, the generated count."""
+        out = [f"Skipped {err}" for err in self.load.errors[:SHOWN_ERRORS]]
+        if len(self.load.errors) > SHOWN_ERRORS:
+            out.append(f"... and {len(self.load.errors) - SHOWN_ERRORS} more bad rows.")
+        out.append(self.load.summary())
+        if self.generated:
+            out.append(f"{self.generated} products without a description use a generated one.")
+        return out
+
+
+@dataclass
+class ReindexReport:
+    """One reindex: the catalog read, the bundle built and published, and the ranking it serves."""
+
+    catalog: CatalogReport
+    build: BuildReport
+    ranker: Path | None  # the active learned ranker's version folder, None for the built-in hybrid search
+
+    def summary(self) -> str:
+        return self.build.summary()
+
+    def ranking_line(self) -> str:
+        return (f"Ranking: learned ranker {self.ranker.name} on top of the hybrid search." if self.ranker is not None
+                else "Ranking: the built-in hybrid search (no learned ranker is active).")
+
+    def lines(self) -> list[str]:
+        """Everything a terminal reindex prints after the build, in order."""
+        return [self.build.summary(), self.ranking_line()]
+
+
+def read_catalog(s: Settings, path: Path | None, *, on_error: OnError | None = None) -> CatalogReport:
+    """Load ``path`` (the demo catalog when None) and fill empty descriptions from the generated ones."""
+    result = load_catalog(path, on_error=on_error or s.on_bad_row)  # type: ignore[arg-type]
+    products, generated = overlay_descriptions(result.products, descriptions_path(s))
+    return CatalogReport(result, products, generated)
+
+
+def index_catalog(s: Settings, catalog: CatalogReport, *, full: bool, progress: bool) -> ReindexReport:
+    """Build (re-encoding only what changed unless ``full``) and atomically publish the bundle, with the
+    active learned ranker (`shopbot train ranker`) when there is one."""
+    ranker = active_version(s, "ranker")
+    learned = None if ranker is None else ranker.path
+    build = build_bundle(catalog.products, s.index_root, incremental=not full, progress=progress, ranker_dir=learned,
+                         **build_options(s))
+    return ReindexReport(catalog, build, learned)
+
+
+def reindex(s: Settings, path: Path | None, *, full: bool, progress: bool = False,
+            on_error: OnError | None = None) -> ReindexReport:
+    """Read ``path`` and publish its index: what `shopbot reindex`, Telegram's /reindex and a first start do."""
+    return index_catalog(s, read_catalog(s, path, on_error=on_error), full=full, progress=progress)
+
+
+def load_engine(s: Settings, *, build_if_missing: bool = True,
+                notify: Callable[[str], None] | None = None) -> SearchEngine:
+    """The current index as a search engine; on first use it is built from the configured (or demo) catalog,
+    and ``notify`` hears one line before the build and the report's lines after it."""
+    set_exchange_rates(s.exchange_rates)
+    if current_dir(s.index_root) is None and build_if_missing:
+        say = notify or log.info
+        say("No search index yet: building one from the "
+            + ("demo catalog" if s.catalog is None else str(s.catalog)) + " ...")
+        catalog = read_catalog(s, s.catalog)
+        for line in catalog.lines():
+            say(line)
+        report = index_catalog(s, catalog, full=False, progress=notify is not None)
+        for line in report.lines():
+            say(line)
+    return load_bundle(s.index_root, query_cache_size=s.query_cache_size, **load_options(s))
