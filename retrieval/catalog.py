@@ -437,10 +437,6 @@ def load_catalog(
     return result
 
 
-def products_by_sku(products: Sequence[Product]) -> dict[str, Product]:
-    return {p.sku: p for p in products}
-
-
 # ------------------------------------------------------------------------------ generated descriptions
 
 _NOT_DESCRIBED = {"rating", "ratings", "reviews", "review_count"}

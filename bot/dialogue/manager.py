@@ -47,7 +47,6 @@ __all__ = ["DialogueManager", "clean_text", "language_of"]
 log = logging.getLogger(__name__)
 
 MAX_CHARS = 1000  # what we read of one message; the rest is dropped with a note
-SHOPPING = {"search", "refine", "more", "compare", "details", "similar", "recommend"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 
 

@@ -127,9 +127,6 @@ class Verdict:
     unsupported: list[Claim]
     checked: list[Check]
 
-    def reason_for(self, claim: Claim) -> str:
-        return next((c.reason for c in self.checked if c.claim == claim), "")
-
     def to_log(self) -> dict[str, Any]:
         return {
             "ok": self.ok,

@@ -7,7 +7,6 @@ item counts as ranked above it (pessimistic), so a scorer that cannot tell items
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,8 +120,3 @@ def full_recall(
         rank = (scores > true[:, None]).sum(axis=1)
         hits += int((rank < k).sum())
     return hits / max(len(targets), 1)
-
-
-def dcg_at(rank: int) -> float:
-    """Gain of one relevant item at a 0-based rank (for reading tests)."""
-    return 1.0 / math.log2(rank + 2)
