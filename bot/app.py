@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,8 +40,10 @@ __all__ = [
     "intent_model_from_settings",
     "llm_from_settings",
     "next_item_model_from_settings",
+    "nlu_for",
     "nlu_understander",
     "policy_answerer",
+    "quiet_model_loading",
 ]
 
 log = logging.getLogger(__name__)
@@ -122,8 +126,10 @@ def next_item_model_from_settings(
     return (model, skus), str(version.name)
 
 
-def _categories(engine: SearchEngine) -> list[str]:
-    return sorted({c.lower() for p in engine.products for c in p.category})
+def nlu_for(engine: SearchEngine, model: IntentModel) -> NLU:
+    """The NLU with this catalog's vocabulary: brands, category paths ("shoes > running", so that "running
+    shoes" is one category, not running things and shoes) and the colour-led names of its products."""
+    return NLU(model, brands=engine.brands, categories=engine.category_paths, names=engine.name_phrases)
 
 
 def _quietly(fn: Any, what: str = "the language model") -> None:
@@ -131,6 +137,27 @@ def _quietly(fn: Any, what: str = "the language model") -> None:
         fn()
     except Exception as exc:  # the first request will report it properly
         log.warning("Loading %s failed: %s", what, exc)
+
+
+def quiet_model_loading() -> None:
+    """Turn off what transformers and huggingface_hub print while a model loads ("Loading weights: 100%|...|"
+    bars, load-time advice) for this process: a model loading in a background thread would otherwise draw
+    over a conversation. shopbot's own bars (indexing, training) are unaffected; HF_HUB_DISABLE_PROGRESS_BARS
+    or TRANSFORMERS_VERBOSITY set by the user win. Imports neither library (seconds for transformers)."""
+    hf_logging = sys.modules.get("transformers.utils.logging")  # already imported: switched off directly
+    if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") is None:
+        try:  # ~15 ms; comes with the model libraries (without it, none of their bars can draw)
+            from huggingface_hub.utils import disable_progress_bars
+        except ImportError:
+            pass
+        else:
+            disable_progress_bars()  # transformers reads this switch when it is imported later
+        if hf_logging is not None:
+            hf_logging.disable_progress_bar()
+    if os.environ.get("TRANSFORMERS_VERBOSITY") is None:
+        os.environ["TRANSFORMERS_VERBOSITY"] = "error"  # read when transformers is first imported
+        if hf_logging is not None:
+            hf_logging.set_verbosity_error()
 
 
 @dataclass
@@ -154,7 +181,7 @@ class Assistant:
     def use_engine(self, engine: SearchEngine) -> None:
         """Serve a new index (after a reindex): its vocabulary goes to the NLU and its ranker version to the
         turns' stamps in the same step; turns already running finish on the old one."""
-        nlu = NLU(self.nlu.model, brands=engine.brands, categories=_categories(engine))
+        nlu = nlu_for(engine, self.nlu.model)
         self.engine = self.dialogue.engine = engine
         self._use_nlu(nlu)
         self.dialogue.versions["ranker"] = engine.ranker_version
@@ -187,7 +214,7 @@ class Assistant:
             published = self._published if self._published is not None else dict(names)
             if not s.intent_model and names["intents"] != published["intents"]:
                 model, tag = intent_model_from_settings(s)  # a damaged version: the packaged model, said in the log
-                self._use_nlu(NLU(model, brands=self.engine.brands, categories=_categories(self.engine)))
+                self._use_nlu(nlu_for(self.engine, model))
                 self.dialogue.versions["intent"] = self.store.versions["intent"] = tag
                 changed.append("intents")
             if names["recommender"] != published["recommender"]:
@@ -230,13 +257,15 @@ class Assistant:
         """One turn for asyncio adapters (Telegram, Rasa): never blocks the event loop.
 
         Replies whose ``live`` is set are still being written by the language model: stream
-        ``reply.live.updates()`` or ``await reply.live.final()`` (see bot.replies.LiveText).
+        ``reply.live.updates()`` or ``await reply.live.final()`` (see bot.dialogue.replies.LiveText).
         """
         return await self.dialogue.handle_async(event)
 
     def warm_up(self) -> None:
         """Load the language model and the search's query encoders in the background so the first
-        answer does not pay for them."""
+        answer does not pay for them, with their libraries' progress bars off (`quiet_model_loading`):
+        nothing they print lands in the middle of a conversation."""
+        quiet_model_loading()
         threading.Thread(target=_quietly, args=(self.engine.warm_up, "the search models"), name="search-warm-up",
                          daemon=True).start()
         load = getattr(self.llm, "load", None)
@@ -274,7 +303,7 @@ def build_assistant(
     intent_tag = None
     if nlu is None:
         model, intent_tag = intent_model_from_settings(settings)
-        nlu = NLU(model, brands=engine.brands, categories=_categories(engine))
+        nlu = nlu_for(engine, model)
     if policy is None:
         # the search engine's own query encoders, so no model is loaded twice
         encoders = {key: d.encoder for key, d in engine.dense.items()}

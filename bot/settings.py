@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     telegram_edit_interval: float = Field(
         default=1.0, ge=0, description="Seconds between edits of a message the language model is still writing."
     )
+    # Rasa (bot/channels/rasa/)
+    rasa_intents: str = Field(
+        default="", description="The shop's own Rasa intent names mapped to what shopbot does "
+        "('more_please=more, returns_question=policy'; docs/rasa.md lists the targets); other names shopbot "
+        "does not know are read by its own NLU."
+    )
     exchange_rates: Annotated[dict[str, float], NoDecode] = Field(
         default_factory=dict, description="US dollars per unit of a currency, for budgets in another currency than "
         "the catalog's ('CNY=0.14,EUR=1.08'); approximate defaults for USD, CNY, EUR and GBP otherwise."

@@ -11,8 +11,9 @@ price only with a price word or currency around it, so "iphone 15" stays a produ
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
@@ -235,11 +236,13 @@ def _ngrams(text: str, longest: int = 4) -> set[str]:
     return {" ".join(words[i : i + n]) for n in range(1, longest + 1) for i in range(len(words) - n + 1)}
 
 
-def parse_query(text: str, *, brands: Iterable[str] = ()) -> ParsedQuery:
+def parse_query(text: str, *, brands: Iterable[str] = (), names: Container[str] = ()) -> ParsedQuery:
     """Pull price/colour/size/stock/sort constraints and known brands out of ``text``.
 
     ``brands`` is the catalog's own brand vocabulary (lower case); a brand named in the query becomes a
-    filter. Category words stay in the text: they are what the rankers match.
+    filter. Category words stay in the text: they are what the rankers match. ``names`` holds the
+    catalog's colour-led word pairs ("green tea", "black tea": :func:`colour_phrases` of its titles); a
+    colour word that starts one of them in the query is part of the product's name, not a filter.
     """
     raw = text
     t = " " + text.strip() + " "
@@ -277,9 +280,15 @@ def parse_query(text: str, *, brands: Iterable[str] = ()) -> ParsedQuery:
         t = t[: m.start()] + " " + t[m.end() :]
 
     colors: set[str] = set()
+    kept: list[str] = []
+    last = 0
     for m in _EN_COLOR.finditer(t):
+        if _names_a_product(t, m, names):
+            continue  # "green tea", "white wine": part of what the shopper wants, not a colour
         colors.add(_COLOR_WORD[m.group(1).lower()])
-    t = _EN_COLOR.sub(" ", t)
+        kept.append(t[last:m.start()] + " ")
+        last = m.end()
+    t = "".join(kept) + t[last:]
     for m in reversed(_zh_colors(t)):
         colors.add(_COLOR_WORD[m.group(1)])
         t = t[: m.start()] + " " + t[m.end():]
@@ -317,6 +326,34 @@ def parse_query(text: str, *, brands: Iterable[str] = ()) -> ParsedQuery:
     )
     return ParsedQuery(text=t, filters=filters, sort=sort, raw=raw)
 
+
+_NEXT_WORD = re.compile(r"\s*([a-z][a-z'-]*)", re.I)
+_TITLE_WORDS = re.compile(r"[a-z][a-z'-]*", re.I)
+
+
+def _names_a_product(text: str, m: re.Match[str], names: Container[str]) -> bool:
+    """Whether the colour word ``m`` and the word after it are a pair the catalog's titles hold."""
+    if not names:
+        return False
+    nxt = _NEXT_WORD.match(text, m.end())
+    return nxt is not None and f"{m.group(1).lower()} {nxt.group(1).lower()}" in names
+
+
+def colour_phrases(products: Iterable[Product]) -> frozenset[str]:
+    """The "<colour> <word>" pairs that are part of product names, for :func:`parse_query`'s ``names``.
+
+    A pair counts when a title holds it and that product is not of that colour: "Organic Green Tea" and
+    "Earl Grey Black Tea" (no colour, or another one) make "green tea" and "black tea" names, while
+    "Black Leather Jacket" in black keeps "black" a colour filter for "black leather jacket"."""
+    out: set[str] = set()
+    for p in products:
+        own = {_COLOR_WORD.get(c.lower(), c.lower()) for c in p.attr("color")}
+        for part in re.split(r"[,;()|/]", p.title):
+            words = [w.lower() for w in _TITLE_WORDS.findall(part)]
+            for a, b in pairwise(words):
+                if a in _COLOR_WORD and b not in _COLOR_WORD and _COLOR_WORD[a] not in own:
+                    out.add(f"{a} {b}")
+    return frozenset(out)
 
 class FilterArrays:
     """Column arrays over a product list, so a filter becomes a boolean mask in a few numpy ops."""

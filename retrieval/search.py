@@ -30,7 +30,8 @@ from retrieval.catalog import Product
 from retrieval.encoders import Encoder
 from retrieval.index import VectorIndex
 from retrieval.lexical import FieldedBM25, has_cjk, tokenize
-from retrieval.query import FilterArrays, Filters, ParsedQuery, SortOrder, parse_query
+from retrieval.lexicon import default_lexicon
+from retrieval.query import FilterArrays, Filters, ParsedQuery, SortOrder, colour_phrases, parse_query
 from retrieval.rerank import RELEVANT_SHARE, LearnedRanker
 
 __all__ = ["DenseField", "Hit", "RankConfig", "SearchEngine", "SearchResult"]
@@ -90,6 +91,16 @@ class RankConfig:
     # one of the product's category levels ("Laptops > Notebooks", "Apparel > Coats"). Without it
     # "laptop" listed laptop sleeves first. Catalogs without categories (CrowdFlower) are unaffected.
     w_category: float = 0.1
+    # ... and those products rise by this much more, on a score in [0, 1]: the head decides the kind
+    # before the modifiers do ("waterproof jacket for hiking" lists jackets before hiking boots); a
+    # product's kind is its category's head word or its title's ("... Waterproof Hiking Boot, Black").
+    # 0.3 is the smallest of {0, 0.1, 0.2, 0.3, 0.5, 1} with the best top-3 category precision on the
+    # tune split of retrieval/data/demo_needs.csv (docs/research-log.md, 2026-12-06); a nearest-category-
+    # centroid fallback for requests without a category word was tried and did not help there
+    kind_weight: float = 0.3
+    # Chinese words of a query also search the catalog's English words they translate to (CC-CEDICT,
+    # retrieval/lexicon.py): 行李箱 finds "suitcase" and "luggage" in titles that are English only
+    zh_lexicon: bool = True
     # the same product listed twice (identical title) is shown once
     collapse_duplicates: bool = True
     # sold-out products sink a little but stay findable
@@ -177,6 +188,10 @@ class SearchEngine:
             dtype=np.int64,
         )
         self.brands = frozenset((p.brand or "").lower() for p in self.products if p.brand)
+        # "green tea" in a catalog that sells it is a name, not a colour filter (query.parse_query)
+        self.name_phrases = colour_phrases(self.products)
+        # the category paths as the dialogue names them ("shoes > running"): compounds and parents need them
+        self.category_paths = tuple(sorted({" > ".join(p.category).lower() for p in self.products if p.category}))
         # head word of each category level -> the rows filed under it
         heads: dict[str, list[int]] = {}
         level_heads: dict[str, list[str]] = {}  # a catalog has few distinct levels: each is read once
@@ -184,9 +199,15 @@ class SearchEngine:
             for level in p.category:
                 if level not in level_heads:
                     level_heads[level] = category_heads(level)
-            for h in {h for level in p.category for h in level_heads[level]}:
+            kinds = {h for level in p.category for h in level_heads[level]}
+            if p.category:  # in a catalog with categories, the title's head names the kind too
+                own = title_head(p.title)
+                if own is not None:
+                    kinds.add(own)
+            for h in kinds:
                 heads.setdefault(h, []).append(i)
         self._category_rows = {h: np.asarray(r, dtype=np.int64) for h, r in heads.items()}
+        self._translatable: frozenset[str] | None = None  # see _title_words
         # the learned re-ranker the index bundle carries (shopbot train ranker + reindex), if any
         self.ranker: LearnedRanker | None = None
         # the bundle directory this engine was loaded from (retrieval.indexer.load_engine); None in memory
@@ -202,11 +223,11 @@ class SearchEngine:
     def warm_up(self) -> None:
         """Load what the first query would otherwise wait for: each query encoder, the Chinese word
         segmenter and the titles' per-product term view (over a second on a small CPU)."""
-        for text in ("phone", "手机"):
+        for text in ("phone", "手机"):  # the second also reads the Chinese-English dictionary
             self.search(text, k=1, parse=False)
 
     def parse(self, text: str) -> ParsedQuery:
-        return parse_query(text, brands=self.brands)
+        return parse_query(text, brands=self.brands, names=self.name_phrases)
 
     def search(
         self,
@@ -273,7 +294,8 @@ class SearchEngine:
 
         t = time.perf_counter()
         tokens = tokenize(text)
-        per_field = self.lexical.field_scores(tokens)
+        translated = default_lexicon().english_tokens(text, self._title_words()) if cfg.zh_lexicon else []
+        per_field = self.lexical.field_scores(tokens + translated)
         lex = np.zeros(n, dtype=np.float32)
         for name, s in per_field.items():
             lex += self.lexical.weights.get(name, 1.0) * s
@@ -351,9 +373,9 @@ class SearchEngine:
             signals["phrase"] = phrase
             score += cfg.w_phrase * phrase
             total_w += cfg.w_phrase
-        head = query_head(text) if cfg.w_category and self._category_rows else None
-        if head is not None and head in self._category_rows:
-            filed = self._category_rows[head]  # sorted
+        filed = self._kind_rows(text) if (cfg.w_category or cfg.kind_weight) and self._category_rows else None
+        cat = None
+        if filed is not None:
             cat = (filed[np.minimum(np.searchsorted(filed, rows), filed.size - 1)] == rows).astype(np.float32)
             signals["category"] = cat
             score += cfg.w_category * cat
@@ -384,6 +406,9 @@ class SearchEngine:
         # a weighted mean of [0, 1] features, so scores read the same whatever the weights add up to
         score = score / total_w if total_w > 0 else score
         score = np.where(self.arrays.stock[rows] > 0, score, score * cfg.out_of_stock_penalty)
+        if cfg.kind_weight and cat is not None and cat.any():
+            # the kind asked for first: "waterproof jacket for hiking" lists jackets before hiking boots
+            score = score + cfg.kind_weight * cat
         order = np.argsort(-score, kind="stable")
         timings["fuse"] = (time.perf_counter() - t) * 1000
         rows, score, signals = rows[order], score[order], {k: v[order] for k, v in signals.items()}
@@ -392,6 +417,33 @@ class SearchEngine:
             rows, score, signals = self._rerank(text, rows, score, signals)
             timings["rerank"] = (time.perf_counter() - t) * 1000
         return rows, score, signals
+
+    def _kind_rows(self, text: str) -> np.ndarray | None:
+        """Rows of the kind of product ``text`` asks for (sorted), from its head word: "jacket" in "waterproof
+        jacket for hiking", 耳机 in "蓝牙耳机" (through its English words, retrieval/lexicon.py); None when the
+        head names no category of this catalog."""
+        head = query_head(text)
+        if head is None:
+            return None
+        heads = [head]
+        if has_cjk(head):
+            heads += default_lexicon().english_tokens(head, self._category_rows)
+        found = [self._category_rows[h] for h in heads if h in self._category_rows]
+        if not found:
+            return None
+        return found[0] if len(found) == 1 else np.unique(np.concatenate(found))
+
+    def _title_words(self) -> frozenset[str]:
+        """The English words a Chinese query may be translated to: words of the catalog's titles that name
+        a kind of thing (in at most ``TRANSLATABLE_SHARE`` of the titles). Description words ("material",
+        "product") and words in every title would pull in everything."""
+        if self._translatable is None:
+            title = self.lexical.fields.get("title") or next(iter(self.lexical.fields.values()))
+            df = np.diff(title.matrix.indptr)
+            cap = max(1.0, TRANSLATABLE_SHARE * title.n_docs)
+            self._translatable = frozenset(tok for tok, col in title.vocab.items()
+                                           if col < df.size and 0 < df[col] <= cap and not has_cjk(tok))
+        return self._translatable
 
     def _rerank(self, text: str, rows: np.ndarray, score: np.ndarray, signals: dict[str, np.ndarray]
                 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -532,6 +584,7 @@ class SearchEngine:
 
 
 _WORDS = re.compile(r"\w+")
+TRANSLATABLE_SHARE = 0.05  # a title word in more than this share of the titles is too common to translate to
 # where the thing asked for ends: "case for iphone 15", "shoes with laces", "coat under 80"
 _HEAD_END = re.compile(r"\s(?:for|with|without|under|over|below|above|between|from|in|on|like|than)\s", re.I)
 # category levels that name two kinds ("Coffee & Tea", "Sports and Outdoors")
@@ -543,6 +596,15 @@ def query_head(text: str) -> str | None:
     "red winter coat" -> "coat", "case for iphone 15" -> "case", "我想买一款新的手机" -> "手机"."""
     toks = tokenize(_HEAD_END.split(f" {text} ", maxsplit=1)[0])
     return toks[-1] if toks else None
+
+
+def title_head(title: str) -> str | None:
+    """The head word of a product title: its last word of letters before the colour, size or pack that
+    follows a comma, as a BM25 token ("Columbia ... Waterproof Hiking Boot, Black" -> "boot", "Apple iPhone 16
+    Smartphone 256GB, Black" -> "smartphon")."""
+    name = re.split(r",|\s[-–(]\s?", title, maxsplit=1)[0]
+    words = [w for w in tokenize(name) if w.isalpha() and w.isascii()]
+    return words[-1] if words else None
 
 
 def category_heads(level: str) -> list[str]:

@@ -3,6 +3,10 @@
 Like the other channels it translates and decides nothing: a line is an :class:`Event` (``/payload`` stands for
 a button, e.g. ``/more`` or ``/details:SKU``), the assistant answers, and each reply is printed, the model's
 text growing as it is verified.
+
+stdout is the conversation and nothing else: the greeting, the prompts and the replies. Models that load in the
+background while the shopper types (the language model, the query encoders) do so with their libraries'
+progress bars off (`Assistant.warm_up`); one line on stderr says the language model is loading.
 """
 
 from __future__ import annotations
@@ -23,16 +27,27 @@ EXAMPLES_ZH = ["我想买一款新的手机", "红色的外套", "跑步鞋 500�
 QUIT = {"quit", "exit", ":q", "退出"}
 
 Echo = Callable[..., None]  # click.echo's shape: echo(text, nl=True)
+LOADING_LLM = "Loading the language model in the background ..."
 
 
 def _print(text: str = "", nl: bool = True) -> None:
     print(text, end="\n" if nl else "", flush=True)
 
 
-def run_chat(assistant: Assistant, user: str, *, echo: Echo = _print, stdin: TextIO | None = None) -> None:
-    """Chat until 'quit' or the end of input; turns still being logged are finished, then the assistant closes."""
+def _note(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run_chat(assistant: Assistant, user: str, *, echo: Echo = _print, stdin: TextIO | None = None,
+             note: Callable[[str], None] = _note) -> None:
+    """Chat until 'quit' or the end of input; turns still being logged are finished, then the assistant closes.
+
+    ``echo`` prints the conversation (stdout); ``note`` the one line about a model still loading (stderr).
+    """
     stdin = stdin or sys.stdin
-    assistant.warm_up()
+    assistant.warm_up()  # in the background, its bars off: before the greeting, one line says so instead
+    if getattr(assistant.llm, "load", None) is not None:
+        note(LOADING_LLM)
     echo(f"shopbot: {len(assistant.engine.products)} products. Ask in English or Chinese, e.g. "
          f"'{EXAMPLES_EN[0]}' or '{EXAMPLES_ZH[0]}'. 'quit' leaves.")
     interactive = stdin.isatty()

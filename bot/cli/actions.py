@@ -28,9 +28,14 @@ def actions_command(ctx: click.Context, host: str, port: int, no_llm: bool, cors
     # rasa-sdk (Sanic) and the assistant's models load slowly: only when the server starts
     from bot.channels.rasa.actions import ACTIONS, ActionRuntime
     from bot.channels.rasa.server import create_action_app
+    from bot.channels.rasa.translate import intent_map
 
     s = without_llm(settings(ctx), no_llm)
     _check_free(host, port)  # before minutes of loading, not after
+    try:
+        intent_map(s.rasa_intents)  # likewise a mapping of the shop's intents that shopbot cannot use
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     with user_errors(debug(ctx)):
         assistant = assistant_for(s)
         assistant.warm_up()

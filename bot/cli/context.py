@@ -14,8 +14,10 @@ import click
 
 from bot.settings import Settings
 
-if TYPE_CHECKING:  # the store pulls in SQLAlchemy: only commands that open it pay for the import
+if TYPE_CHECKING:  # these pull in SQLAlchemy, faiss and the models: only commands that use them pay for them
+    from bot.app import Assistant
     from bot.store.database import Store
+    from retrieval.search import SearchEngine
 
 __all__ = ["assistant_for", "debug", "echo_err", "engine_for", "open_store", "settings", "without_llm"]
 
@@ -50,14 +52,14 @@ def open_store(s: Settings) -> Iterator[Store]:
         store.close()
 
 
-def engine_for(s: Settings, *, build_if_missing: bool = True):  # type: ignore[no-untyped-def]
+def engine_for(s: Settings, *, build_if_missing: bool = True) -> SearchEngine:
     """The current search index; a first start builds it from the catalog, saying so on stderr."""
     from bot.services import load_engine  # the search stack (faiss, numpy): start-up speed
 
     return load_engine(s, build_if_missing=build_if_missing, notify=echo_err)
 
 
-def assistant_for(s: Settings):  # type: ignore[no-untyped-def]
+def assistant_for(s: Settings) -> Assistant:
     """The whole assistant (bot/app.py) over the current index, for the commands that serve shoppers."""
     from bot.app import build_assistant  # models and the search stack: start-up speed
 

@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bot.cli.context import debug, settings
 from bot.cli.errors import UserError, user_errors
+from retrieval.catalog import description_facts_hash, load_catalog
 from retrieval.descriptions import DescriptionStore
 
 if TYPE_CHECKING:
@@ -44,9 +46,6 @@ def _error(message: str) -> click.ClickException:
 
 
 def store_row(product: Product, d: Description, length: str, tone: str) -> dict[str, Any]:
-    # loaded when the command runs, so that `shopbot --help` stays fast
-    from retrieval.catalog import description_facts_hash
-
     return {
         "sku": product.sku, "hash": description_facts_hash(product), "language": d.language, "text": d.text,
         "source": d.source, "model": d.model, "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -87,7 +86,6 @@ def _products(s: Settings, catalog: Path | None) -> tuple[list[Product], str]:
     """The catalog to describe: ``catalog`` when given, else the current index's snapshot (what search and
     chat answer from), else the configured (or demo) catalog file."""
     # loaded when the command runs, so that `shopbot --help` stays fast
-    from retrieval.catalog import load_catalog
     from retrieval.indexer import bundle_products
 
     snapshot = bundle_products(s.index_root) if catalog is None else None
@@ -150,12 +148,12 @@ def describe_cmd(ctx: click.Context, sku: str | None, all_: bool, missing: bool,
     --missing fill every product that has none, resumably (a stopped run continues where it ended)."""
     from bot.services import descriptions_path  # the search stack: start-up speed
 
-    s: Settings = ctx.obj["settings"]
+    s = settings(ctx)
     if bool(sku) == all_:
         raise _error("Name one SKU, or use --all (e.g. `shopbot describe --all --missing`).")
     if missing and not all_:
         raise _error("--missing goes with --all: `shopbot describe --all --missing`.")
-    with user_errors(ctx.obj["debug"]):
+    with user_errors(debug(ctx)):
         products, source = _products(s, catalog)
     brands = sorted({p.brand for p in products if p.brand})
     store = DescriptionStore(descriptions_path(s))
@@ -190,8 +188,6 @@ def _describe_all(s: Settings, products: Sequence[Product], source: str, store: 
     # loaded when the command runs, so that `shopbot --help` stays fast
     from tqdm import tqdm
 
-    # loaded when the command runs, so that `shopbot --help` stays fast
-    from retrieval.catalog import description_facts_hash
 
     generated = store.texts()
     done = store.done(language)
@@ -252,7 +248,7 @@ def eval_describe(ctx: click.Context, data: Path, limit: int | None, length: str
     # loaded when the command runs, so that `shopbot --help` stays fast
     from model.training.describe_eval import evaluate_describe, read_flipkart
 
-    s: Settings = ctx.obj["settings"]
+    s = settings(ctx)
     if not data.is_file():
         raise _error(f"{data} does not exist; pass the Flipkart CSV, e.g. ../shared/eval/describe/flipkart_dev.csv.")
     try:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
 from bot.cli.context import debug, echo_err, settings
-from bot.cli.errors import user_errors
+from bot.cli.errors import UserError, user_errors
+from retrieval.catalog import load_catalog
 
 __all__ = ["eval_group"]
 
@@ -25,62 +27,112 @@ def eval_group() -> None:
 
 
 @eval_group.command(name="search")
-@click.option("--judgments", required=True, type=click.Path(path_type=Path), help="CrowdFlower-format CSV.")
+@click.option("--judgments", type=click.Path(path_type=Path), default=None,
+              help="Graded judgments: CrowdFlower-format CSV, or query,sku,relevance over --catalog.")
+@click.option("--needs", type=click.Path(path_type=Path), default=None,
+              help="Everyday requests with the categories that answer them (query,language,categories,split): "
+                   "top-3 category precision over --catalog.")
 @click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense", "rrf", "all"]), default="hybrid", show_default=True,
               help="Ranking to measure; 'all' reports every mode through the same index.")
 @click.option("--catalog", type=click.Path(path_type=Path), default=None,
-              help="For judgments that name SKUs (query,sku,relevance): the catalog they judge (default: demo).")
+              help="For --needs and for judgments that name SKUs (query,sku,relevance): the catalog (default: demo).")
 @click.option("--limit", type=int, default=None, help="Only the first N queries (quick checks).")
+@click.option("--split", "split", type=click.Choice(["tune", "heldout", "all"]), default="all", show_default=True,
+              help="--needs: only the requests of this split (settings are chosen on 'tune' only).")
+@click.option("--show-misses", is_flag=True,
+              help="--needs: list the requests whose top 3 hold no product of the kind asked for, with what came back.")
+@click.option("--cv", "cv_folds", type=int, default=None,
+              help="--judgments: cross-validate over queries with this many folds (each fold scored by the grid "
+                   "point chosen on the others).")
+@click.option("--grid", default=None,
+              help="--cv: search settings to choose from, 'name=v1,v2;name2=v3' (RankConfig fields); "
+                   "default: the shipped settings only.")
+@click.option("--seed", type=int, default=0, show_default=True, help="--cv: seed of the fold split.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
 @click.pass_context
 def eval_search(
-    ctx: click.Context, judgments: Path, mode: str, catalog: Path | None, limit: int | None, as_json: bool
+    ctx: click.Context, judgments: Path | None, needs: Path | None, mode: str, catalog: Path | None,
+    limit: int | None, split: str, show_misses: bool, cv_folds: int | None, grid: str | None, seed: int,
+    as_json: bool,
 ) -> None:
-    """NDCG@10, Recall@10 of grade-4 products and p50/p99 latency over a judgments file.
+    """Search quality: NDCG@10 on judgments (--judgments), or top-3 category precision on needs (--needs).
 
-    Judgments that mix English and Chinese queries are also reported per language.
+    Judgments: NDCG@10, Recall@10 of grade-4 products and p50/p99 latency, per language when the file mixes
+    English and Chinese; with --cv, cross-validated over queries (the held-out-fold figure is the headline).
+    Needs: each request is searched as a shopper types it (filters included) and its top 3 are checked
+    against the categories that answer it, overall, per language and per split.
     """
+    if (judgments is None) == (needs is None):
+        raise UserError("Pass either --judgments or --needs.")
+    if needs is not None and cv_folds is not None:
+        raise UserError("--cv cross-validates graded judgments; pass it with --judgments, not --needs.")
+    if cv_folds is None and (grid is not None):
+        raise UserError("--grid chooses settings by cross-validation; pass --cv too.")
+    if cv_folds is not None and mode == "all":
+        raise UserError("--cv runs one mode at a time; pick --mode hybrid (or another single mode).")
+    if judgments is not None and (split != "all" or show_misses):
+        raise UserError("--split and --show-misses belong to --needs.")
+    with user_errors(debug(ctx)):
+        if needs is not None:
+            _eval_needs(ctx, needs, mode, catalog, limit, split, show_misses, as_json)
+        elif cv_folds is not None:
+            assert judgments is not None
+            _eval_cv(ctx, judgments, mode, catalog, limit, cv_folds, grid, seed, as_json)
+        else:
+            assert judgments is not None
+            _eval_judgments(ctx, judgments, mode, catalog, limit, as_json)
+
+
+def _judgments_engine(ctx: click.Context, judgments: Path, catalog: Path | None, limit: int | None):  # type: ignore[no-untyped-def]
+    """The judgments and an engine over their products (indexed under the data dir, keyed by file)."""
     # the search stack loads slowly: only when the command runs
     from bot.services import build_options, load_options
-    from retrieval.catalog import load_catalog
-    from retrieval.evaluation import Judgments, evaluate_run, load_judgments
+    from retrieval.evaluation import load_judgments
     from retrieval.indexer import build_bundle, load_engine
-    from retrieval.lexical import has_cjk
 
     s = settings(ctx)
-    with user_errors(debug(ctx)):
-        header = judgments.open(encoding="utf-8-sig").readline() if judgments.is_file() else ""
-        products = load_catalog(catalog).products if "sku" in header.lower().split(",") else None
-        j = load_judgments(judgments, catalog=products)
-        if limit:
-            j.grades = dict(list(j.grades.items())[:limit])
-        echo_err(f"{len(j.products)} products, {len(j.grades)} queries from {judgments}")
-        # Indexed under the data dir keyed by file, so a re-run only re-encodes what changed.
-        root = s.data_dir / "eval" / judgments.stem
-        build_bundle(j.products, root, progress=True, **build_options(s))
-        engine = load_engine(root, query_cache_size=0, **load_options(s))
-        modes = ["bm25", "dense", "rrf", "hybrid"] if mode == "all" else [mode]
-        results: dict[str, dict[str, Any]] = {}
-        base_config = engine.config
-        zh = {q: g for q, g in j.grades.items() if has_cjk(q)}
-        splits = {"all": j}
-        if zh and len(zh) < len(j.grades):
-            splits["en"] = Judgments(j.products, {q: g for q, g in j.grades.items() if q not in zh})
-            splits["zh"] = Judgments(j.products, zh)
-        by_lang: dict[str, dict[str, Any]] = {}
-        for m in modes:
-            engine.config = dataclasses.replace(base_config, mode=m)  # type: ignore[call-arg]
-            for lang, part in splits.items():
-                run = evaluate_run(part, lambda q: engine.search(q, k=10, parse=False).skus, progress=False)
-                if lang == "all":
-                    results[m] = run.as_dict()
-                else:
-                    by_lang.setdefault(m, {})[lang] = run.as_dict()
-                label = m if lang == "all" else f"{m}/{lang}"
-                click.echo(
-                    f"{label:>10}: NDCG@10 {run.ndcg:.4f}  Recall@10 {run.recall:.4f}  p50 {run.p50_ms:.1f} ms  "
-                    f"p99 {run.p99_ms:.1f} ms  ({run.queries} queries, {run.products} products)"
-                )
+    header = judgments.open(encoding="utf-8-sig").readline() if judgments.is_file() else ""
+    products = load_catalog(catalog).products if "sku" in header.lower().split(",") else None
+    j = load_judgments(judgments, catalog=products)
+    if limit:
+        j.grades = dict(list(j.grades.items())[:limit])
+    echo_err(f"{len(j.products)} products, {len(j.grades)} queries from {judgments}")
+    # Indexed under the data dir keyed by file, so a re-run only re-encodes what changed.
+    root = s.data_dir / "eval" / judgments.stem
+    build_bundle(j.products, root, progress=True, **build_options(s))
+    return j, load_engine(root, query_cache_size=0, **load_options(s))
+
+
+def _eval_judgments(
+    ctx: click.Context, judgments: Path, mode: str, catalog: Path | None, limit: int | None, as_json: bool
+) -> None:
+    # loaded when the command runs, so that `shopbot --help` stays fast
+    from retrieval.evaluation import Judgments, evaluate_run
+    from retrieval.lexical import has_cjk
+
+    j, engine = _judgments_engine(ctx, judgments, catalog, limit)
+    modes = ["bm25", "dense", "rrf", "hybrid"] if mode == "all" else [mode]
+    results: dict[str, dict[str, Any]] = {}
+    base_config = engine.config
+    zh = {q: g for q, g in j.grades.items() if has_cjk(q)}
+    splits = {"all": j}
+    if zh and len(zh) < len(j.grades):
+        splits["en"] = Judgments(j.products, {q: g for q, g in j.grades.items() if q not in zh})
+        splits["zh"] = Judgments(j.products, zh)
+    by_lang: dict[str, dict[str, Any]] = {}
+    for m in modes:
+        engine.config = dataclasses.replace(base_config, mode=m)
+        for lang, part in splits.items():
+            run = evaluate_run(part, lambda q: engine.search(q, k=10, parse=False).skus, progress=False)
+            if lang == "all":
+                results[m] = run.as_dict()
+            else:
+                by_lang.setdefault(m, {})[lang] = run.as_dict()
+            label = m if lang == "all" else f"{m}/{lang}"
+            click.echo(
+                f"{label:>10}: NDCG@10 {run.ndcg:.4f}  Recall@10 {run.recall:.4f}  p50 {run.p50_ms:.1f} ms  "
+                f"p99 {run.p99_ms:.1f} ms  ({run.queries} queries, {run.products} products)"
+            )
     if as_json:
         final = dict(results[modes[-1]])
         if by_lang:
@@ -88,6 +140,109 @@ def eval_search(
         if len(modes) > 1:
             final["modes"] = results
         click.echo(json.dumps(final))
+
+
+def _eval_cv(
+    ctx: click.Context, judgments: Path, mode: str, catalog: Path | None, limit: int | None,
+    folds: int, grid_spec: str | None, seed: int, as_json: bool,
+) -> None:
+    from retrieval.tuning import GridError, cross_validate, parse_grid, point_label  # numpy: start-up speed
+
+    j, engine = _judgments_engine(ctx, judgments, catalog, limit)
+    base = dataclasses.replace(engine.config, mode=mode)
+    values = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    try:
+        grid = parse_grid(grid_spec, values)
+    except GridError as e:
+        raise UserError(str(e)) from None
+    echo_err(f"{len(grid)} grid point(s), {folds} folds (seed {seed}): {len(grid) + 2} passes over the queries")
+
+    def search_for(point: Mapping[str, Any]) -> Callable[[str], list[str]]:
+        config = dataclasses.replace(base, **point)
+
+        def search(q: str) -> list[str]:
+            engine.config = config  # set per query: the baseline's search runs after the grid's
+            return engine.search(q, k=10, parse=False).skus
+
+        return search
+
+    try:
+        report = cross_validate(
+            j, grid, search_for, folds=folds, seed=seed, shipped_values=values,
+            baseline=search_for({"mode": "bm25"}) if mode != "bm25" else None,
+        )
+    except GridError as e:
+        raise UserError(str(e)) from None
+    finally:
+        engine.config = base
+    for f in report.folds:
+        bm25 = "" if f.baseline_heldout is None else f"  bm25 {f.baseline_heldout:.4f}"
+        click.echo(
+            f"fold {f.fold} ({f.queries} queries): chose {point_label(f.chosen)} (other folds {f.train_ndcg:.4f}) "
+            f"-> held-out {f.heldout_ndcg:.4f}  shipped {f.shipped_heldout:.4f}{bm25}"
+        )
+    out = report.as_dict() | {"mode": mode, "queries": len(j.grades), "products": len(j.products)}
+    ratio = "" if out["ratio_cv_to_bm25"] is None else (
+        f"  BM25 {out['bm25_ndcg@10']:.4f} (same folds)  held-out/BM25 {out['ratio_cv_to_bm25']:.3f}")
+    click.echo(
+        f"cross-validated NDCG@10 {out['cv_ndcg@10']:.4f} (folds {out['cv_fold_min']:.4f}-{out['cv_fold_max']:.4f})  "
+        f"all-in as shipped {out['shipped_ndcg@10']:.4f}{ratio}"
+    )
+    if as_json:
+        click.echo(json.dumps(out))
+
+
+def _eval_needs(
+    ctx: click.Context, needs_path: Path, mode: str, catalog: Path | None, limit: int | None, split: str,
+    show_misses: bool, as_json: bool,
+) -> None:
+    # the search stack loads slowly: only when the command runs
+    from bot.services import build_options, load_options
+    from retrieval.evaluation import NeedsResult, evaluate_needs, load_needs
+    from retrieval.indexer import build_bundle, load_engine
+    from retrieval.query import set_exchange_rates
+
+    s = settings(ctx)
+    loaded = load_catalog(catalog)
+    products = loaded.products
+    needs = [n for n in load_needs(needs_path, catalog=products) if split == "all" or n.split == split]
+    if limit:
+        needs = needs[:limit]
+    echo_err(f"{len(needs)} requests ({split}) from {needs_path}, {len(products)} products")
+    # Indexed under the data dir keyed by catalog, so every needs file over one catalog shares the index.
+    root = s.data_dir / "eval" / f"catalog-{(catalog or Path('demo_catalog')).stem}"
+    build_bundle(products, root, progress=True, **build_options(s))
+    engine = load_engine(root, query_cache_size=0, **load_options(s))
+    set_exchange_rates(s.exchange_rates)  # prices in the shopper's currency are read as the chat reads them
+    modes = ["bm25", "dense", "rrf", "hybrid"] if mode == "all" else [mode]
+    base = engine.config
+    results: dict[str, NeedsResult] = {}
+    for m in modes:
+        engine.config = dataclasses.replace(base, mode=m)
+        res = evaluate_needs(needs, lambda q: engine.search(q, k=10, parse=True).skus, products)
+        results[m] = res
+        d = res.as_dict()
+        langs = "  ".join(f"{x} {v['top3_precision']:.4f}" for x, v in d["by_language"].items())
+        click.echo(f"{m:>8}: top-3 category precision {d['top3_precision']:.4f}  {langs}  "
+                   f"({d['requests']} requests, {d['missed']} with none of the kind)")
+        for sp, per in d["by_split_language"].items():
+            parts = "  ".join(f"{x} {v['top3_precision']:.4f}" for x, v in per.items())
+            click.echo(f"{'':>10}{sp}: {d['by_split'][sp]['top3_precision']:.4f}  {parts}")
+    engine.config = base
+    if show_misses:
+        shown = results[modes[-1]]
+        click.echo(f"Requests whose top 3 hold none of the kind asked for ({modes[-1]}):")
+        for o in shown.misses():
+            click.echo(f"  [{o.need.language} {o.need.split}] {o.need.query}  (wants {' | '.join(o.need.categories)})")
+            for i, prod in enumerate(o.top, 1):
+                click.echo(f"      {i}. {prod.title}  [{prod.category_path}]")
+            if not o.top:
+                click.echo("      (nothing came back)")
+    if as_json:
+        final = results[modes[-1]].as_dict() | {"mode": modes[-1], "split": split}
+        if len(modes) > 1:
+            final["modes"] = {m: {k: v for k, v in r.as_dict().items() if k != "missed_queries"} for m, r in results.items()}
+        click.echo(json.dumps(final, ensure_ascii=False))
 
 
 @eval_group.command(name="intents")
@@ -102,8 +257,8 @@ def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json
     from bot.app import intent_model_from_settings
     from bot.dialogue.nlu.intents import DATA_DIR, DEFAULT_ENCODERS, evaluate_intents, load_training_csv, train_intents
     from bot.dialogue.nlu.parser import NLU
-    from retrieval.catalog import load_catalog
     from retrieval.encoders import get_encoder
+    from retrieval.query import colour_phrases
 
     s = settings(ctx)
     with user_errors(debug(ctx)):
@@ -116,7 +271,8 @@ def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json
         # the assistant's routing: the classifier plus the NLU's rules, with the catalog's vocabulary
         products = load_catalog(s.catalog).products
         nlu = NLU(model, brands={p.brand for p in products if p.brand},
-                  categories=sorted({c.lower() for p in products for c in p.category}))
+                  categories=sorted({" > ".join(p.category).lower() for p in products if p.category}),
+                  names=colour_phrases(products))
         routed = [r.intent for r in nlu.parse_batch([row.utterance for row in rows])]
         report = evaluate_intents(model, rows, predictions=routed)
     click.echo(f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  n={report['n']}")

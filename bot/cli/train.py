@@ -22,6 +22,9 @@ from bot.cli.context import debug as debug_of
 from bot.cli.context import echo_err, engine_for, open_store, settings
 from bot.cli.errors import UserError, user_errors
 from bot.settings import Settings
+from model.training.registry import Registry
+from retrieval.bundle import current_dir
+from retrieval.catalog import load_catalog
 
 __all__ = ["Lookups", "echo_report", "local_base_model", "registry_of", "train_group"]
 
@@ -29,9 +32,6 @@ TRAIN_ROWS_LIMIT = 2_000_000  # interactions read for training (the store's limi
 
 
 def registry_of(s: Settings) -> Any:
-    # loaded when the command runs, so that `shopbot --help` stays fast
-    from model.training.registry import Registry
-
     return Registry(s.models_dir)
 
 
@@ -71,8 +71,6 @@ def train_ranker_cmd(ctx: click.Context, min_searches: int, test_share: float, a
 def _catalog(s: Settings) -> tuple[list[Any], Any, str]:
     """The products the assistant serves and their title vectors: the search index when one is built (the
     built-in recommender's "because you looked at X" uses its vectors), else the configured catalog file."""
-    # loaded when the command runs, so that `shopbot --help` stays fast
-    from retrieval.bundle import current_dir
 
     if current_dir(s.index_root) is not None:
         # loaded when the command runs, so that `shopbot --help` stays fast
@@ -80,8 +78,6 @@ def _catalog(s: Settings) -> tuple[list[Any], Any, str]:
 
         engine = engine_for(s, build_if_missing=False)
         return list(engine.products), content_vectors(engine), "the search index"
-    # loaded when the command runs, so that `shopbot --help` stays fast
-    from retrieval.catalog import load_catalog
 
     result = load_catalog(s.catalog, on_error="skip")
     return list(result.products), None, "the demo catalog" if s.catalog is None else str(s.catalog)
@@ -89,7 +85,7 @@ def _catalog(s: Settings) -> tuple[list[Any], Any, str]:
 
 @train_group.command(name="recommender")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Training epochs (default: about 200 optimizer steps for the log's size).")
+              help="Train exactly N epochs (default: early stopping on a tenth of the training shoppers).")
 @click.option("--device", default=None, help="cpu or cuda (default: SHOPBOT_DEVICE, else cuda when present).")
 @click.option("--json", "as_json", is_flag=True, help="End with the report as one JSON object.")
 @click.pass_context

@@ -83,6 +83,26 @@ MESSAGES: dict[str, dict[str, str]] = {
                          "zh": "店里暂时没有和「{title}」搭配的商品。"},
     "complements_which": {"en": "Which product is it for? Tell me, e.g. \"accessories for my laptop\".",
                           "zh": "是哪件商品的配件呢？比如可以说“笔记本电脑的配件”。"},
+    # a gift or occasion request: one sentence that says what was assumed and what would narrow it
+    "gift_ideas": {
+        "en": "I looked for {occasion}gift ideas for {whom} among kinds of products that often suit ({kinds}){understood}; "
+              "tell me {their} interests or a budget to narrow it down:",
+        "zh": "我按常见的送礼思路，为{whom}挑了几类{occasion}礼物（{kinds}）{understood}；告诉我{their}的兴趣爱好或预算，可以帮您缩小范围：",
+    },
+    "gift_ideas_anyone": {
+        "en": "I looked for {occasion}gift ideas among kinds of products that often suit ({kinds}){understood}; tell me "
+              "who it is for and what they like to narrow it down:",
+        "zh": "我按常见的送礼思路挑了几类{occasion}礼物（{kinds}）{understood}；告诉我是送给谁的、对方喜欢什么，可以帮您缩小范围：",
+    },
+    "gift_interest": {
+        "en": "I looked for {occasion}gifts for {whom} who likes {interest}{understood}; tell me a budget or more about "
+              "{them} to narrow it down:",
+        "zh": "我按“{interest}”为{whom}找了{occasion}礼物{understood}；告诉我预算或{their}的更多喜好，可以帮您缩小范围：",
+    },
+    "gift_none": {
+        "en": "I couldn't find gift ideas for that in the shop; tell me what they like and I'll look for it.",
+        "zh": "店里暂时没有找到合适的礼物；告诉我对方喜欢什么，我再帮您找。",
+    },
     "details_stock": {"en": "In stock ({stock} left).", "zh": "有货（剩余 {stock} 件）。"},
     "details_oos": {"en": "Out of stock at the moment.", "zh": "暂时缺货。"},
     "details_price": {"en": "It costs {price}.", "zh": "价格是 {price}。"},

@@ -4,7 +4,8 @@ Both come from the shared :class:`~retrieval.recommend.recommender.Recommender` 
 over the current catalog and everyone's log) and show one card per product with the recommender's own
 one-line reason. It is apart from the search and product services because its input is the shopper's
 history or a product's complements, not words or a product on screen, and because its cards are logged
-as the recommender's (``turn.query == "recommend"``), so the retraining code credits the right model.
+as the recommender's (``turn.query == "recommend"``), so the retraining code credits the right model. A gift
+for someone else is not a recommendation from the shopper's history; it goes to the search service.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from bot.dialogue import search
+from bot.dialogue.gifts import read_gift
 from bot.dialogue.messages import say
 from bot.dialogue.replies import Reply
 from bot.dialogue.turn import DialogueContext, Turn, cards_reply, pick
@@ -24,8 +27,15 @@ __all__ = ["complements", "recommend"]
 
 def recommend(ctx: DialogueContext, turn: Turn) -> list[Reply]:
     """Products chosen from the shopper's own history in the store (retrieval/recommend/recommender.py), each card with
-    its one-line reason; popular, varied ones for a new shopper; complements after a purchase."""
+    its one-line reason; popular, varied ones for a new shopper; complements after a purchase. A gift request
+    ("recommend a gift for my girlfriend", "推荐一个礼物") is about someone else: searched by what it means."""
     lang = turn.lang
+    gift = read_gift(turn.text)
+    if gift is not None:
+        u = ctx.understand(turn.text, {})  # the budget or colour it names, and the words left for an interest
+        gift = read_gift(turn.text, u.query) or gift
+        turn.intent = "search"
+        return search.show_gift(ctx, turn, gift, u.filters)
     read = getattr(ctx.store, "interactions", None)
     history = list(read(turn.user_id, limit=200)) if read is not None else []
     recs = ctx.recommender().for_user(history, k=ctx.page_size)

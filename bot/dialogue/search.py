@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from bot.dialogue import gifts
+from bot.dialogue.gifts import GiftRequest
 from bot.dialogue.messages import aside, say
 from bot.dialogue.nlu.slots import refinement_extra
 from bot.dialogue.products import similar
@@ -23,7 +25,7 @@ from bot.dialogue.understanding import Understanding
 from retrieval.query import Filters, ParsedQuery
 from retrieval.search import Hit, SearchResult
 
-__all__ = ["POOL", "more", "refine", "run_search", "search"]
+__all__ = ["POOL", "more", "refine", "run_search", "search", "show_gift"]
 
 POOL = 100  # how many of a search's best results can count as relevant when a price nudge narrows them
 _CHEAPER = re.compile(r"\b(?:cheaper|less expensive|lower price[sd]?|more affordable|budget|lower)\b|便宜|实惠|低一点|低点", re.I)
@@ -31,17 +33,78 @@ _PRICIER = re.compile(r"\b(?:more expensive|pricier|higher[- ]end|premium|fancie
 
 
 def search(ctx: DialogueContext, turn: Turn, u: Understanding) -> list[Reply]:
+    gift = gifts.read_gift(turn.text, u.query) or _gift_follow_up(turn)
+    if gift is not None:
+        return show_gift(ctx, turn, gift, u.filters)
     if not u.query and u.filters.is_empty() and not u.sort:
         turn.intent = "other"
         return [Reply(say("no_search", turn.lang))]
     turn.state.update({"mode": "search", "query": u.query, "filters": filters_to_dict(u.filters),
                        "sort": u.sort or "relevance", "offset": 0, "anchor": None, "bounded": False,
-                       "focus": None})
+                       "focus": None, "gift": None})
     return run_search(ctx, turn, first=True)
+
+
+def show_gift(ctx: DialogueContext, turn: Turn, gift: GiftRequest, filters: Filters) -> list[Reply]:
+    """A gift or occasion request (bot/dialogue/gifts.py): a search for the interest the shopper named, else
+    ideas of a few kinds of products that suit the person; either way one sentence first says what was
+    assumed and what would narrow it."""
+    lang = turn.lang
+    turn.state.update({"gift": gift.to_dict(), "filters": filters_to_dict(filters), "sort": "relevance", "offset": 0,
+                       "anchor": None, "bounded": False, "focus": None})
+    if gift.interest:
+        whom, their, them = gifts.pronouns(gift, lang)
+        lead = say("gift_interest", lang, occasion=_occasion(gift, lang), whom=whom or ("您" if lang == "zh" else "someone"),
+                   interest=gift.interest, understood=aside(filters.describe(lang), lang), their=their, them=them)
+        turn.state.update({"mode": "search", "query": gifts.search_words(gift)})
+        return run_search(ctx, turn, first=True, lead=lead)
+    turn.state.update({"mode": "gift", "query": None})
+    return _gift_page(ctx, turn, first=True)
+
+
+def _gift_follow_up(turn: Turn) -> GiftRequest | None:
+    """"she likes hiking" after gift ideas: the same gift, for that interest."""
+    before = GiftRequest.from_dict(turn.state.get("gift"))
+    interest = gifts.interest_of(turn.text) if before is not None else ""
+    return replace(before, interest=interest) if before is not None and interest else None
+
+
+def _occasion(gift: GiftRequest, lang: str) -> str:
+    return gift.occasion if lang == "zh" or not gift.occasion else gift.occasion + " "
+
+
+def _gift_page(ctx: DialogueContext, turn: Turn, *, first: bool) -> list[Reply]:
+    """A page of gift ideas for the gift in the state (no interest named)."""
+    st, lang = turn.state, turn.lang
+    gift = GiftRequest.from_dict(st.get("gift")) or GiftRequest()
+    f = filters_from_dict(st.get("filters"))
+    offset = int(st.get("offset", 0))
+    hits, total, kinds = gifts.gift_hits(ctx, gift, f, offset, ctx.page_size)
+    turn.query = None  # a mix of kinds, not a search for words: no training data for the search ranker
+    if not hits:
+        if offset:
+            st["offset"] = max(0, offset - ctx.page_size)
+            return [Reply(say("no_more", lang))]
+        turn.zero_results = True
+        return [Reply(say("gift_none", lang))]
+    st["shown"] = [h.sku for h in hits]
+    if first:
+        whom, their, _them = gifts.pronouns(gift, lang)
+        names = ("、" if lang == "zh" else ", ").join(k.zh if lang == "zh" else k.en for k in kinds)
+        head = say("gift_ideas" if whom else "gift_ideas_anyone", lang, occasion=_occasion(gift, lang), whom=whom,
+                   kinds=names, understood=aside(f.describe(lang), lang), their=their)
+    else:
+        head = say("results_more_top", lang, first=offset + 1, last=offset + len(hits))
+    reply = cards_reply(turn, head, hits, total, offset)
+    reply.cards = [replace(c, reason=k.zh if lang == "zh" else k.en) if (k := gifts.kind_of(h, kinds)) else c
+                   for c, h in zip(reply.cards, hits, strict=True)]
+    return [reply]
 
 
 def refine(ctx: DialogueContext, turn: Turn, u: Understanding) -> list[Reply]:
     st = turn.state
+    if st.get("mode") == "gift":
+        return _refine_gift(ctx, turn, u)
     if st.get("mode") != "search" and not st.get("query"):
         if u.query or not u.filters.is_empty():
             turn.intent = "search"
@@ -82,18 +145,43 @@ def refine(ctx: DialogueContext, turn: Turn, u: Understanding) -> list[Reply]:
     return replies
 
 
+def _refine_gift(ctx: DialogueContext, turn: Turn, u: Understanding) -> list[Reply]:
+    """Narrowing gift ideas: an interest ("she likes hiking") searches for it; a budget, colour or "cheaper"
+    narrows the ideas of every kind."""
+    st = turn.state
+    follow = _gift_follow_up(turn)
+    if follow is not None:
+        return show_gift(ctx, turn, follow, u.filters)
+    f = filters_from_dict(st.get("filters")).merged(u.filters)
+    prices = sorted(p.price for p in (ctx.engine.product(s) for s in st.get("shown") or []) if p is not None)
+    if _CHEAPER.search(u.query or turn.text) and prices:
+        # ideas of several kinds differ in price by kind: "cheaper" keeps those under the middle of the page
+        f = Filters(**{**_fields(f), "max_price": round(prices[len(prices) // 2] - 0.01, 2), "min_price": None,
+                       "currency": ctx.engine.product(st["shown"][0]).currency if st.get("shown") else None})  # type: ignore[union-attr]
+    elif f == filters_from_dict(st.get("filters")):
+        turn.intent = "search"
+        st.update({"mode": "search", "gift": None})
+        return search(ctx, turn, u)  # nothing to narrow by: the words are a new search
+    st.update({"filters": filters_to_dict(f), "offset": 0})
+    return _gift_page(ctx, turn, first=True)
+
+
 def more(ctx: DialogueContext, turn: Turn) -> list[Reply]:
     st = turn.state
     mode = st.get("mode")
-    if mode not in {"search", "similar"}:
+    if mode not in {"search", "similar", "gift"}:
         return [Reply(say("no_search", turn.lang))]
     st["offset"] = int(st.get("offset", 0)) + ctx.page_size
     if mode == "similar":
         return similar(ctx, turn, [], sku=st.get("anchor"), offset=st["offset"])
+    if mode == "gift":
+        return _gift_page(ctx, turn, first=False)
     return run_search(ctx, turn, first=False)
 
 
-def run_search(ctx: DialogueContext, turn: Turn, *, first: bool, relax: bool = True) -> list[Reply]:
+def run_search(ctx: DialogueContext, turn: Turn, *, first: bool, relax: bool = True, lead: str | None = None) -> list[Reply]:
+    """The page of the search in ``turn.state``; ``lead``: the first page's heading when it is not the
+    count (what a gift search assumed)."""
     st = turn.state
     query = str(st.get("query") or "")
     f = filters_from_dict(st.get("filters"))
@@ -122,7 +210,9 @@ def run_search(ctx: DialogueContext, turn: Turn, *, first: bool, relax: bool = T
         return [Reply(say("no_results", lang, query=label, understood=aside(understood, lang) if query else ""))]
     st["shown"] = res.skus
     # a count only when it is one: past the candidate pool, "100 products match" would be the pool's size
-    if first:
+    if first and lead:
+        head = lead
+    elif first:
         head = say("results" if res.exhaustive else "results_top", lang, total=res.total,
                    understood=aside(understood, lang))
     else:
@@ -134,11 +224,12 @@ def run_search(ctx: DialogueContext, turn: Turn, *, first: bool, relax: bool = T
         # the cards go out at once; a closing line about them follows when the model has one
         closing = Reply("")
         records = [h.product.to_record() for h in res.hits]
-        label = turn.query or query
+        label, asked = turn.query or query, turn.text
 
         async def write(on_text: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
             assert writer is not None
-            r = await writer.summary(label, records, lang, on_text=on_text)
+            # every sentence must be about what the shopper asked ("有货吗？" asks nothing about prices)
+            r = await writer.summary(label, records, lang, on_text=on_text, asked=asked)
             return r.text, {"kind": "search_summary", **r.to_log()}
 
         turn.pending.append(Pending("search_summary", closing, write))

@@ -214,6 +214,8 @@ def convert_gguf_to_bf16(gguf: Path, out_dir: Path, *, progress: bool = True) ->
     hf_logging.set_verbosity_error()  # its advice about packed GGUF weights does not apply to a conversion
     if not progress:
         hf_logging.disable_progress_bar()
+    elif not bars and os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") is None:
+        hf_logging.enable_progress_bar()  # minutes on a first start: shown also where a chat hid loading bars
     try:
         try:
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
@@ -237,6 +239,8 @@ def convert_gguf_to_bf16(gguf: Path, out_dir: Path, *, progress: bool = True) ->
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+        elif hf_logging.is_progress_bar_enabled():
+            hf_logging.disable_progress_bar()
 
 
 def default_llm(data_dir: str | Path, *, device: str | None = None, progress: bool = True,

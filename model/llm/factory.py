@@ -2,10 +2,10 @@
 
     LLM                   the contract: `stream` (text as it is generated) and `complete`
     BaseLLM               what the backends add: `complete_sync` for callers without an event loop
-    TransformersLLM       a local transformers model directory, CUDA when present (llm_transformers.py)
-    OpenAICompatibleLLM   an OpenAI-compatible server such as vLLM, for scale-out (llm_http.py)
-    default_llm           the packaged Qwen2.5-Coder-0.5B-Instruct, prepared on first use (llm_default.py)
-    build_tiny_model      a tiny random model for tests of the real transformers path (llm_tiny.py)
+    TransformersLLM       a local transformers model directory, CUDA when present (local.py)
+    OpenAICompatibleLLM   an OpenAI-compatible server such as vLLM, for scale-out (http.py)
+    default_llm           the packaged Qwen2.5-Coder-0.5B-Instruct, prepared on first use (default.py)
+    build_tiny_model      a tiny random model for tests of the real transformers path (tiny.py)
 
 Importing this module is cheap: torch and transformers load when a model is first used.
 """

@@ -1,6 +1,6 @@
 """The two transformers hooks `TransformersLLM` plugs into `generate()`.
 
-They subclass transformers types, so they live apart from `llm_transformers` and are imported only
+They subclass transformers types, so they live apart from `local.py` and are imported only
 when the first generation starts: importing shopbot stays free of torch and transformers.
 """
 

@@ -49,7 +49,9 @@ from model.llm.base import LLMError, describe
 from model.llm.local import adapter_problem, model_version, pick_device
 from model.training.common import TrainDataError, TrainReport, better, time_split
 from model.training.registry import Registry, Version
+from model.writing.live import _sentences
 from model.writing.product_text import _first_sentence, qa_messages, summary_messages
+from model.writing.relevance import relevance_check
 from model.writing.support import build_messages
 
 if TYPE_CHECKING:
@@ -196,7 +198,12 @@ def _example(t: LoggedTurn, record: Mapping[str, Any], passages_for: PassagesFor
             return None
         query, recs = found
         messages = summary_messages(query, recs, lang)
-        text = _first_sentence(text)  # what the writer sends (model/writing/product_text.py)
+        # what the writer sent (model/writing/product_text.py): the sentences about the question, then the first
+        check = relevance_check(f"{question} {query}".strip(), "closing", recs)
+        text = _first_sentence("".join(s for s in _sentences(text) if check(s.strip()) is None).strip())
+        if not text:
+            skipped["the shopper read no model line (every sentence was off the question)"] += 1
+            return None
     else:
         skipped[f"unknown kind of text {kind!r}"] += 1
         return None

@@ -19,6 +19,7 @@ from typing import Any
 from model.llm.base import LLM
 from model.writing.grounding import Check, Claim, Facts, Verdict, verify
 from model.writing.live import stream_checked
+from model.writing.relevance import relevance_check
 
 __all__ = ["DONT_KNOW", "INJECTION", "SupportAnswer", "SupportWriter", "build_messages", "echo_verdict",
            "grounded_verifier", "looks_like_injection", "not_an_answer"]
@@ -92,7 +93,8 @@ _NARRATION = re.compile(
     r"^\W*(?:the\s+customer(?:'s|’s)?\b|you(?:'re|’re|\s+are)\s+(?:seeking|looking\s+for|searching\s+for)\b|"
     r"(?:您|你)(?:正在)?(?:寻找|在找|搜索)|based\s+on\s+the\s+(?:policy|passages?|information)\b|according\s+to\s+"
     r"the\s+(?:policy\s+)?passages?\b|the\s+(?:policy\s+)?passages?\s+(?:state|say|mention)|as\s+an\s+ai\b|"
-    r"(?:客户|顾客)(?:的)?(?:消息|问题)|根据(?:以上|所提供的|提供的|这些|上述)?(?:政策)?(?:段落|信息))", re.IGNORECASE)
+    r"(?:客户|顾客)(?:的)?(?:消息|问题)|(?:客户|顾客)(?:正在|想要|想|要)?(?:搜索|查找|寻找|在找|找)|"
+    r"根据(?:以上|所提供的|提供的|这些|上述)?(?:政策)?(?:段落|信息))", re.IGNORECASE)
 # the prompt's own scaffolding in an answer: the feedback of a retry, the section labels, the quoted question
 _PROMPT_ECHO = re.compile(
     r"previous (?:answer|sentence) was rejected|do not mention:|write it again from the passages|policy passages:|"
@@ -147,6 +149,7 @@ class SupportAnswer:
     text: str
     section: str
     source: str  # "llm", "llm-retry", "extract" (the passage itself) or "dont_know" (the passage too)
+    # (a draft with no sentence about the question is "extract"; its attempts say "off_topic" and what was dropped)
     injection: bool = False
     checks: list[dict[str, Any]] = field(default_factory=list)  # one per LLM attempt: its claims and verdict
     error: str | None = None
@@ -172,14 +175,19 @@ def grounded_verifier(known_brands: Sequence[str] = ()) -> Verifier:
 
 
 class SupportWriter:
-    """Turns retrieved passages into a fluent, verified answer, or the passage itself."""
+    """Turns retrieved passages into a fluent, verified answer, or the passage itself.
+
+    ``relevance``: each sentence must also be about the question (``model/writing/relevance.py``): "we accept
+    PayPal" after "how do I return shoes?" is dropped, and an answer with no sentence left is the passage.
+    """
 
     def __init__(self, llm: LLM, verify: Verifier | None = None, *, timeout: float = 10.0,
-                 max_tokens: int = 160) -> None:
+                 max_tokens: int = 160, relevance: bool = True) -> None:
         self.llm = llm
         self.verify = verify or grounded_verifier()
         self.timeout = timeout
         self.max_tokens = max_tokens
+        self.relevance = relevance
 
     async def answer(self, question: str, passages: Sequence[tuple[str, str]], extract: str,
                      language: str = "en", on_text: Callable[[str], None] | None = None) -> SupportAnswer:
@@ -197,6 +205,7 @@ class SupportWriter:
             on_text or (lambda _text: None),
             fallback=extract, timeout=self.timeout, max_tokens=self.max_tokens, dont_know=DONT_KNOW,
             finish=lambda text: f"{text.strip()}\n{source_line}", language=language,
+            relevant=relevance_check(question, "support") if self.relevance else None,
         )
         source = live.source if live.source in {"llm", "llm-retry"} else ("dont_know" if live.source == "dont_know" else "extract")
         return SupportAnswer(live.text, section, source, injection=looks_like_injection(question),

@@ -3,6 +3,9 @@
 For each user the true next item is ranked among itself plus ``n_negatives`` items drawn uniformly from the
 catalog with a fixed seed, never from the user's history or the target. A candidate that ties with the true
 item counts as ranked above it (pessimistic), so a scorer that cannot tell items apart earns no credit.
+The same protocol, applied to the last item of a share of the TRAINING histories
+(:func:`carve_validation`), is what training settings such as the number of epochs are chosen on, so that
+the users and targets a figure is reported on never choose the settings that produced it.
 """
 
 from __future__ import annotations
@@ -84,6 +87,51 @@ def sample_candidates(
         out[u, 0] = tgt
         out[u, 1:] = chosen
     return out
+
+
+@dataclass
+class ValidationSlice:
+    """The last item of some training histories, held back: what early stopping is measured on."""
+
+    users: list[int]  # rows of the training sequences it came from
+    histories: list[list[int]]  # each one's history without its last item
+    targets: list[int]  # that last item
+    candidates: np.ndarray  # (len(users), 1 + n_negatives): column 0 the target, then uniform samples
+
+
+VALIDATION_SHARE = 0.1  # of the training histories that can give one item
+MIN_VALIDATION_USERS = 50  # a smaller share of a small log would be decided by a handful of shoppers
+
+
+def carve_validation(
+    sequences: Sequence[Sequence[int]],
+    n_items: int,
+    *,
+    share: float = VALIDATION_SHARE,
+    min_users: int = MIN_VALIDATION_USERS,
+    n_negatives: int = 19,
+    seed: int = 0,
+) -> tuple[list[list[int]], ValidationSlice | None]:
+    """Hold back the last item of a random ``share`` (at least ``min_users``) of the training histories.
+
+    Returns the sequences to train on (those users' histories without their last item, everyone else's
+    whole) and the slice, whose candidates follow the evaluation protocol (uniform negatives, never from
+    the history or the target). Only histories of two or more items with enough catalog left to draw the
+    negatives take part; with fewer than 10 of them the slice is None (nothing to stop on).
+    """
+    seqs = [list(s) for s in sequences]
+    eligible = [u for u, s in enumerate(seqs) if len(s) >= 2 and n_items - len(set(s)) >= n_negatives]
+    if len(eligible) < 10:
+        return seqs, None
+    rng = np.random.default_rng(seed)
+    k = min(len(eligible), max(min_users, round(share * len(eligible))))
+    users = sorted(rng.choice(np.asarray(eligible), size=k, replace=False).tolist())
+    histories = [seqs[u][:-1] for u in users]
+    targets = [seqs[u][-1] for u in users]
+    for u in users:
+        seqs[u] = seqs[u][:-1]
+    candidates = sample_candidates(histories, targets, n_items, n_negatives, seed=seed + 1)
+    return seqs, ValidationSlice(users, histories, targets, candidates)
 
 
 def ranks_of_first(scores: np.ndarray) -> np.ndarray:

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from bot.app import nlu_for
 from bot.dialogue.nlu.intents import load_default_model
-from bot.dialogue.nlu.parser import NLU
 from retrieval.policy import PolicyIndex
 
 
 @pytest.fixture(scope="module")
 def shared(demo_engine):  # type: ignore[no-untyped-def]
     """(engine, NLU, policy) over the demo catalog: what ``build_assistant`` would load, without the loading."""
-    categories = sorted({c.lower() for p in demo_engine.products for c in p.category})
-    nlu = NLU(load_default_model(), brands=demo_engine.brands, categories=categories)
+    nlu = nlu_for(demo_engine, load_default_model())
     policy = PolicyIndex.from_path(None, {k: d.encoder for k, d in demo_engine.dense.items()})
     return demo_engine, nlu, policy

@@ -166,3 +166,73 @@ def test_a_trained_sequential_model_is_used_by_sku(shop: list[Product], tmp_path
     rec.attach_sequential(*SequentialRecommender.load(tmp_path / "seq"))
     picks = rec.for_user([("me", "COA-0", "details", 1)], k=3)
     assert picks[0].sku == "FIC-2" and picks[0].reason == "because you looked at Coats COA-0"
+
+
+def test_the_validation_slice_is_the_last_item_of_a_share_of_the_training_histories() -> None:
+    from retrieval.recommend.evaluation import carve_validation
+
+    seqs = [[u % 30, (u + 1) % 30, (u + 2) % 30] for u in range(200)] + [[7]]  # the one-item history cannot give one
+    train, val = carve_validation(seqs, 30, seed=3)
+    assert val is not None and len(val.users) == 50  # 10% of 200 is below the floor of 50
+    assert 200 not in val.users and train[200] == [7]
+    for u, hist, tgt, row in zip(val.users, val.histories, val.targets, val.candidates, strict=True):
+        assert hist == seqs[u][:-1] == train[u] and tgt == seqs[u][-1] and row[0] == tgt
+        assert not set(row[1:].tolist()) & set(seqs[u])
+    assert sum(map(len, train)) == sum(map(len, seqs)) - 50
+    again, val2 = carve_validation(seqs, 30, seed=3)
+    assert again == train and val2 is not None and val2.users == val.users  # a seed gives the same slice
+    assert carve_validation([[1, 2]] * 9, 30)[1] is None  # too few to stop on: no slice
+
+
+def test_early_stopping_stops_when_validation_stops_improving_and_keeps_the_best_epoch() -> None:
+    pytest.importorskip("torch")
+    from retrieval.recommend.evaluation import ValidationSlice
+    from retrieval.recommend.sequential import SeqConfig, SequentialRecommender
+
+    curve = [0.3, 0.7, 0.6, 0.5, 0.9]  # validation NDCG after each epoch: the best is the second
+
+    class Scripted(SequentialRecommender):
+        """The validation figure follows ``curve``: that share of the ten users get their target first."""
+
+        def score_candidates(self, histories, candidates):  # type: ignore[no-untyped-def]
+            hits = round(curve[self.epochs_run - 1] * len(histories))
+            out = np.zeros(candidates.shape, dtype=np.float32)
+            out[:hits, 0] = 1.0
+            out[hits:, 1:] = 1.0
+            return out
+
+    seqs = [[i % 12, (i + 1) % 12, (i + 2) % 12] for i in range(40)]
+    val = ValidationSlice(list(range(10)), [[0]] * 10, [1] * 10, np.tile(np.arange(1, 21) % 12, (10, 1)))
+    model = Scripted(12, SeqConfig(dim=8, layers=1, heads=1, epochs=5, patience=2, batch_size=8, threads=1), device="cpu")
+    weights: list[np.ndarray] = []
+    losses = model.fit(seqs, validation=val, on_epoch=lambda e, loss: weights.append(
+        model.module.item.weight.detach().numpy().copy()))
+    assert len(losses) == 4 and model.epochs_run == 4  # epochs 3 and 4 did not beat epoch 2: stop, never see the 0.9
+    assert model.best_epoch == 2 and model.validation_ndcg == pytest.approx([0.3, 0.7, 0.6, 0.5])
+    np.testing.assert_array_equal(model.module.item.weight.detach().numpy(), weights[1])  # epoch 2's weights are back
+    assert model.fit_report() == {"epochs_chosen": 2, "epochs_run": 4, "validation_ndcg@10": [0.3, 0.7, 0.6, 0.5]}
+    plain = SequentialRecommender(12, SeqConfig(dim=8, layers=1, heads=1, epochs=3, batch_size=8, threads=1), device="cpu")
+    assert len(plain.fit(seqs)) == 3 and plain.best_epoch == 3  # without a slice: exactly the epochs asked for
+
+
+def test_a_history_scores_the_same_whatever_it_is_batched_with(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from retrieval.recommend.sequential import SeqConfig, SequentialRecommender
+
+    model = SequentialRecommender(30, SeqConfig(dim=16, layers=1, heads=1, threads=1), device="cpu")
+    model.fit([[i % 30, (i + 1) % 30, (i + 3) % 30, (i + 4) % 30] for i in range(60)])
+    short, long = [3, 4], list(range(5, 25))
+    alone = model.score([short])[0]
+    np.testing.assert_allclose(model.score([short, long])[0], alone, rtol=1e-5, atol=1e-5)
+    cand = np.array([[0, 1, 2], [5, 6, 7]])
+    np.testing.assert_allclose(model.score_candidates([short, long], cand)[0], alone[[0, 1, 2]], rtol=1e-5, atol=1e-5)
+    # a model saved before positions counted from the end keeps counting from the start
+    import json
+
+    model.save(tmp_path / "old")
+    manifest = json.loads((tmp_path / "old" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["fit"]["epochs_chosen"] == model.config.epochs
+    del manifest["config"]["positions"]
+    (tmp_path / "old" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    old, _ = SequentialRecommender.load(tmp_path / "old", device="cpu")
+    assert old.config.positions == "start"

@@ -3,7 +3,7 @@
 The adapter translates and decides nothing about shopping. Rasa has already classified the message and
 picked the action; an action turns that (the action, the latest message's intent and entities, the
 slots Rasa set since shopbot last answered) into an :class:`bot.dialogue.understanding.Understanding`, hands it to
-the dialogue manager on ``Event.understood`` (so shopbot's own intent classifier is not run again), and
+the dialogue manager on ``Event.understood`` (so the dialogue's own NLU is not run again), and
 translates the replies back: Rasa responses with text, buttons and images, plus ``SlotSet`` events
 that mirror the dialogue's search state (query, filters, products shown, page) into Rasa's tracker.
 The dialogue's state in SQL stays the source of truth; the slots are a copy Rasa's stories, forms and
@@ -12,10 +12,14 @@ responses can read.
 Why some of shopbot's own understanding is still used: Rasa's entities are optional and often partial
 ("red sneakers under $80" may come with only ``product``), so the message text also goes through
 shopbot's slot patterns (prices, colours, sizes, brands, categories, ordinals: the search engine's own
-parser, no classifier) and entities win where both say something. The classifier is consulted only
+parser, no classifier) and entities win where both say something. The classifier is consulted
 where Rasa's intent is coarser than what the dialogue needs: which policy topic a generic
-``ask_support`` question is about, and whether generic feedback is praise or a complaint; it then
-chooses among those labels only.
+``ask_support`` question is about, and whether generic feedback is praise or a complaint (it then
+chooses among those labels only); and where Rasa's intent is a shop's own name that shopbot does not
+know (``more_please``: is "show more" a new search or the next page?). Such a name is handed over as
+``SHOPBOT_RASA_INTENTS`` maps it, else shopbot's NLU reads the text and decides, whichever of these
+actions the shop's rule ran (:meth:`ShopbotAction.route`); the names of the example project
+(docker/rasa/domain.yml) keep their meaning (``KNOWN_INTENTS``).
 
 Deadlines: Rasa 3.6 gives the action call ``DEFAULT_REQUEST_TIMEOUT`` = 300 s
 (``rasa.core.constants``, an aiohttp total timeout) and drops the action's events when it runs out.
@@ -25,7 +29,7 @@ Every action here answers well within it: the language model's text is awaited f
 
 The translations themselves (tracker -> Understanding, replies -> messages, state -> slots) are plain
 functions in bot/channels/rasa/translate.py. ``shopbot actions`` (bot/channels/rasa/server.py) serves these actions; ``python -m rasa_sdk --actions
-bot.actions`` works too (the actions then build the assistant from the ``SHOPBOT_*`` settings).
+bot.channels.rasa.actions`` works too (the actions then build the assistant from the ``SHOPBOT_*`` settings).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -45,11 +50,15 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.app import Assistant, build_assistant
 from bot.channels.rasa.translate import (
     BUTTON_INTENTS,
+    INTENT_TARGETS,
     MAX_PAYLOAD,
     MIRRORED_SLOTS,
+    NLU_TARGET,
     PRODUCT_PAGES,
     RasaMessage,
     best_of,
+    intent_map,
+    read_intent,
     read_message,
     render_replies,
     slot_events,
@@ -57,6 +66,7 @@ from bot.channels.rasa.translate import (
     understanding,
 )
 from bot.dialogue.manager import clean_text
+from bot.dialogue.nlu.intents import CS_INTENTS, SHOPPING_INTENTS
 from bot.dialogue.replies import Event, Reply, format_price, stock_text
 from bot.dialogue.support import CS_SECTIONS
 from bot.dialogue.understanding import Understanding
@@ -70,6 +80,9 @@ __all__ = [
     "ACTION_NAMES",
     "BUTTON_INTENTS",
     "CHANNEL",
+    "EXAMPLE_INTENTS",
+    "HANDLERS",
+    "KNOWN_INTENTS",
     "MIRRORED_SLOTS",
     "RASA_ACTION_TIMEOUT",
     "ActionAnswerSupport",
@@ -90,6 +103,13 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "rasa"
 RASA_ACTION_TIMEOUT = 300.0  # rasa 3.6: rasa.core.constants.DEFAULT_REQUEST_TIMEOUT, the action call's total timeout
+# The intents of the example project (docker/rasa/domain.yml); with these, and the other names in
+# KNOWN_INTENTS, the action Rasa ran decides what happens, as docs/rasa.md's table says.
+EXAMPLE_INTENTS = frozenset({
+    "greet", "goodbye", "thanks", "search_product", "refine_search", "more_results", "show_details",
+    "compare_products", "recommend", "similar_products", "describe_product", "ask_support", "give_feedback",
+    "feedback_positive", "feedback_negative", "human_handoff", "shopbot_button",
+})
 
 # What only this adapter says; the conversation's own sentences live in bot/dialogue/messages.py.
 TEXTS: dict[str, dict[str, str]] = {
@@ -115,11 +135,17 @@ class ActionRuntime:
 
     ``deadline``: seconds one action may take in all before it answers politely with what it has;
     ``live_timeout``: seconds to wait for the language model's final text before its grounded
-    template is sent instead.
+    template is sent instead; ``intents``: the shop's intent names -> what shopbot does with them
+    (:func:`bot.channels.rasa.translate.intent_map`; the assistant's ``SHOPBOT_RASA_INTENTS`` when not
+    given). A mapping shopbot cannot use raises ``ValueError`` in one sentence.
     """
 
-    def __init__(self, assistant: Assistant, *, llm_timeout: float = 10.0, deadline: float | None = None) -> None:
+    def __init__(self, assistant: Assistant, *, llm_timeout: float = 10.0, deadline: float | None = None,
+                 intents: str | Mapping[str, str] | None = None) -> None:
         self.assistant = assistant
+        if intents is None:
+            intents = getattr(assistant.settings, "rasa_intents", None)
+        self.intents = intent_map(intents)
         self.llm_timeout = llm_timeout
         self.deadline = min(deadline if deadline is not None else llm_timeout + 5.0, RASA_ACTION_TIMEOUT / 2)
         self.live_timeout = max(0.1, min(llm_timeout + 1.0, self.deadline - 1.0))
@@ -167,11 +193,14 @@ def default_runtime() -> ActionRuntime:
 class ShopbotAction(Action, abc.ABC):
     """One Rasa action over the dialogue: tracker in, the dialogue's replies and the mirrored slots out.
 
-    Subclasses say only how the message becomes an :class:`Event` (``event``). Every failure ends in a
-    valid response with a polite message: the database down, the model slow, a bug.
+    Subclasses say only how the message becomes an :class:`Event` (``event``) and which of
+    :data:`~bot.channels.rasa.translate.INTENT_TARGETS` they carry out (``does``). Every failure ends in
+    a valid response with a polite message: the database down, the model slow, a bug.
     """
 
     action_name: ClassVar[str]
+    does: ClassVar[frozenset[str]]
+    follows_reading: ClassVar[bool] = True  # False: a shop's intent name never sends the message elsewhere
 
     def __init__(self, runtime: ActionRuntime | None = None) -> None:
         self._runtime = runtime
@@ -186,6 +215,40 @@ class ShopbotAction(Action, abc.ABC):
     @abc.abstractmethod
     def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
         """The dialogue event for the message (runs in a worker thread: it may use the classifier)."""
+
+    def route(self, rt: ActionRuntime, msg: RasaMessage) -> tuple[ShopbotAction, RasaMessage]:
+        """The action that carries the message out, and the message as it reads it.
+
+        A button press, no intent, or an intent shopbot knows (:data:`KNOWN_INTENTS`): this action, the
+        message as it is. A shop's own intent name: the target ``rt.intents`` maps it to, else the one
+        shopbot's NLU reads in the text (with the dialogue's state); the action that does that target (this
+        one when it does) gets the message under the example project's intent name for it. A reading that
+        no action does (a greeting, "other") leaves it to this action.
+        """
+        if msg.payload or not self.follows_reading or msg.intent is None:
+            return self, msg
+        target = rt.intents.get(msg.intent)
+        if target is None and msg.intent in KNOWN_INTENTS:
+            return self, msg
+        confidence = msg.confidence
+        if target is None or target == NLU_TARGET:
+            reading = read_intent(rt.assistant, msg, self._state(rt, msg))
+            if reading is None:
+                return self, msg
+            target, confidence = reading
+            log.debug("%s: Rasa's intent %r read by shopbot's NLU as %r", self.action_name, msg.intent, target)
+        action = self if target in self.does else HANDLERS[target](rt)
+        return action, replace(msg, intent=INTENT_TARGETS[target], confidence=confidence)
+
+    def _state(self, rt: ActionRuntime, msg: RasaMessage) -> dict[str, Any]:
+        try:
+            return rt.assistant.store.load_state(rt.user_id(msg.sender)) or {}
+        except StoreUnavailable:  # the NLU reads without it; the turn reports the store itself
+            return {}
+
+    def _prepare(self, rt: ActionRuntime, msg: RasaMessage) -> tuple[ShopbotAction, Event]:
+        action, msg = self.route(rt, msg)
+        return action, action.event(rt, msg)
 
     def _event(self, msg: RasaMessage, **kw: Any) -> Event:
         return Event(user=msg.sender, channel=CHANNEL, text=msg.words or None, language=msg.language, **kw)
@@ -221,7 +284,7 @@ class ShopbotAction(Action, abc.ABC):
     async def _turn(self, rt: ActionRuntime, msg: RasaMessage, tracker: Tracker, domain: Any,
                     messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         t0 = time.monotonic()
-        event = await asyncio.to_thread(self.event, rt, msg)
+        action, event = await asyncio.to_thread(self._prepare, rt, msg)
         replies = await rt.assistant.handle_async(event)
         for r in replies:  # the model's verified text, or the grounded template when it is late
             if r.live is not None:
@@ -231,7 +294,7 @@ class ShopbotAction(Action, abc.ABC):
                 except TimeoutError:
                     log.info("%s: the model was late; the template answers", self.action_name)
         replies = [r for r in replies if r.text or r.cards or r.buttons or r.table or r.handoff]
-        replies = await self.finish(rt, msg, replies, t0)
+        replies = await action.finish(rt, msg, replies, t0)
         messages += render_replies(replies)
         user_id = rt.user_id(msg.sender)
         state = await asyncio.to_thread(rt.assistant.store.load_state, user_id)
@@ -252,6 +315,7 @@ class ActionSearchProducts(ShopbotAction):
     """A new search ("red sneakers under $80"); "show more" (Rasa intent ``more_results``) pages it."""
 
     action_name = "action_search_products"
+    does = frozenset({"search", "more"})
     MORE = frozenset({"more_results", "more", "show_more", "next_page"})
 
     def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
@@ -262,6 +326,7 @@ class ActionRefineSearch(ShopbotAction):
     """Narrow the current search: "cheaper", "in blue", "size 42", "only Nike"."""
 
     action_name = "action_refine_search"
+    does = frozenset({"refine", "more"})
 
     def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
         return self._understood(rt, msg, "more" if msg.intent in ActionSearchProducts.MORE else "refine")
@@ -271,6 +336,7 @@ class ActionShowDetails(ShopbotAction):
     """One product's page: by ordinal over the shown results ("the second one") or by ``sku``."""
 
     action_name = "action_show_details"
+    does = frozenset({"details"})
 
     def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
         skus = strings(msg.values("sku"))
@@ -283,6 +349,7 @@ class ActionCompare(ShopbotAction):
     """A table of two to four shown products ("compare 1 and 3")."""
 
     action_name = "action_compare"
+    does = frozenset({"compare"})
 
     def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
         return self._understood(rt, msg, "compare")
@@ -292,6 +359,7 @@ class ActionRecommend(ShopbotAction):
     """Recommendations; with Rasa intent ``similar_products`` (or a ``sku``) products like one shown."""
 
     action_name = "action_recommend"
+    does = frozenset({"recommend", "similar"})
     SIMILAR = frozenset({"similar_products", "similar", "more_like_this"})
 
     def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
@@ -309,6 +377,7 @@ class ActionAnswerSupport(ShopbotAction):
     """
 
     action_name = "action_answer_support"
+    does = frozenset({"policy", *CS_SECTIONS})
 
     def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
         if msg.payload:
@@ -331,6 +400,7 @@ class ActionDescribeProduct(ShopbotAction):
     """
 
     action_name = "action_describe_product"
+    does = frozenset({"describe", "details"})
 
     def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
         skus = strings(msg.values("sku"))
@@ -366,6 +436,7 @@ class ActionRecordFeedback(ShopbotAction):
     """Thumbs up/down (buttons) or praise/complaint in words, logged against the turn it is about."""
 
     action_name = "action_record_feedback"
+    does = frozenset({"feedback_positive", "feedback_negative"})
     POSITIVE = frozenset({"feedback_positive", "thumbs_up", "affirm", "mood_great", "praise"})
     NEGATIVE = frozenset({"feedback_negative", "thumbs_down", "deny", "mood_unhappy", "not_what_i_meant"})
     WORDS: ClassVar[dict[str, bool]] = {"up": True, "positive": True, "good": True, "yes": True, "👍": True,
@@ -390,9 +461,12 @@ class ActionRecordFeedback(ShopbotAction):
 
 class ActionHandoff(ShopbotAction):
     """Hand the conversation to a person: the dialogue records it and the action pauses Rasa's
-    conversation (``ConversationPaused``) until the shop resumes it."""
+    conversation (``ConversationPaused``) until the shop resumes it. Whatever the intent's name: a shop
+    that routes a message (or its fallback) to a person gets a person, shopbot never argues."""
 
     action_name = "action_handoff"
+    does = frozenset({"handoff"})
+    follows_reading = False
 
     def event(self, rt: ActionRuntime, msg: RasaMessage) -> Event:
         if msg.payload:
@@ -406,3 +480,13 @@ ACTIONS: tuple[type[ShopbotAction], ...] = (
     ActionAnswerSupport, ActionDescribeProduct, ActionRecordFeedback, ActionHandoff,
 )
 ACTION_NAMES = frozenset(a.action_name for a in ACTIONS)
+# Each INTENT_TARGETS name -> the first action that does it ("details": the product page, not the description)
+HANDLERS: dict[str, type[ShopbotAction]] = {
+    target: next(a for a in ACTIONS if target in a.does) for target in INTENT_TARGETS
+}
+# The intent names shopbot knows: the example project's, the others the actions above act on, and
+# shopbot's own intent labels. Any other name is a shop's own: mapped (SHOPBOT_RASA_INTENTS) or read.
+KNOWN_INTENTS = frozenset(
+    EXAMPLE_INTENTS | ActionSearchProducts.MORE | ActionRecommend.SIMILAR | ActionRecordFeedback.POSITIVE
+    | ActionRecordFeedback.NEGATIVE | set(CS_SECTIONS) | set(SHOPPING_INTENTS) | set(CS_INTENTS)
+)

@@ -1,7 +1,8 @@
 """Rasa <-> shopbot translations for the custom actions (bot/channels/rasa/actions.py): plain functions, no server.
 
 * reading Rasa: the latest message's intent, entities and button payload, and which slots are new input
-  (:func:`read_message`);
+  (:func:`read_message`); a shop's own intent names, mapped to what shopbot does (:func:`intent_map`,
+  ``SHOPBOT_RASA_INTENTS``) or read by shopbot's NLU (:func:`read_intent`);
 * Rasa's entities and slots -> the dialogue's :class:`bot.dialogue.understanding.Understanding` (:func:`understanding`),
   normalised the way shopbot parses typed text ("红色" -> red, "under $80" -> max 80, "第二个" -> 2);
 * the dialogue's replies -> Rasa response messages (:func:`render_replies`) and its state -> SlotSet
@@ -24,6 +25,7 @@ from bot.dialogue.messages import say
 from bot.dialogue.nlu.categories import ZH_BRANDS
 from bot.dialogue.nlu.slots import Slots, extract_slots, find_order_number, find_ordinals
 from bot.dialogue.replies import Button, Reply, card_line, render_table
+from bot.dialogue.support import CS_SECTIONS
 from bot.dialogue.understanding import Understanding
 from retrieval.query import Filters, parse_query
 
@@ -33,15 +35,19 @@ if TYPE_CHECKING:
 __all__ = [
     "BUTTON_ENTITY",
     "BUTTON_INTENTS",
+    "INTENT_TARGETS",
     "MAX_PAYLOAD",
     "MIRRORED_SLOTS",
+    "NLU_TARGET",
     "PRODUCT_PAGES",
     "RasaMessage",
     "best_of",
     "entity_filters",
     "entity_ordinals",
+    "intent_map",
     "mirrored",
     "rasa_payload",
+    "read_intent",
     "read_message",
     "render_replies",
     "slot_events",
@@ -61,6 +67,18 @@ MIRRORED_SLOTS = ("product", "min_price", "max_price", "color", "size", "brand",
                   "page", "search_mode", "focused_sku", "last_turn_id")
 PRODUCT_PAGES = {"details", "click"}  # intents whose single card is a product page, not a list
 MAX_PAYLOAD = 200
+# What a shop may map its own Rasa intent names to (SHOPBOT_RASA_INTENTS, docs/rasa.md), each with the
+# intent name of the example project (docker/rasa/domain.yml) that shopbot's actions already act on: a
+# mapped or read message is handed to the actions under that name. Policy topics map to themselves.
+INTENT_TARGETS: dict[str, str] = {
+    "search": "search_product", "refine": "refine_search", "more": "more_results", "details": "show_details",
+    "describe": "describe_product", "compare": "compare_products", "similar": "similar_products",
+    "recommend": "recommend", "policy": "ask_support", "feedback_positive": "feedback_positive",
+    "feedback_negative": "feedback_negative", "handoff": "human_handoff",
+    **{topic: topic for topic in CS_SECTIONS},
+}
+NLU_TARGET = "nlu"  # a mapping to "nlu": shopbot's NLU reads the text, whatever the intent's name
+_NLU_LABELS = {"contact_human_agent": "handoff"}  # shopbot's intent labels that are named otherwise above
 _INTENT_SYNTAX = re.compile(r"^\s*/[\w.-]+(?:\{.*\})?\s*$", re.S)  # "/show_details{...}": a button, not words
 _LIST_SPLIT = re.compile(r"\s*[,/;、，]\s*")
 
@@ -165,6 +183,54 @@ def _slots_set_by_rasa(tracker: Tracker, ours: set[str]) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------------- a shop's intents
+
+
+def intent_map(spec: str | Mapping[str, str] | None) -> dict[str, str]:
+    """A shop's intent names -> what shopbot does with them, from ``SHOPBOT_RASA_INTENTS``
+    ("more_please=more, returns_question=policy": pairs separated by commas, semicolons or new lines)
+    or a mapping; ``ValueError`` in one sentence naming the first bad pair."""
+    if isinstance(spec, Mapping):
+        pairs = [(str(k), str(v)) for k, v in spec.items()]
+    else:
+        pairs = []
+        for part in re.split(r"[,;\n]", spec or ""):
+            if not part.strip():
+                continue
+            name, eq, target = part.partition("=")
+            if not eq or not name.strip() or not target.strip():
+                raise ValueError(f"SHOPBOT_RASA_INTENTS has {part.strip()!r}, which is not a pair like "
+                                 "'more_please=more'; separate pairs with commas.")
+            pairs.append((name, target))
+    out: dict[str, str] = {}
+    for name, target in pairs:
+        name, target = name.strip(), target.strip().lower()
+        target = _NLU_LABELS.get(target, target)
+        if target not in INTENT_TARGETS and target != NLU_TARGET:
+            known = ", ".join([*list(INTENT_TARGETS)[:12], NLU_TARGET])
+            raise ValueError(f"SHOPBOT_RASA_INTENTS maps {name!r} to {target!r}, which shopbot does not know; use "
+                             f"one of {known} or a policy topic such as returns (docs/rasa.md lists them all).")
+        out[name] = target
+    return out
+
+
+def read_intent(assistant: Assistant, msg: RasaMessage, state: Mapping[str, Any] | None) -> tuple[str, float] | None:
+    """What shopbot's own NLU reads in the typed text (with the dialogue's ``state``: a search on screen
+    makes "in red" a refinement), as an :data:`INTENT_TARGETS` name and the classifier's confidence.
+
+    None when there are no words (a button, "/intent" syntax) or the reading is nothing an action does
+    (a greeting, thanks, "other"): the action Rasa ran then does what its name says.
+    """
+    words, _ = clean_text(msg.words)
+    if not words:
+        return None
+    r = assistant.nlu.parse(words, state)
+    target = _NLU_LABELS.get(r.intent, r.intent)
+    if target not in INTENT_TARGETS:
+        return None
+    return target, r.confidence
+
+
 # ------------------------------------------------------------------- entities -> Understanding
 
 
@@ -174,7 +240,7 @@ def _text_slots(assistant: Assistant, msg: RasaMessage) -> Slots:
     if not words:
         return Slots()
     nlu = assistant.nlu
-    return extract_slots(words, brands=nlu.brands, matcher=nlu.matcher)[0]
+    return extract_slots(words, brands=nlu.brands, matcher=nlu.matcher, names=nlu.names)[0]
 
 
 def strings(values: Iterable[Any]) -> list[str]:

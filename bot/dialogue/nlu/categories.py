@@ -40,6 +40,9 @@ CATEGORY_SYNONYMS: dict[str, tuple[str, ...]] = {
     "健身": ("fitness",), "存储卡": ("memory cards",), "内存卡": ("memory cards",), "sd card": ("memory cards",),
     "集线器": ("usb hubs",), "护发": ("hair care",), "洗发水": ("hair care",), "shampoo": ("hair care",),
     "电脑包": ("laptop bags",), "厨房电器": ("appliances",), "家电": ("appliances",),
+    "coffee machine": ("coffee",), "coffee maker": ("coffee",), "espresso machine": ("coffee",),
+    "咖啡机": ("coffee",), "luggage": ("luggage",), "行李": ("luggage",), "蓝牙耳机": ("headphones",),
+    "headphone": ("headphones",), "earbud": ("headphones",),
 }
 
 
@@ -128,13 +131,64 @@ class CategoryMatcher:
         return name.endswith("ing") or name in {"cases", "appliances", "accessories", "coffee", "fiction", "decor"}
 
     def find(self, text: str) -> tuple[str, ...]:
+        """The categories ``text`` asks for. When it names several, the head of the request decides: "an
+        android phone with a good camera" wants a phone, "a waterproof jacket for hiking" a jacket, "给手机用
+        的充电器" a charger; the other names only describe it. Names joined by "and"/"or"/"和" are all kept."""
         if self._rx is None:
             return ()
-        found: list[str] = []
-        for m in self._rx.finditer(text.lower()):
+        low = text.lower()
+        spans: list[tuple[int, int, str]] = []
+        for m in self._rx.finditer(low):
             key = self.surface.get(m.group(0).lower())
-            if key and key not in found:
+            if key:
+                spans.append((m.start(), m.end(), key))
+        if spans:
+            spans = _head_and_coordinated(low, spans)
+        found: list[str] = []
+        for _, _, key in spans:
+            if key not in found:
                 found.append(key)
         # a parent named next to its child ("shoes" in "running shoes" matched separately) adds nothing
         leaves = [k.split(" > ")[-1] for k in found]
         return tuple(k for k in found if not any(self.parent.get(leaf) == k for leaf in leaves))
+
+
+# where the thing asked for ends in English: "phone with a good camera", "jacket for hiking", "bag under $50"
+_HEAD_END = re.compile(r"\s(?:for|with|without|under|over|below|above|that|which|from|in|on)\s", re.I)
+# a head that is no kind of product: what follows it only describes the need ("something to carry my laptop in")
+_GENERIC_HEAD = re.compile(r"\b(?:something|anything|stuff|things?|gifts?|presents?|ideas?)\b", re.I)
+# between two names of things wanted together: "phones and cases", "耳机和音箱"
+_COORDINATED = re.compile(r"^[\s,&/+]*(?:and|or|plus|和|或|或者|还有|跟|与|以及)?[\s,&/+]*$", re.I)
+
+
+def _head_and_coordinated(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """The match that names the thing asked for, with the matches coordinated with it; the rest describe it.
+
+    English puts the head last in the phrase before "for", "with", "under" ...; Chinese puts it last.
+    """
+    cjk = any("\u4e00" <= ch <= "\u9fff" for ch in text)
+    end = len(text)
+    if cjk:
+        # "装电脑的包" (a bag to hold a computer): what comes after the last 的 is the thing itself
+        de = text.rfind("的")
+        if de >= 0 and re.search(r"[\u4e00-\u9fff]", text[de + 1:]) and not any(s[0] > de for s in spans):
+            return []
+    else:
+        m = _HEAD_END.search(f" {text} ")
+        if m is not None:
+            end = max(m.start() - 1, 0)
+    first = min(s[0] for s in spans)
+    if not cjk and _GENERIC_HEAD.search(text[:first]):
+        # the thing asked for is "something", "a gift": every name is in what describes it ("something to
+        # carry my laptop in", "a gift for a coffee lover"), so none is a filter and search goes by meaning
+        return []
+    inside = [s for s in spans if s[0] < end] or spans
+    head = max(inside, key=lambda s: s[0])
+    keep = [head]
+    for s in sorted(spans, key=lambda s: -s[0]):  # right to left from the head: coordinated neighbours
+        if s is head:
+            continue
+        left, right = (s, keep[-1]) if s[0] < keep[-1][0] else (keep[-1], s)
+        if _COORDINATED.match(text[left[1]:right[0]]):
+            keep.append(s)
+    return sorted(keep)

@@ -67,11 +67,13 @@ class NLU:
         *,
         brands: Iterable[str] = (),
         categories: Iterable[str] = (),
+        names: Iterable[str] = (),
         use_rules: bool = True,
     ) -> None:
         self._model = model
         self.brands = frozenset(b.lower() for b in brands if b)
         self.matcher = CategoryMatcher(categories)
+        self.names = frozenset(names)  # the catalog's colour-led names ("green tea"): not colour filters
         self.use_rules = use_rules
 
     @property
@@ -98,7 +100,7 @@ class NLU:
         if prediction is None:
             intent, conf = wordless(t)
             return NLUResult(intent, conf, Slots(), lang, "rule:no_words")
-        slots, ord_spans, refinement_only = extract_slots(t, brands=self.brands, matcher=self.matcher)
+        slots, ord_spans, refinement_only = extract_slots(t, brands=self.brands, matcher=self.matcher, names=self.names)
         intent, conf = prediction
         if not self.use_rules:
             return NLUResult(intent, conf, slots, lang)

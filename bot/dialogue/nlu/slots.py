@@ -11,7 +11,7 @@ nothing but a refinement ("cheaper", "in blue"). It is apart from the intent rul
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,14 +268,14 @@ def only_refinement(rest: str) -> bool:
 
 
 def extract_slots(
-    text: str, *, brands: Iterable[str] = (), matcher: CategoryMatcher | None = None
+    text: str, *, brands: Iterable[str] = (), matcher: CategoryMatcher | None = None, names: Container[str] = ()
 ) -> tuple[Slots, list[tuple[int, int, list[int]]], bool]:
     """Slots of a cleaned message, the ordinal spans, and whether it is nothing but filters/refinements."""
     ord_spans = _ordinal_spans(text)
     order = _order_span(text)
     spans = [(s, e) for s, e, _ in ord_spans] + ([(order[0], order[1])] if order else [])
     rest = cut(text, spans)
-    pq = parse_query(rest, brands=brands)
+    pq = parse_query(rest, brands=brands, names=names)
     positions: list[int] = []
     for _, _, ps in ord_spans:
         positions += [p for p in ps if p not in positions]

@@ -28,7 +28,7 @@ Run = Callable[..., Result]
 @pytest.fixture(autouse=True)
 def _one_blas_thread() -> Iterator[None]:
     """On two busy cores, OpenBLAS threads waiting for each other make the intent classifier's fits many
-    times slower (see tests/bot/test_intents_retrain.py); one thread gives the same model."""
+    times slower (see tests/model/training/test_intents.py); one thread gives the same model."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):

@@ -161,15 +161,63 @@ def test_the_answer_streams_to_async_adapters_and_the_turn_is_logged_when_final(
 def test_search_cards_come_from_the_catalog_and_a_verified_closing_line_follows(make) -> None:  # type: ignore[no-untyped-def]
     def respond(m: Sequence[Mapping[str, str]]) -> str:
         assert kind_of(m) == "summary"
-        first = re.search(r"\[1\]\nname: (.+)\n(?:brand: .+\n)?price: ([\d.]+)", m[1]["content"])
-        assert first is not None
-        return f"The {first.group(1)} is ${first.group(2)}; tell me a colour or budget to narrow it down."
+        assert re.search(r"\[1\]\nname: (.+)\n(?:brand: .+\n)?price: ([\d.]+)", m[1]["content"])
+        return "Tell me your size or a budget and I will narrow these down."
 
     bot = make(Scripted(respond))
     replies = say(bot, "red winter coat")
     assert replies[0].cards and len(replies) == 2
-    card = replies[0].cards[0]
-    assert replies[1].text == f"The {card.title} is ${card.price:.2f}; tell me a colour or budget to narrow it down."
+    assert replies[1].text == "Tell me your size or a budget and I will narrow these down."
+
+
+def test_a_closing_line_that_only_repeats_the_first_card_is_not_sent(make) -> None:  # type: ignore[no-untyped-def]
+    def respond(m: Sequence[Mapping[str, str]]) -> str:
+        first = re.search(r"\[1\]\nname: (.+)\n(?:brand: .+\n)?price: ([\d.]+)", m[1]["content"])
+        assert first is not None
+        return f"The {first.group(1)} is ${first.group(2)}."
+
+    bot = make(Scripted(respond))
+    replies = say(bot, "red winter coat")
+    assert len(replies) == 1 and replies[0].cards  # the card says it already
+    [g] = generation_of(bot, replies[0].turn_id)
+    assert g["source"] == "off_topic" and "repeats" in g["attempts"][0]["dropped"][0]["why"]  # type: ignore[index]
+
+
+def test_after_asking_for_stock_a_price_comparison_from_the_model_is_not_sent(make) -> None:  # type: ignore[no-untyped-def]
+    """'第一个有货吗？' got '产品1的价格低于产品2的价格。' from the 0.5B model: it answers nothing that was asked."""
+    def respond(m: Sequence[Mapping[str, str]]) -> str:
+        if kind_of(m) == "summary":
+            return "产品1的价格低于产品2的价格。"
+        stock = re.search(r"stock: (\d+) in stock", m[1]["content"])
+        assert stock is not None
+        return f"第一个有现货，剩余 {stock.group(1)} 件。产品1的价格低于产品2的价格。"
+
+    bot = make(Scripted(respond))
+    say(bot, "红色冬季外套", user="z1")
+    # a closing line after "in stock only" that compares prices: the cards (all in stock) stand alone
+    refined = say(bot, "有货吗？", user="z1")
+    assert refined[0].cards and all(c.stock > 0 for c in refined[0].cards)
+    assert not any("产品2" in r.text for r in refined)
+    # a question about the first one's stock: the catalog's details and the model's stock sentence, nothing else
+    replies = say(bot, "第一个有现货吗？", user="z1")
+    stock = replies[0].cards[0].stock
+    assert f"有货（剩余 {stock} 件）" in replies[0].text
+    assert replies[-1].text == f"第一个有现货，剩余 {stock} 件。"
+    assert not any("产品2" in r.text for r in replies)
+
+
+def test_in_english_a_comparison_nobody_asked_for_is_dropped_and_the_answer_kept(make) -> None:  # type: ignore[no-untyped-def]
+    def respond(m: Sequence[Mapping[str, str]]) -> str:
+        if kind_of(m) == "summary":
+            return ""
+        return "Yes, it is a quilted coat with a hood, made for winter. Product 1 is cheaper than product 2."
+
+    bot = make(Scripted(respond), llm_search_summary=False)
+    say(bot, "red winter coat", user="e1")
+    replies = say(bot, "is the first one warm enough for winter?", user="e1")
+    assert replies[-1].text == "Yes, it is a quilted coat with a hood, made for winter."
+    [g] = generation_of(bot, replies[-1].turn_id)
+    assert g["attempts"][0]["dropped"][0]["text"] == "Product 1 is cheaper than product 2."  # type: ignore[index]
 
 
 def test_a_closing_line_with_an_invented_price_is_dropped(make) -> None:  # type: ignore[no-untyped-def]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,7 @@ from sqlalchemy.orm import Session
 from bot.store.database import Store
 from bot.store.records import StoreUnavailable, TurnRecord
 from bot.store.schema import ConversationState, Feedback, Handoff, Impression, Turn, User
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
+from tests.fakes.clock import Clock
 
 
 @pytest.fixture

@@ -23,17 +23,7 @@ from bot.store.database import Store
 from bot.store.records import ReportedAction, StoreUnavailable, TurnInfo, TurnRecord, UserInfo
 from bot.store.schema import Base, Feedback, Handoff, Impression, Turn, User
 from tests.conftest import _pg_url
-
-
-class Clock:
-    """Time that moves only when asked (1 ms per reading, so rows keep the order they were written in)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
+from tests.fakes.clock import Clock
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

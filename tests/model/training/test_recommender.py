@@ -20,6 +20,7 @@ from model.training.recommender import (
 )
 from model.training.registry import Registry
 from retrieval.catalog import Product, load_catalog
+from retrieval.recommend.sequential import SeqConfig
 from tests.fakes.shop_log import START, Shop, clocked_store, journeys, write_log
 
 
@@ -83,8 +84,10 @@ def test_split_holds_out_recent_shoppers_last_product_and_never_trains_on_the_ne
 def test_auto_config_gives_small_logs_enough_steps_and_keeps_games_defaults() -> None:
     small = auto_config(240)
     assert small.batch_size == 32 and small.epochs * -(-240 // 32) >= 200 and small.lr == 1e-2
-    games = auto_config(50_546)
-    assert games.batch_size == 512 and games.epochs == 3 and games.lr == 3e-3
+    games = auto_config(50_546)  # early stopping: Games-sized data keeps SeqConfig's cap and patience
+    assert games.batch_size == 512 and games.lr == 3e-3
+    assert (games.epochs, games.patience) == (SeqConfig().epochs, SeqConfig().patience)
+    assert small.patience * -(-240 // 32) >= 50  # a small log's patience is counted in steps, not two epochs
     assert auto_config(240, epochs=4).epochs == 4
 
 
@@ -178,3 +181,43 @@ def test_builtin_scores_rank_like_the_served_recommender_with_and_without_a_mode
             [top] = rec.for_user(hist, k=1)
             assert top.sku == products[int(np.argmax(masked))].sku
             assert top.score == pytest.approx(masked.max())
+
+
+def test_epochs_are_chosen_by_early_stopping_on_training_shoppers_never_on_the_held_out_ones(
+        logged: list[tuple[str, str, str, datetime]], products: list[Product], tmp_path: Path) -> None:
+    small = SeqConfig(dim=32, epochs=4, patience=1, batch_size=32, lr=1e-2, dropout=0.1, threads=1)
+    report = train_recommender(logged, products, Registry(tmp_path / "a"), config=small, progress=False)
+    meta = Registry(tmp_path / "a").get("recommender", str(report.version)).meta["model"]
+    assert meta["early_stopping"] is True and meta["validation_shoppers"] == 50
+    assert 1 <= meta["epochs_chosen"] <= meta["epochs_run"] <= 4 and len(meta["validation_ndcg@10"]) == meta["epochs_run"]
+    assert f"chose epoch {meta['epochs_chosen']} of {meta['epochs_run']} run" in report.summary()
+    # every held-out shopper's last product (the target) is another one: the same training part, the same epochs
+    cutoff = split_log(logged, products).cutoff
+    last = {u: seq[-2:] for u, seq in shopper_sequences(logged).items() if seq[-1][1] >= cutoff}
+    other = {u: next(p.sku for p in products if p.sku not in {s for s, _ in pair}) for u, pair in last.items()}
+    moved = [(u, other[u] if u in last and sku == last[u][-1][0] and ts.timestamp() >= last[u][-1][1] else sku,
+              kind, ts) for u, sku, kind, ts in logged]
+    again = train_recommender(moved, products, Registry(tmp_path / "b"), config=small, progress=False)
+    meta2 = Registry(tmp_path / "b").get("recommender", str(again.version)).meta["model"]
+    assert meta2["validation_ndcg@10"] == meta["validation_ndcg@10"] and meta2["epochs_chosen"] == meta["epochs_chosen"]
+    assert again.candidate != report.candidate
+    # --epochs: exactly that many, on every training shopper
+    fixed = train_recommender(logged, products, Registry(tmp_path / "c"), config=small, epochs=2, progress=False)
+    meta3 = Registry(tmp_path / "c").get("recommender", str(fixed.version)).meta["model"]
+    assert meta3["early_stopping"] is False and meta3["epochs_run"] == meta3["epochs_chosen"] == 2
+    assert "Trained for 2 epochs as asked" in fixed.summary()
+
+
+def test_too_few_shoppers_to_stop_on_train_the_fixed_budget(
+        logged: list[tuple[str, str, str, datetime]], products: list[Product], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import model.training.recommender as trainer
+
+    monkeypatch.setattr(trainer, "carve_validation", lambda seqs, n_items, **kw: (seqs, None))
+    small = SeqConfig(dim=16, epochs=50, patience=1, batch_size=128, lr=1e-2, dropout=0.1, threads=1)
+    report = train_recommender(logged, products, Registry(tmp_path / "m"), config=small, progress=False)
+    meta = Registry(tmp_path / "m").get("recommender", str(report.version)).meta
+    # about 200 optimizer steps of 128 histories, not the cap of 50 epochs
+    steps_per_epoch = -(-meta["trained_on"]["train_shoppers"] // 128)
+    assert meta["model"]["early_stopping"] is False and meta["model"]["epochs_run"] == -(-200 // steps_per_epoch) != 50
+    assert "Too few training shoppers to stop early on" in report.summary()

@@ -116,6 +116,9 @@ def test_a_closing_line_that_repeats_the_prompt_is_written_again_or_left_out() -
             {"sku": "W2", "title": "Xiaomi Redmi Watch 4, Black", "brand": "Xiaomi", "price": 89.99, "stock": 5}]
     for said in ('The customer searched for: "xiaomi redmi watch".', "You are looking for a Xiaomi watch that is black."):
         assert asyncio.run(ProductWriter(Pieces([said]), known_brands=["Xiaomi"]).summary("xiaomi redmi watch", recs)).text == ""
-    good = Pieces(["The black watch costs $89.99, the silver one $90.99."])
+    good = Pieces(["Tell me which colour you prefer and I will narrow it down."])
     line = asyncio.run(ProductWriter(good, known_brands=["Xiaomi"]).summary("xiaomi redmi watch", recs)).text
-    assert line == "The black watch costs $89.99, the silver one $90.99."
+    assert line == "Tell me which colour you prefer and I will narrow it down."
+    # prices side by side when nobody asked about prices: the cards already show them (model/writing/relevance.py)
+    prices = Pieces(["The black watch costs $89.99, the silver one $90.99."])
+    assert asyncio.run(ProductWriter(prices, known_brands=["Xiaomi"]).summary("xiaomi redmi watch", recs)).text == ""

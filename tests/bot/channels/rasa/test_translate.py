@@ -106,7 +106,7 @@ def tracker(events: list[dict[str, Any]], slots: dict[str, Any] | None = None, *
 
 
 def test_only_slots_set_since_shopbots_last_action_are_input() -> None:
-    ev = [
+    ev: list[dict[str, Any]] = [
         {"event": "action", "name": "action_session_start"}, {"event": "session_started"},
         {"event": "slot", "name": "color", "value": ["red"]},  # carried over into the new session
         {"event": "action", "name": "action_listen"},

@@ -84,12 +84,13 @@ def test_start_greets_in_the_language_telegram_reports(assistant: Assistant, set
 
 def test_search_refine_details_thumbs_and_pages(assistant: Assistant, settings: Settings) -> None:
     async def test(bot: Running) -> None:
-        sent = await bot.say(ANN, "running shoes under 80 dollars")
+        # shoes under $100, and the black ones among them, fill more than one page of the demo catalog
+        sent = await bot.say(ANN, "shoes under 100 dollars")
         head, cards = sent[0], sent[1:]
         assert "products match" in head.text and len(cards) == 5
         for c in cards:  # one message per product: photo when it has an image, title, price, stock, buttons
             product = assistant.engine.product(data_of(c)[0].split(":", 1)[1])
-            assert product is not None and product.price <= 80
+            assert product is not None and product.price <= 100
             assert product.title in c.text and "$" in c.text and "stock" in c.text
             assert c.method == ("sendPhoto" if product.image_url else "sendMessage")
             kinds = [d.split(":")[0] for d in data_of(c)]
@@ -104,7 +105,7 @@ def test_search_refine_details_thumbs_and_pages(assistant: Assistant, settings: 
         assert len(refined) > 1
         for c in refined[1:]:
             p = assistant.engine.product(data_of(c)[0].split(":", 1)[1])
-            assert p is not None and "black" in p.attr("color") and p.price <= 80
+            assert p is not None and "black" in p.attr("color") and p.price <= 100
 
         # Details: the product page in a new message, the callback answered
         msg, details = button(refined[1:2], "details:")

