@@ -40,7 +40,9 @@ _IT = re.compile(r"\b(?:it|this one|that one|this|that)\b|它|这个|这款|这�
 # questions the catalog answers by itself: stock and price ("is the first one in stock?", "第一个有货吗？")
 _ASKS_STOCK = re.compile(r"\b(?:in stock|available|availability|sold out|out of stock|any left|how many left)\b|"
                          r"有货|有没有货|还有吗|库存|缺货|卖完", re.I)
-_ASKS_PRICE = re.compile(r"\b(?:how much|price|cost|costs)\b|多少钱|价格|价钱|几块钱", re.I)
+# "how much" asks the price only about the product itself ("how much is it?"), not "how much ram does it have?"
+_ASKS_PRICE = re.compile(r"\bhow much(?=\s+(?:is|are|does|do|would|will|for|money)\b(?!.*\bweigh)|\s*[?？]|\s*$)|"
+                         r"\b(?:price|cost|costs)\b|多少钱|价格|价钱|几块钱", re.I)
 
 
 def asks_about_it(text: str) -> bool:

@@ -153,11 +153,12 @@ def _refine_gift(ctx: DialogueContext, turn: Turn, u: Understanding) -> list[Rep
     if follow is not None:
         return show_gift(ctx, turn, follow, u.filters)
     f = filters_from_dict(st.get("filters")).merged(u.filters)
-    prices = sorted(p.price for p in (ctx.engine.product(s) for s in st.get("shown") or []) if p is not None)
+    shown = [p for p in (ctx.engine.product(s) for s in st.get("shown") or []) if p is not None]
+    prices = sorted(p.price for p in shown)
     if _CHEAPER.search(u.query or turn.text) and prices:
         # ideas of several kinds differ in price by kind: "cheaper" keeps those under the middle of the page
         f = Filters(**{**_fields(f), "max_price": round(prices[len(prices) // 2] - 0.01, 2), "min_price": None,
-                       "currency": ctx.engine.product(st["shown"][0]).currency if st.get("shown") else None})  # type: ignore[union-attr]
+                       "currency": shown[0].currency})
     elif f == filters_from_dict(st.get("filters")):
         turn.intent = "search"
         st.update({"mode": "search", "gift": None})

@@ -12,7 +12,10 @@ English and Chinese (no second model call: a rule costs microseconds, is testabl
 - **another topic**: the sentence is about price, stock, shipping, returns, payment, a warranty, discounts,
   ratings ... and touches nothing the question asked about ("第一个有货吗？" answered with a price);
 - **the cards again**: once the shown products' titles, brands, prices, stock and the filler words are taken
-  out, nothing is left ("The Northfield coat is $49.99 and in stock."), and the question did not ask for it.
+  out, nothing is left ("The Northfield coat is $49.99 and in stock."), and the question did not ask for it; a
+  closing line that states prices or stock at all (the cards show them);
+- **not an answer at all**: it talks about the search or the facts it was given ("根据顾客搜索的内容，……", "Based
+  on the product facts provided, ..."), says the question back, or is cut off in the middle.
 
 A sentence that fails is dropped, not rewritten (``model/writing/live.py``); when none is left, the reply goes
 out without a model line and the facts rendered by code stand alone. The rules err on the side of keeping a
@@ -50,7 +53,7 @@ _TOPICS: dict[str, str] = {
     "returns": r"\b(?:return(?:s|ed|ing)?|refund(?:s|ed|ing)?|exchange[sd]?|money back|send (?:it |them )?back)\b|"
                r"退货|退款|退回|换货|退换|退钱|退",
     "payment": r"\b(?:pay(?:s|ing|ment|ments)?|paypal|visa|mastercard|american express|credit card|debit card|"
-               r"alipay|wechat pay|apple pay|instal(?:l)?ments?|checkout|charged?)\b|"
+               r"alipay|wechat pay|apple pay|instal(?:l)?ments?|checkout|charged)\b|"
                r"支付|付款|支付宝|微信|信用卡|分期|扣款|付钱",
     "warranty": r"\b(?:warrant(?:y|ies)|guarantee[sd]?|repair(?:s|ed)?|defect(?:s|ive)?|faulty|broken)\b|"
                 r"保修|质保|维修|故障|坏了|缺陷",
@@ -94,8 +97,26 @@ _RELATED: dict[str, frozenset[str]] = {
 # topic words ask, they do not state anything, so they are never a tangent.
 _INVITES = re.compile(
     r"\b(?:tell me|let me know|what(?:'s| is| are) your|which (?:\w+ )?(?:do|would) you|do you (?:prefer|want|need|have)|"
-    r"would you like|are you looking|if you (?:tell|let|share|give)|share your|narrow)\b|"
-    r"告诉我|您的预算|您想要|您喜欢|您需要|缩小范围|[?？]\s*$", re.IGNORECASE)
+    r"would you like|are you looking|if you (?:tell|let|share|give)|share your)\b|"
+    r"告诉我|您的预算|您想要|您喜欢|您需要|[?？]\s*$", re.IGNORECASE)
+
+
+# A sentence about the prompt rather than the products: narration ("根据顾客搜索的内容，……", "For the customer's
+# search, the customer is looking for ..."), talk about the facts it was given ("Based on the product facts
+# provided", "The description clearly states", "..., which is not a product"), the search's own label copied from
+# the prompt ("笔记本电脑（in notebooks）"), or the prompt's instructions said back ("does not compare it with other
+# products"). The 0.5B model wrote each of these under search results and product questions.
+_META = re.compile(
+    r"\bthe customer(?:'s|’s)?\b(?!\s+service)|\bcustomers? (?:is|are) (?:looking|searching)\b|\bfor the customer\b|"
+    r"\bproduct facts\b|\bfacts (?:given|provided)\b|\bthe description (?:clearly )?(?:states|says|mentions)\b|"
+    r"\bthe category is\b|\bnot a product\b|\bcompare it with other products\b|\bnot comparable\b|"
+    r"\bthe policy (?:states|says)\b|\b(?:based on|according to) the (?:product|given|provided)\b|"
+    r"[(（]\s*in [a-z][a-z &'’-]*[)）]|"
+    r"顾客|客户(?!服务)|搜索的内容|根据(?:给出|提供|所提供|以上|上述|这些)?的?(?:商品)?(?:信息|内容|资料)|的详细信息|"
+    r"不是(?:一个|一件|一款)?商品|没有比较", re.IGNORECASE)
+# the model ran out of words in the middle of a sentence ("The material is polyester, which is")
+_CUT_OFF = re.compile(r"(?:\b(?:is|are|was|were|which|that|and|or|but|the|a|an|of|to|with|for|in|on|at|by|from)|[，、：的和与或])\s*$",
+                      re.IGNORECASE)
 
 
 def topics_of(text: str) -> frozenset[str]:
@@ -299,12 +320,21 @@ class Relevance:
         self.known = frozenset(_stem(w) for w in _EN_WORD.findall(self.card.lower()))
         self.asked = asked_topics(question)
         self.asks_to_compare = bool(_ASKS_COMPARE.search(question))
+        # the question copied into the answer, in quotes or with its question mark ('No mention: "I want to ..."')
+        q = question.strip().rstrip("?？ ")
+        self.quoted = re.compile(rf"[\"“「'‘]\s*{re.escape(q)}|{re.escape(q)}\s*[?？]", re.IGNORECASE) if len(q) >= 4 else None
 
     def __call__(self, sentence: str) -> str | None:
         """Why ``sentence`` should not be sent, or None when it is about the question."""
         s = sentence.strip()
         if not re.search(r"\w", s):
             return None
+        if _META.search(s):
+            return "it talks about the search or the facts it was given instead of answering"
+        if not re.search(r"[.!?。！？;；:：)）\"”'’]\s*$", s) and _CUT_OFF.search(s):
+            return "it is cut off"
+        if self.kind != "closing" and self.quoted is not None and self.quoted.search(s):
+            return "it repeats the question"
         said = topics_of(s)
         compared = _comparison(s, self.products) if self.kind != "support" else None
         if compared is not None and not self.asks_to_compare and not (compared == "price" and "price" in self.asked):
@@ -315,6 +345,8 @@ class Relevance:
         repeats = self.kind != "support" and compared is None and _repeats_cards(s, self.card, self.known)
         if repeats and self.kind == "closing":
             return "it only repeats what the product cards already show"
+        if self.kind == "closing" and compared is None and said & {"price", "stock"} and not _INVITES.search(s):
+            return "it repeats the prices or stock the cards already show"
         # a word of the question counts as taken up only when the cards do not show it anyway ("running" in
         # "The Nike ... Running Shoe costs $159.99" comes from the title, not from the question)
         tangents = said & TANGENTS if not _INVITES.search(s) else frozenset()

@@ -1,23 +1,25 @@
 """Model lines that are not about the question: how many the relevance check drops, and how many of those sent are off-topic.
 
-    .venv/bin/python tests/benchmarks/bench_model_lines.py --data-dir /tmp/mlbench \\
-        --out tests/benchmarks/results/model_lines.json
+    .venv/bin/python tests/benchmarks/bench_model_lines.py --data-dir /tmp/mlbench --model-turns 10 \
+        --model-file tests/data/model_lines_heldout.jsonl --out tests/benchmarks/results/model_lines.json
+    .venv/bin/python tests/benchmarks/bench_model_lines.py --review tests/data/model_lines_review.json
 
-Every turn of tests/data/model_lines_turns.jsonl (product questions about shown cards, searches that get a closing
-line, customer-service questions; English and Chinese; one JSON object a line: ``kind`` answer|closing|support,
-``setup`` the messages before it, ``text`` the shopper's message, ``logged`` a model line as the log holds them with
-``{title}``, ``{price}``, ``{stock}`` ... filled from the facts in the prompt, and ``off`` the indexes of its
-sentences that are not about the question, as a person reads them) is played through the real assistant (the
-demo index in --data-dir, the packaged intent model, the demo policy, SQLite), in two parts:
+The turns are played through the real assistant (the demo index in --data-dir, the packaged intent model, the
+demo policy, SQLite), each by a new shopper after its ``setup`` messages, with the check off (before) and on
+(after) in the same run, in two parts:
 
-1. rules, all turns: a replaying model writes each turn's logged line; the check off (before) and on (after).
-   Reports the model lines produced, the sentences dropped, and the labelled off-topic sentences sent.
-2. model, a stratified subset (``--model-turns`` per kind and language; the 0.5B model on this CPU is slow):
-   the packaged language model writes; before = the prompts of the last commit and the check off, prompts = the
-   new prompts and the check off, after = the new prompts and the check on. Generation is greedy, so a prompt
-   seen before is replayed from a memo instead of generated again. With the check off it still judges every
-   sentence without dropping any, so "off-topic by the rule" is counted for the lines that went out.
-   A sample of 30 sent sentences is written for a person to review (``--review`` reads the verdicts back).
+1. rules: every turn of tests/data/model_lines_turns.jsonl (123 product questions about shown cards, searches
+   that get a closing line, customer-service questions, English and Chinese). Each holds ``logged``, a model
+   line as the log holds them (``{title}``, ``{price}``, ``{stock}`` ... are filled from the facts in the
+   prompt) and ``off``, the indexes of its sentences that are not about the question as a person reads them;
+   a replaying model writes it. Reports the lines produced, the sentences dropped, the labelled off-topic
+   sentences sent, and the check's drops against the labels.
+2. model: the packaged language model writes (``--model-turns`` per kind and language of ``--model-file``;
+   the held-out file was written after the rules and never used to write them). Before = the prompts of the
+   last commit (a4a7e5e) and the check off; after = the new prompts and the check on. With the check off it
+   still judges every sentence without dropping any, so "off-topic by the rule" is counted for the lines that
+   went out before. Generation is greedy, so a prompt seen before is replayed from a memo. 30 of the
+   sentences sent after are written out for a person to read; ``--review`` adds the verdicts to the JSON.
 
 One process; the machine is shared, so only counts are compared, never times.
 """
@@ -66,8 +68,8 @@ OLD_SUMMARY = {
 }
 
 
-def load_turns() -> list[dict[str, Any]]:
-    return [json.loads(x) for x in TURNS.read_text(encoding="utf-8").splitlines() if x.strip()]
+def load_turns(path: Path = TURNS) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
 # ------------------------------------------------------------------------------------------- models
@@ -251,6 +253,7 @@ def play(assistant: Any, turns: list[dict[str, Any]], config: str, replay: Repla
                 row["labelled_off_sent"] = [s for s in sent if any(norm(s) == norm(f) for f in row["labelled_off_written"])]
                 row["missing_facts"] = sorted(set(replay.missing))
         rows.append(row)
+        print(f"  {config} {t['id']}: {row.get('source')} sent={row.get('sent')}", flush=True)
     return rows
 
 
@@ -328,6 +331,9 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=Path.home() / ".shopbot")
     ap.add_argument("--out", type=Path, default=ROOT / "tests/benchmarks/results/model_lines.json")
     ap.add_argument("--model-turns", type=int, default=4, help="Turns per kind and language played with the real model.")
+    ap.add_argument("--model-file", type=Path, default=TURNS,
+                    help="The turns the real model plays (tests/data/model_lines_heldout.jsonl: turns written after "
+                         "the rules were, never used to write them); the rules part always plays the labelled file.")
     ap.add_argument("--skip-model", action="store_true", help="Only the rules part (no language model).")
     ap.add_argument("--timeout", type=float, default=60.0, help="The model's time budget per reply (s): long enough "
                     "that lines are written on a busy CPU; the latency is not what is measured here.")
@@ -379,7 +385,7 @@ def main() -> None:
 
     # 2. the packaged model on a subset
     if not args.skip_model:
-        picked = subset(turns, args.model_turns)
+        picked = subset(load_turns(args.model_file), args.model_turns)
         s = Settings(data_dir=args.data_dir, llm="auto", llm_timeout=args.timeout)
         from bot.app import llm_from_settings  # the packaged model, as `shopbot chat` loads it
 
@@ -390,11 +396,12 @@ def main() -> None:
         load_s = time.perf_counter() - t
         memo = Memo(real)
         model: dict[str, Any] = {"llm": f"{real.name}@{real.version}", "model_load_s": round(load_s, 1),
+                                 "turns_file": str(args.model_file.resolve().relative_to(ROOT)),
                                  "turns": len(picked), "turn_ids": [t["id"] for t in picked], "configs": {}}
-        # after first: "prompts" (the same prompts, check off) replays its whole generations from the memo
-        configs = [("after", "new", "on"), ("before", "old", "shadow")]
+        # "prompts" (the new prompts, check off) after "after" replays its whole generations from the memo
+        configs = [("before", "old", "shadow"), ("after", "new", "on")]
         if args.with_prompts_only:
-            configs.insert(1, ("prompts", "new", "shadow"))
+            configs.append(("prompts", "new", "shadow"))
         result["model"] = model
         for config, prompts, check in configs:
             db = args.data_dir / f"bench_lines_model_{config}.db"

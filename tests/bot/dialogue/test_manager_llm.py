@@ -246,6 +246,13 @@ def test_a_question_about_a_shown_product_is_answered_from_its_attributes(make) 
     assert say(bot, "how much is the first one?", user="q1")[-1].text == f"It costs ${card.price:.2f}."
 
 
+def test_how_much_of_something_else_is_a_question_for_the_model_not_the_price(make) -> None:  # type: ignore[no-untyped-def]
+    bot = make(Scripted(lambda m: "NOT_LISTED"), llm_search_summary=False)
+    say(bot, "laptop", user="r1")
+    replies = say(bot, "how much ram does the first one have?", user="r1")
+    assert "doesn't say" in replies[-1].text and "costs" not in replies[-1].text
+
+
 def test_when_the_catalog_does_not_say_the_assistant_does_not_guess(make) -> None:  # type: ignore[no-untyped-def]
     bot = make(Scripted(lambda m: "NOT_LISTED"), llm_search_summary=False)
     say(bot, "red winter coat", user="q2")
