@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib.resources
 import re
 import threading
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -95,12 +95,11 @@ class ZhEnLexicon:
                 i += 1
         return parts
 
-    def english_tokens(self, text: str, vocabulary: Container[str]) -> list[str]:
-        """The catalog's own (BM25) tokens that the Chinese words of ``text`` translate to, in order, each
-        once; tokens of ``text`` itself are left out (they are searched anyway)."""
-        if not has_cjk(text):
-            return []
-        own = tokenize(text)
+    def english_tokens(self, tokens: Sequence[str], vocabulary: Container[str]) -> list[str]:
+        """The catalog's own (BM25) tokens that the Chinese words among ``tokens`` (a query already cut by
+        :func:`retrieval.lexical.tokenize`: the search has done it, jieba need not run twice) translate to, in
+        order, each once; the query's own tokens are left out (they are searched anyway)."""
+        own = list(tokens)
         out: list[str] = []
         for word in own:
             if not has_cjk(word):

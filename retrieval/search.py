@@ -294,7 +294,7 @@ class SearchEngine:
 
         t = time.perf_counter()
         tokens = tokenize(text)
-        translated = default_lexicon().english_tokens(text, self._title_words()) if cfg.zh_lexicon else []
+        translated = default_lexicon().english_tokens(tokens, self._title_words()) if cfg.zh_lexicon else []
         per_field = self.lexical.field_scores(tokens + translated)
         lex = np.zeros(n, dtype=np.float32)
         for name, s in per_field.items():
@@ -427,7 +427,7 @@ class SearchEngine:
             return None
         heads = [head]
         if has_cjk(head):
-            heads += default_lexicon().english_tokens(head, self._category_rows)
+            heads += default_lexicon().english_tokens(tokenize(head), self._category_rows)
         found = [self._category_rows[h] for h in heads if h in self._category_rows]
         if not found:
             return None
