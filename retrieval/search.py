@@ -29,6 +29,7 @@ import numpy as np
 from retrieval.catalog import Product
 from retrieval.encoders import Encoder
 from retrieval.index import VectorIndex
+from retrieval.kinds import KindIndex
 from retrieval.lexical import FieldedBM25, has_cjk, tokenize
 from retrieval.lexicon import default_lexicon
 from retrieval.query import FilterArrays, Filters, ParsedQuery, SortOrder, colour_phrases, parse_query
@@ -192,21 +193,8 @@ class SearchEngine:
         self.name_phrases = colour_phrases(self.products)
         # the category paths as the dialogue names them ("shoes > running"): compounds and parents need them
         self.category_paths = tuple(sorted({" > ".join(p.category).lower() for p in self.products if p.category}))
-        # head word of each category level -> the rows filed under it
-        heads: dict[str, list[int]] = {}
-        level_heads: dict[str, list[str]] = {}  # a catalog has few distinct levels: each is read once
-        for i, p in enumerate(self.products):
-            for level in p.category:
-                if level not in level_heads:
-                    level_heads[level] = category_heads(level)
-            kinds = {h for level in p.category for h in level_heads[level]}
-            if p.category:  # in a catalog with categories, the title's head names the kind too
-                own = title_head(p.title)
-                if own is not None:
-                    kinds.add(own)
-            for h in kinds:
-                heads.setdefault(h, []).append(i)
-        self._category_rows = {h: np.asarray(r, dtype=np.int64) for h, r in heads.items()}
+        # the kind of product each row is, for the kind a request asks for (retrieval/kinds.py)
+        self.kinds = KindIndex(self.products)
         self._translatable: frozenset[str] | None = None  # see _title_words
         # the learned re-ranker the index bundle carries (shopbot train ranker + reindex), if any
         self.ranker: LearnedRanker | None = None
@@ -373,7 +361,7 @@ class SearchEngine:
             signals["phrase"] = phrase
             score += cfg.w_phrase * phrase
             total_w += cfg.w_phrase
-        filed = self._kind_rows(text) if (cfg.w_category or cfg.kind_weight) and self._category_rows else None
+        filed = self.kinds.rows(text) if (cfg.w_category or cfg.kind_weight) and self.kinds else None
         cat = None
         if filed is not None:
             cat = (filed[np.minimum(np.searchsorted(filed, rows), filed.size - 1)] == rows).astype(np.float32)
@@ -417,21 +405,6 @@ class SearchEngine:
             rows, score, signals = self._rerank(text, rows, score, signals)
             timings["rerank"] = (time.perf_counter() - t) * 1000
         return rows, score, signals
-
-    def _kind_rows(self, text: str) -> np.ndarray | None:
-        """Rows of the kind of product ``text`` asks for (sorted), from its head word: "jacket" in "waterproof
-        jacket for hiking", 耳机 in "蓝牙耳机" (through its English words, retrieval/lexicon.py); None when the
-        head names no category of this catalog."""
-        head = query_head(text)
-        if head is None:
-            return None
-        heads = [head]
-        if has_cjk(head):
-            heads += default_lexicon().english_tokens(tokenize(head), self._category_rows)
-        found = [self._category_rows[h] for h in heads if h in self._category_rows]
-        if not found:
-            return None
-        return found[0] if len(found) == 1 else np.unique(np.concatenate(found))
 
     def _title_words(self) -> frozenset[str]:
         """The English words a Chinese query may be translated to: words of the catalog's titles that name
@@ -585,39 +558,6 @@ class SearchEngine:
 
 _WORDS = re.compile(r"\w+")
 TRANSLATABLE_SHARE = 0.05  # a title word in more than this share of the titles is too common to translate to
-# where the thing asked for ends: "case for iphone 15", "shoes with laces", "coat under 80"
-_HEAD_END = re.compile(r"\s(?:for|with|without|under|over|below|above|between|from|in|on|like|than)\s", re.I)
-# category levels that name two kinds ("Coffee & Tea", "Sports and Outdoors")
-_KINDS = re.compile(r"\s*(?:&|,|/|\band\b)\s*", re.I)
-
-
-def query_head(text: str) -> str | None:
-    """The head word of a query (its last word before "for", "with", "under" ...), as a BM25 token:
-    "red winter coat" -> "coat", "case for iphone 15" -> "case", "我想买一款新的手机" -> "手机"."""
-    toks = tokenize(_HEAD_END.split(f" {text} ", maxsplit=1)[0])
-    return toks[-1] if toks else None
-
-
-def title_head(title: str) -> str | None:
-    """The head word of a product title: its last word of letters before the colour, size or pack that
-    follows a comma, as a BM25 token ("Columbia ... Waterproof Hiking Boot, Black" -> "boot", "Apple iPhone 16
-    Smartphone 256GB, Black" -> "smartphon")."""
-    name = re.split(r",|\s[-–(]\s?", title, maxsplit=1)[0]
-    words = [w for w in tokenize(name) if w.isalpha() and w.isascii()]
-    return words[-1] if words else None
-
-
-def category_heads(level: str) -> list[str]:
-    """The head word of each kind a category level names: "Coffee & Tea" -> coffee, tea;
-    "Laptop Bags" -> bag; "T-Shirts" -> shirt."""
-    out = []
-    for kind in _KINDS.split(level):
-        toks = tokenize(kind)
-        if toks:
-            out.append(toks[-1])
-    return out
-
-
 def _first_of_each(keys: np.ndarray) -> np.ndarray:
     """Positions of the first occurrence of each key, in order."""
     _, first = np.unique(keys, return_index=True)

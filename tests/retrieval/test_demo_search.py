@@ -52,7 +52,7 @@ def test_a_bare_product_kind_lists_that_kind_before_its_accessories(demo) -> Non
 
 
 def test_query_and_category_head_words() -> None:
-    from retrieval.search import category_heads, query_head
+    from retrieval.kinds import category_heads, query_head
 
     assert query_head("red winter coat") == "coat"
     assert query_head("case for iphone 15") == "case"
@@ -61,3 +61,33 @@ def test_query_and_category_head_words() -> None:
     assert category_heads("Coffee & Tea") == ["coffe", "tea"]
     assert category_heads("Laptop Bags") == ["bag"]
     assert category_heads("T-Shirts") == ["shirt"]
+    assert query_head("a watch that tracks my runs") == "watch"
+    assert query_head("weights to work out at home") == "weight"
+    assert category_heads("Children's") == ["children"]
+
+
+def test_title_head_skips_measures_and_what_follows_the_name() -> None:
+    from retrieval.kinds import title_head
+
+    assert title_head("Casa Verde Ceramic Non-Stick Frying Pan 28 cm, Beige") == "pan"  # was "cm"
+    assert title_head("Trailmark Dome Tent for 2 Persons, Green") == "tent"  # was "person"
+    assert title_head("Casa Verde Stainless Steel Stock Pot 8L, Silver") == "pot"
+
+
+@pytest.mark.parametrize(("query", "kind"), [
+    # a department word is not the product's own kind: phone screen protectors are no phones
+    ("a cheap phone under 300", "Phones > Smartphones"),
+    ("an android phone with a good camera", "Phones > Smartphones"),
+    # a compound ends in the word asked for; "book" is the books department, not a notebook
+    ("a watch that tracks my runs", "Electronics > Smartwatches"),
+    # Chinese: the head of the dictionary's gloss, the whole gloss where titles hold it, the last
+    # character of a compound the dictionary does not know whole
+    ("睡袋", "Sports & Outdoors > Camping"),
+    ("相机内存卡", "Computer Accessories > Memory Cards"),
+    ("炒菜用的锅", "Kitchen > Cookware"),
+    ("给孩子的绘本", "Books > Children's"),
+])
+def test_the_kind_asked_for_comes_first(demo, query: str, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """Each of these listed another kind first before the kind index (issue 17)."""
+    top = demo.search(query, k=3)
+    assert top.hits[0].product.category_path == kind, [h.product.title for h in top.hits]

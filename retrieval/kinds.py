@@ -1,0 +1,189 @@
+"""The kind of product a request asks for, and the catalog rows of that kind.
+
+The head of a request names the kind ("jacket" in "waterproof jacket for hiking", 耳机 in 蓝牙耳机); the
+modifiers narrow it and must not replace it. A product's own kind is the head word of its category's last
+level and of its title ("Phones > Screen Protectors": protector; "... Waterproof Hiking Boot, Black": boot);
+the upper levels only name its department ("Phones"). Three matches, the first that finds rows decides:
+
+1. the head is one of a product's own kinds ("case" for "Phones > Cases");
+2. the head ends one of them, a compound ("watch" in smartwatch, "phone" in smartphone); where the head
+   also names a department, only the compounds filed under it ("phone": smartphones, not headphones);
+3. the head names a department ("phone" in a shop whose phones section holds no phone of its own).
+
+A Chinese head is read through its English words (retrieval/lexicon.py); a Chinese compound the dictionary
+does not know whole is right-headed, so its last character is the kind (手机壳: 壳, 相机内存卡: 卡, 小白鞋: 鞋).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from retrieval.catalog import Product
+from retrieval.lexical import has_cjk, tokenize
+from retrieval.lexicon import RELATED, default_lexicon
+
+__all__ = ["KindIndex", "category_heads", "query_head", "title_head"]
+
+# where the thing asked for ends: "case for iphone 15", "shoes with laces", "coat under 80", "a watch that
+# tracks my runs", "weights to work out at home"
+_HEAD_END = re.compile(
+    r"\s(?:for|with|without|under|over|below|above|between|from|in|on|like|than|that|which|who|to)\s", re.I)
+# category levels that name two kinds ("Coffee & Tea", "Sports and Outdoors")
+_KINDS = re.compile(r"\s*(?:&|,|/|\band\b)\s*", re.I)
+_ASCII_WORD = re.compile(r"[a-z][a-z'-]*", re.I)
+MIN_COMPOUND_PART = 3  # "smart" + "watch"; shorter fronts are suffixes of one word ("i" + "pad")
+
+
+def query_head(text: str) -> str | None:
+    """The head word of a query (its last word before "for", "with", "under", "that", "to" ...), as a BM25
+    token: "red winter coat" -> "coat", "case for iphone 15" -> "case", "我想买一款新的手机" -> "手机"."""
+    toks = tokenize(_HEAD_END.split(f" {text} ", maxsplit=1)[0])
+    return toks[-1] if toks else None
+
+
+def title_head(title: str) -> str | None:
+    """The head word of a product title: its last word of letters before the colour, size or pack that
+    follows a comma, as a BM25 token ("Columbia ... Waterproof Hiking Boot, Black" -> "boot", "Apple iPhone 16
+    Smartphone 256GB, Black" -> "smartphon")."""
+    word = _title_head_word(title)
+    return tokenize(word)[-1] if word else None
+
+
+# a measure inside a title ("Frying Pan 28 cm", "Tent for 2 Persons", "Stock Pot 8L") is not its head
+_MEASURE = re.compile(r"\d[\d.,/]*\s*(?:[^\W\d_]{1,7}\b)?")
+# where a title's name ends: "Dome Tent for 2 Persons", "Casserole with Lid", "Matilda by Roald Dahl"
+_TITLE_END = re.compile(r"\s(?:for|with|without|by|of|in)\s", re.I)
+
+
+def _title_head_word(title: str) -> str | None:
+    name = re.split(r",|\s[-–(]\s?", title, maxsplit=1)[0]
+    name = _MEASURE.sub(" ", _TITLE_END.split(f" {name} ", maxsplit=1)[0])
+    words = [w for w in re.findall(r"[\w'-]+", name) if w.isascii() and any(c.isalpha() for c in w)
+             and tokenize(w) and tokenize(w)[-1].isalpha()]
+    return words[-1].lower() if words else None
+
+
+def category_heads(level: str) -> list[str]:
+    """The head word of each kind a category level names: "Coffee & Tea" -> coffee, tea;
+    "Laptop Bags" -> bag; "T-Shirts" -> shirt."""
+    return [tokenize(w)[-1] for w in _level_head_words(level)]
+
+
+def _level_head_words(level: str) -> list[str]:
+    out = []
+    for kind in _KINDS.split(level):
+        if tokenize(kind):
+            words = _ASCII_WORD.findall(kind)
+            out.append(words[-1].lower().removesuffix("'s").rstrip("'") if words else kind)
+    return out
+
+
+def _singular(word: str) -> str:
+    if word.endswith(("ches", "shes", "sses", "xes")):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
+
+
+class KindIndex:
+    """Catalog rows by kind (own and department), built once per engine; ``rows`` reads a request."""
+
+    def __init__(self, products: Sequence[Product]) -> None:
+        own: dict[str, list[int]] = {}
+        dept: dict[str, list[int]] = {}
+        words: dict[str, str] = {}  # a kind's word, singular and lower case -> its BM25 token
+        level_words: dict[str, list[str]] = {}  # a catalog has few distinct levels: each is read once
+        for i, p in enumerate(self_products := list(products)):
+            if not p.category:
+                continue  # a catalog without categories (CrowdFlower) has no kinds
+            for level in p.category:
+                if level not in level_words:
+                    level_words[level] = _level_head_words(level)
+            mine = list(level_words[p.category[-1]])
+            head = _title_head_word(p.title)
+            if head is not None:
+                mine.append(head)
+            for w in mine:
+                tok = tokenize(w)[-1]
+                words.setdefault(_singular(w), tok)
+                own.setdefault(tok, []).append(i)
+            for level in p.category[:-1]:
+                for w in level_words[level]:
+                    dept.setdefault(tokenize(w)[-1], []).append(i)
+        self.size = len(self_products)
+        self._own = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in own.items()}
+        self._dept = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in dept.items()}
+        self._words = words
+        self._titles = [p.title.lower() for p in self_products] if own else None
+
+    def __bool__(self) -> bool:
+        return bool(self._own)
+
+    def vocabulary(self) -> frozenset[str]:
+        """Every token that names a kind or a department."""
+        return frozenset(self._own) | frozenset(self._dept)
+
+    def rows(self, text: str) -> np.ndarray | None:
+        """Rows of the kind of product ``text`` asks for (sorted), or None when its head names no kind of
+        this catalog."""
+        head = query_head(text)
+        if head is None:
+            return None
+        if not has_cjk(head):
+            return self._rows_for([head])
+        found = self._rows_for_chinese(head)
+        if found is None and len(head) > 1:
+            # right-headed compound the dictionary does not know whole: 内存卡 -> 卡, 小白鞋 -> 鞋
+            found = self._rows_for_chinese(head[-1])
+        return found
+
+    def _rows_for_chinese(self, word: str) -> np.ndarray | None:
+        """Rows of the kind a Chinese word names: the head of its first English gloss that names a kind of
+        this shop (the dictionary lists common senses first: 行李箱 "suitcase" before "overhead bin"), with
+        the shop's words for it (retrieval.lexicon.RELATED), narrowed to the products whose title holds the
+        whole gloss when some do (睡袋 "sleeping bag": sleeping bags, not handbags)."""
+        for gloss in default_lexicon().glosses(word):
+            toks = tokenize(gloss)
+            if not toks:
+                continue
+            heads = [toks[-1]] + [t for r in RELATED.get(gloss, ()) for t in tokenize(r)[-1:]]
+            found = self._rows_for(heads)
+            if found is None:
+                continue
+            if " " in gloss and self._titles is not None:
+                exact = found[[gloss in self._titles[i] for i in found]]
+                if exact.size:
+                    return exact
+            return found
+        return None
+
+    def _rows_for(self, heads: Sequence[str]) -> np.ndarray | None:
+        for tier in (self._exact, self._compound, self._department):
+            found = [r for h in heads if (r := tier(h)) is not None]
+            if found:
+                return found[0] if len(found) == 1 else np.unique(np.concatenate(found))
+        return None
+
+    def _exact(self, head: str) -> np.ndarray | None:
+        return self._own.get(head)
+
+    def _department(self, head: str) -> np.ndarray | None:
+        return self._dept.get(head)
+
+    def _compound(self, head: str) -> np.ndarray | None:
+        if not head.isalpha() or not head.isascii():
+            return None
+        h = _singular(head)
+        toks = [tok for w, tok in self._words.items()
+                if len(w) - len(h) >= MIN_COMPOUND_PART and w.endswith(h)]
+        if not toks:
+            return None
+        rows = np.unique(np.concatenate([self._own[t] for t in toks]))
+        dept = self._dept.get(head)
+        if dept is None:
+            return rows
+        # "book" names the books department: a notebook is no book
+        inside = np.intersect1d(rows, dept)
+        return inside if inside.size else None
