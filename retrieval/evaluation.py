@@ -189,7 +189,7 @@ def evaluate_run(
 # ------------------------------------------------------------------------------------ needs: category precision
 
 NEED_LANGUAGES = ("en", "zh")
-NEED_SPLITS = ("tune", "heldout")
+NEED_SPLITS = ("tune", "heldout", "final")
 TOP_K_NEEDS = 3
 
 
@@ -200,7 +200,7 @@ class Need:
     query: str
     language: str  # "en" or "zh"
     categories: tuple[str, ...]  # paths ("Shoes > Running"), top levels ("Toys") or leaf names ("Running")
-    split: str  # "tune" (may be used to choose settings) or "heldout" (never)
+    split: str  # "tune" (may be used to choose settings), "heldout" or "final" (never; "final" is read once, at the end)
 
 
 def _levels(path: str | Sequence[str]) -> tuple[str, ...]:

@@ -133,18 +133,19 @@ class KindIndex:
             return None
         if not has_cjk(head):
             return self._rows_for([head])
-        found = self._rows_for_chinese(head)
-        if found is None and len(head) > 1:
-            # right-headed compound the dictionary does not know whole: 内存卡 -> 卡, 小白鞋 -> 鞋
-            found = self._rows_for_chinese(head[-1])
-        return found
+        lex = default_lexicon()
+        if lex.knows(head):
+            return self._rows_for_chinese(lex.nouns(head))
+        # a compound the dictionary does not know whole is right-headed: 内存卡 -> 卡, 小白鞋 -> 鞋
+        found = self._rows_for_chinese(lex.glosses(head))
+        return found if found is not None else self._rows_for_chinese(lex.nouns(head[-1]))
 
-    def _rows_for_chinese(self, word: str) -> np.ndarray | None:
-        """Rows of the kind a Chinese word names: the head of its first English gloss that names a kind of
+    def _rows_for_chinese(self, glosses: Sequence[str]) -> np.ndarray | None:
+        """Rows of the kind a Chinese word's ``glosses`` name: the head of its first one that names a kind of
         this shop (the dictionary lists common senses first: 行李箱 "suitcase" before "overhead bin"), with
         the shop's words for it (retrieval.lexicon.RELATED), narrowed to the products whose title holds the
         whole gloss when some do (睡袋 "sleeping bag": sleeping bags, not handbags)."""
-        for gloss in default_lexicon().glosses(word):
+        for gloss in glosses:
             toks = tokenize(gloss)
             if not toks:
                 continue

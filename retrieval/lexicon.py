@@ -46,6 +46,7 @@ class ZhEnLexicon:
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
         self._words: dict[str, list[str]] | None = None
+        self._verbs: set[tuple[str, str]] = set()  # (word, gloss) pairs read from a "to ..." sense
         self._lock = threading.Lock()
 
     def _load(self) -> dict[str, list[str]]:
@@ -62,11 +63,23 @@ class ZhEnLexicon:
                         g = _PAREN.sub(" ", sense).strip().lower()
                         if not g or _NOT_A_NAME.match(g) or len(g.split()) > MAX_GLOSS_WORDS:
                             continue
+                        verb = g.startswith("to ")
                         g = g.removeprefix("to ").strip()
                         if g and g not in glosses:
                             glosses.append(g)
+                            if verb:
+                                self._verbs.add((simplified, g))
                 self._words = words
             return self._words
+
+    def knows(self, word: str) -> bool:
+        """Whether the dictionary has ``word`` whole."""
+        return word in self._load()
+
+    def nouns(self, word: str) -> list[str]:
+        """The glosses of ``word`` (known whole) that name a thing: its "to ..." senses left out (衣 "to
+        dress" is no dress)."""
+        return [g for g in self._load().get(word, ()) if (word, g) not in self._verbs]
 
     def glosses(self, word: str) -> list[str]:
         """The English glosses of one Chinese word; an unknown word is split by longest dictionary match."""
@@ -99,17 +112,28 @@ class ZhEnLexicon:
         """The catalog's own (BM25) tokens that the Chinese words among ``tokens`` (a query already cut by
         :func:`retrieval.lexical.tokenize`: the search has done it, jieba need not run twice) translate to, in
         order, each once; the query's own tokens are left out (they are searched anyway)."""
-        own = list(tokens)
         out: list[str] = []
-        for word in own:
-            if not has_cjk(word):
+        for toks in self.translations(tokens, vocabulary).values():
+            out.extend(t for t in toks if t not in out)
+        return out
+
+    def translations(self, tokens: Sequence[str], vocabulary: Container[str]) -> dict[str, list[str]]:
+        """Each Chinese word among ``tokens`` -> the catalog's own tokens it translates to (see
+        :meth:`english_tokens`); words with none are left out."""
+        own = set(tokens)
+        out: dict[str, list[str]] = {}
+        for word in tokens:
+            if not has_cjk(word) or word in out:
                 continue
             glosses = self.glosses(word)
             glosses += [r for g in glosses for r in RELATED.get(g, ()) if r not in glosses]
+            found: list[str] = []
             for gloss in glosses:
                 for tok in tokenize(gloss):
-                    if tok in vocabulary and not tok.isdigit() and tok not in own and tok not in out:
-                        out.append(tok)
+                    if tok in vocabulary and not tok.isdigit() and tok not in own and tok not in found:
+                        found.append(tok)
+            if found:
+                out[word] = found
         return out
 
 

@@ -236,13 +236,15 @@ def _ngrams(text: str, longest: int = 4) -> set[str]:
     return {" ".join(words[i : i + n]) for n in range(1, longest + 1) for i in range(len(words) - n + 1)}
 
 
-def parse_query(text: str, *, brands: Iterable[str] = (), names: Container[str] = ()) -> ParsedQuery:
+def parse_query(text: str, *, brands: Iterable[str] = (), names: Container[str] = (),
+                colours: bool = True) -> ParsedQuery:
     """Pull price/colour/size/stock/sort constraints and known brands out of ``text``.
 
     ``brands`` is the catalog's own brand vocabulary (lower case); a brand named in the query becomes a
     filter. Category words stay in the text: they are what the rankers match. ``names`` holds the
     catalog's colour-led word pairs ("green tea", "black tea": :func:`colour_phrases` of its titles); a
-    colour word that starts one of them in the query is part of the product's name, not a filter.
+    colour word that starts one of them in the query is part of the product's name, not a filter. With
+    ``colours`` false every colour word stays in the text (the kind asked for comes in no colours).
     """
     raw = text
     t = " " + text.strip() + " "
@@ -282,14 +284,16 @@ def parse_query(text: str, *, brands: Iterable[str] = (), names: Container[str] 
     colors: set[str] = set()
     kept: list[str] = []
     last = 0
-    for m in _EN_COLOR.finditer(t):
+    for m in _EN_COLOR.finditer(t if colours else ""):
         if _names_a_product(t, m, names):
             continue  # "green tea", "white wine": part of what the shopper wants, not a colour
         colors.add(_COLOR_WORD[m.group(1).lower()])
         kept.append(t[last:m.start()] + " ")
         last = m.end()
     t = "".join(kept) + t[last:]
-    for m in reversed(_zh_colors(t)):
+    for m in reversed(_zh_colors(t) if colours else []):
+        if names and t[m.start(1): m.end(1) + _ZH_NAME_TAIL] in names:
+            continue  # 黑巧克力 where a Chinese title holds it: dark chocolate, not a black product
         colors.add(_COLOR_WORD[m.group(1)])
         t = t[: m.start()] + " " + t[m.end():]
 
@@ -339,15 +343,25 @@ def _names_a_product(text: str, m: re.Match[str], names: Container[str]) -> bool
     return nxt is not None and f"{m.group(1).lower()} {nxt.group(1).lower()}" in names
 
 
+_HAN = re.compile(r"[\u4e00-\u9fff]+")
+_ZH_NAME_TAIL = 2  # a Chinese colour-led name is the colour and the two characters after it (黑巧克, 绿茶叶)
+
+
 def colour_phrases(products: Iterable[Product]) -> frozenset[str]:
     """The "<colour> <word>" pairs that are part of product names, for :func:`parse_query`'s ``names``.
 
     A pair counts when a title holds it and that product is not of that colour: "Organic Green Tea" and
     "Earl Grey Black Tea" (no colour, or another one) make "green tea" and "black tea" names, while
-    "Black Leather Jacket" in black keeps "black" a colour filter for "black leather jacket"."""
+    "Black Leather Jacket" in black keeps "black" a colour filter for "black leather jacket". Chinese
+    titles give the colour word and the two characters after it ("海盐黑巧克力": 黑巧克)."""
     out: set[str] = set()
     for p in products:
         own = {_COLOR_WORD.get(c.lower(), c.lower()) for c in p.attr("color")}
+        zh = p.titles.get("zh", "")
+        for m in _ZH_COLOR.finditer(zh):
+            tail = zh[m.end(1): m.end(1) + _ZH_NAME_TAIL]
+            if len(tail) == _ZH_NAME_TAIL and _HAN.fullmatch(tail) and _COLOR_WORD[m.group(1)] not in own:
+                    out.add(m.group(1) + tail)
         for part in re.split(r"[,;()|/]", p.title):
             words = [w.lower() for w in _TITLE_WORDS.findall(part)]
             for a, b in pairwise(words):
@@ -369,6 +383,9 @@ class FilterArrays:
             if p.brand:
                 self._brand_rows.setdefault(p.brand.lower(), []).append(i)
         self._color_rows = _value_rows(products, "color")
+        self.coloured = np.zeros(len(products), dtype=bool)  # rows that state a colour
+        for rows in self._color_rows.values():
+            self.coloured[rows] = True
         self._size_rows = _value_rows(products, "size")
         self._cat_rows: dict[str, list[int]] = {}
         for i, p in enumerate(products):

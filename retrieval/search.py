@@ -215,7 +215,15 @@ class SearchEngine:
             self.search(text, k=1, parse=False)
 
     def parse(self, text: str) -> ParsedQuery:
-        return parse_query(text, brands=self.brands, names=self.name_phrases)
+        """The filters and the words to rank of a shopper's ``text``. A colour word is no filter when the
+        kind asked for comes in no colour in this catalog: "black coffee beans", 黑巧克力 (none of the
+        catalog's coffee beans or chocolates states a colour) search for the words instead."""
+        pq = parse_query(text, brands=self.brands, names=self.name_phrases)
+        if pq.filters.colors:
+            rows = self.kinds.rows(pq.text)
+            if rows is not None and not self.arrays.coloured[rows].any():
+                pq = parse_query(text, brands=self.brands, names=self.name_phrases, colours=False)
+        return pq
 
     def search(
         self,
@@ -282,6 +290,10 @@ class SearchEngine:
 
         t = time.perf_counter()
         tokens = tokenize(text)
+        # Chinese words also search the English words they translate to. Counting a Chinese word as held where
+        # one of its translations is (in the coverage feature, or in what feedback learns from) was measured
+        # and dropped: a dictionary's other senses ("picture" of 绘本, "suitcase" of Lego's Creative Suitcase)
+        # cost 0.02-0.04 top-3 precision on Chinese requests (docs/research-log.md, 2026-12-06)
         translated = default_lexicon().english_tokens(tokens, self._title_words()) if cfg.zh_lexicon else []
         per_field = self.lexical.field_scores(tokens + translated)
         lex = np.zeros(n, dtype=np.float32)

@@ -37,7 +37,7 @@ def eval_group() -> None:
 @click.option("--catalog", type=click.Path(path_type=Path), default=None,
               help="For --needs and for judgments that name SKUs (query,sku,relevance): the catalog (default: demo).")
 @click.option("--limit", type=int, default=None, help="Only the first N queries (quick checks).")
-@click.option("--split", "split", type=click.Choice(["tune", "heldout", "all"]), default="all", show_default=True,
+@click.option("--split", "split", type=click.Choice(["tune", "heldout", "final", "all"]), default="all", show_default=True,
               help="--needs: only the requests of this split (settings are chosen on 'tune' only).")
 @click.option("--show-misses", is_flag=True,
               help="--needs: list the requests whose top 3 hold no product of the kind asked for, with what came back.")

@@ -91,3 +91,15 @@ def test_the_kind_asked_for_comes_first(demo, query: str, kind: str) -> None:  #
     """Each of these listed another kind first before the kind index (issue 17)."""
     top = demo.search(query, k=3)
     assert top.hits[0].product.category_path == kind, [h.product.title for h in top.hits]
+
+
+def test_a_colour_is_no_filter_where_the_catalog_says_it_is_a_name(demo) -> None:  # type: ignore[no-untyped-def]
+    # a Chinese title holds 黑巧克力 on a product that is not black: the colour is part of the name
+    assert demo.parse("黑巧克力").filters.colors == frozenset()
+    assert demo.search("黑巧克力", k=3).hits[0].product.category_path == "Grocery > Snacks"
+    # the kind asked for (rice: crackers, cakes) states no colour in this catalog: "brown" is a word to search
+    rice = demo.parse("brown rice")
+    assert rice.filters.colors == frozenset() and "brown" in rice.text
+    # a kind that comes in colours keeps the filter
+    assert demo.parse("black leather jacket").filters.colors == {"black"}
+    assert demo.parse("黑色外套").filters.colors == {"black"}
