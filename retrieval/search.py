@@ -34,6 +34,7 @@ from retrieval.lexical import FieldedBM25, has_cjk, tokenize
 from retrieval.lexicon import default_lexicon
 from retrieval.query import FilterArrays, Filters, ParsedQuery, SortOrder, colour_phrases, parse_query
 from retrieval.rerank import RELEVANT_SHARE, LearnedRanker
+from retrieval.spelling import catalog_spelling, vocabulary_check
 
 __all__ = ["DenseField", "Hit", "RankConfig", "SearchEngine", "SearchResult"]
 
@@ -196,6 +197,7 @@ class SearchEngine:
         # the kind of product each row is, for the kind a request asks for (retrieval/kinds.py)
         self.kinds = KindIndex(self.products)
         self._translatable: frozenset[str] | None = None  # see _title_words
+        self._known_word = vocabulary_check(self.lexical.vocab, tokenize)
         # the learned re-ranker the index bundle carries (shopbot train ranker + reindex), if any
         self.ranker: LearnedRanker | None = None
         # the bundle directory this engine was loaded from (retrieval.indexer.load_engine); None in memory
@@ -289,6 +291,7 @@ class SearchEngine:
             return rows[order], score[order], {}
 
         t = time.perf_counter()
+        text = catalog_spelling(text, self._known_word)  # "moisturiser" finds "Moisturizer"
         tokens = tokenize(text)
         # Chinese words also search the English words they translate to. Counting a Chinese word as held where
         # one of its translations is (in the coverage feature, or in what feedback learns from) was measured
