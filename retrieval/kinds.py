@@ -113,6 +113,10 @@ class KindIndex:
                 for w in level_words[level]:
                     dept.setdefault(tokenize(w)[-1], []).append(i)
         self.size = len(self_products)
+        leaves: dict[tuple[str, ...], int] = {}
+        # each row's shelf (its category path; -1 without one): the products beside the kind asked for
+        self._shelf = np.asarray([leaves.setdefault(p.category, len(leaves)) if p.category else -1
+                                  for p in self_products], dtype=np.int64)
         self._own = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in own.items()}
         self._dept = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in dept.items()}
         self._words = words
@@ -159,6 +163,12 @@ class KindIndex:
                     return exact
             return found
         return None
+
+    def shelf(self, rows: np.ndarray) -> np.ndarray:
+        """Every row on the same shelves (category paths) as ``rows``, sorted: the camping gear beside the
+        only two sleeping bags."""
+        shelves = np.unique(self._shelf[rows])
+        return np.flatnonzero(np.isin(self._shelf, shelves[shelves >= 0]))
 
     def _rows_for(self, heads: Sequence[str]) -> np.ndarray | None:
         for tier in (self._exact, self._compound, self._department):

@@ -410,8 +410,11 @@ class SearchEngine:
         score = score / total_w if total_w > 0 else score
         score = np.where(self.arrays.stock[rows] > 0, score, score * cfg.out_of_stock_penalty)
         if cfg.kind_weight and cat is not None and cat.any():
-            # the kind asked for first: "waterproof jacket for hiking" lists jackets before hiking boots
-            score = score + cfg.kind_weight * cat
+            # the kind asked for first: "waterproof jacket for hiking" lists jackets before hiking boots;
+            # then the rest of its shelf (camping gear after the only two sleeping bags), at half the lift
+            shelf = self.kinds.shelf(filed)
+            beside = (shelf[np.minimum(np.searchsorted(shelf, rows), shelf.size - 1)] == rows).astype(np.float32)
+            score = score + cfg.kind_weight * np.maximum(cat, 0.5 * beside)
         order = np.argsort(-score, kind="stable")
         timings["fuse"] = (time.perf_counter() - t) * 1000
         rows, score, signals = rows[order], score[order], {k: v[order] for k, v in signals.items()}

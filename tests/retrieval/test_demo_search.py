@@ -103,3 +103,10 @@ def test_a_colour_is_no_filter_where_the_catalog_says_it_is_a_name(demo) -> None
     # a kind that comes in colours keeps the filter
     assert demo.parse("black leather jacket").filters.colors == {"black"}
     assert demo.parse("黑色外套").filters.colors == {"black"}
+
+
+def test_the_rest_of_the_shelf_comes_before_other_shelves(demo) -> None:  # type: ignore[no-untyped-def]
+    """The demo sells one olive oil (listed once): rolled oats from its shelf came third only after a hair
+    serum ("oil") before the shelf rule."""
+    top = demo.search("橄榄油", k=3).hits
+    assert [h.product.category_path for h in top] == ["Grocery > Pantry"] * 3, [h.product.title for h in top]
