@@ -120,6 +120,7 @@ class KindIndex:
         self._own = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in own.items()}
         self._dept = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in dept.items()}
         self._words = words
+        self._centroids: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._titles = [p.title.lower() for p in self_products] if own else None
 
     def __bool__(self) -> bool:
@@ -169,6 +170,22 @@ class KindIndex:
         only two sleeping bags."""
         shelves = np.unique(self._shelf[rows])
         return np.flatnonzero(np.isin(self._shelf, shelves[shelves >= 0]))
+
+    def nearest_shelf(self, key: str, vectors: np.ndarray, query: np.ndarray) -> np.ndarray | None:
+        """Rows of the shelf whose products' mean vector (``vectors``: one encoder's title view, rows aligned
+        with the catalog; ``key`` names it) is nearest ``query``: "moisturiser for dry skin" -> Beauty >
+        Skincare. None in a catalog without categories."""
+        if key not in self._centroids:
+            shelves = np.unique(self._shelf[self._shelf >= 0])
+            if not shelves.size:
+                return None
+            v = np.asarray(vectors, dtype=np.float32)
+            cents = np.stack([v[self._shelf == sh].mean(axis=0) for sh in shelves])
+            cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-9)
+            self._centroids[key] = (shelves, cents)
+        shelves, cents = self._centroids[key]
+        best = shelves[int(np.argmax(cents @ np.asarray(query, dtype=np.float32)))]
+        return np.flatnonzero(self._shelf == best)
 
     def _rows_for(self, heads: Sequence[str]) -> np.ndarray | None:
         for tier in (self._exact, self._compound, self._department):

@@ -215,6 +215,8 @@ class SearchEngine:
         segmenter and the titles' per-product term view (over a second on a small CPU)."""
         for text in ("phone", "手机"):  # the second also reads the Chinese-English dictionary
             self.search(text, k=1, parse=False)
+        for d in self.dense.values():  # the shelves' mean vectors, for requests that name no kind
+            self.kinds.nearest_shelf(d.key, d.vectors, np.zeros(d.vectors.shape[1], dtype=np.float32))
 
     def parse(self, text: str) -> ParsedQuery:
         """The filters and the words to rank of a shopper's ``text``. A colour word is no filter when the
@@ -377,6 +379,12 @@ class SearchEngine:
             score += cfg.w_phrase * phrase
             total_w += cfg.w_phrase
         filed = self.kinds.rows(text) if (cfg.w_category or cfg.kind_weight) and self.kinds else None
+        near_shelf = None
+        if filed is None and cfg.kind_weight and self.kinds and dense_keys:
+            # a request that names no kind ("moisturiser for dry skin", "something for my sore feet"): the
+            # shelf whose products it is nearest to in the encoder's space gets the shelf's lift
+            d = self.dense[dense_keys[0]]
+            near_shelf = self.kinds.nearest_shelf(d.key, d.vectors, qvecs[d.key])
         cat = None
         if filed is not None:
             cat = (filed[np.minimum(np.searchsorted(filed, rows), filed.size - 1)] == rows).astype(np.float32)
@@ -415,6 +423,9 @@ class SearchEngine:
             shelf = self.kinds.shelf(filed)
             beside = (shelf[np.minimum(np.searchsorted(shelf, rows), shelf.size - 1)] == rows).astype(np.float32)
             score = score + cfg.kind_weight * np.maximum(cat, 0.5 * beside)
+        elif near_shelf is not None:
+            beside = (near_shelf[np.minimum(np.searchsorted(near_shelf, rows), near_shelf.size - 1)] == rows).astype(np.float32)
+            score = score + cfg.kind_weight * 0.5 * beside
         order = np.argsort(-score, kind="stable")
         timings["fuse"] = (time.perf_counter() - t) * 1000
         rows, score, signals = rows[order], score[order], {k: v[order] for k, v in signals.items()}

@@ -110,3 +110,26 @@ def test_the_rest_of_the_shelf_comes_before_other_shelves(demo) -> None:  # type
     serum ("oil") before the shelf rule."""
     top = demo.search("橄榄油", k=3).hits
     assert [h.product.category_path for h in top] == ["Grocery > Pantry"] * 3, [h.product.title for h in top]
+
+
+def test_a_request_naming_no_kind_reaches_its_nearest_shelf(demo) -> None:  # type: ignore[no-untyped-def]
+    """"Something to read to the baby before sleep" names no kind: a doll came first before the nearest shelf."""
+    top = demo.search("睡前给宝宝读的", k=3).hits
+    assert top[0].product.category_path == "Books > Children's", [h.product.title for h in top]
+
+
+def test_nearest_shelf_by_mean_vector() -> None:
+    import numpy as np
+
+    from retrieval.catalog import Product
+    from retrieval.kinds import KindIndex
+
+    products = [Product(sku=f"s{i}", title=t, price=1.0, category=c) for i, (t, c) in enumerate([
+        ("Face Cream", ("Beauty", "Skincare")), ("Night Cream", ("Beauty", "Skincare")),
+        ("Trail Shoe", ("Shoes", "Hiking")), ("Plain Book", ()),
+    ])]
+    kinds = KindIndex(products)
+    vectors = np.asarray([[1, 0], [0.9, 0.1], [0, 1], [0.5, 0.5]], dtype=np.float32)
+    assert kinds.nearest_shelf("en", vectors, np.asarray([0.8, 0.2])).tolist() == [0, 1]
+    assert kinds.nearest_shelf("en", vectors, np.asarray([0.1, 0.9])).tolist() == [2]
+    assert KindIndex(products[3:]).nearest_shelf("en", vectors[3:], np.asarray([1.0, 0.0])) is None
