@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.dialogue.manager import DialogueManager
@@ -31,6 +31,7 @@ from model.writing.product_text import ProductWriter
 from model.writing.support import SupportWriter, grounded_verifier
 from retrieval.bundle import current_dir
 from retrieval.policy import PolicyIndex, PolicyMatch
+from retrieval.query import Filters
 from retrieval.recommend.sequential import SequentialRecommender
 from retrieval.search import SearchEngine
 
@@ -49,18 +50,55 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def nlu_understander(nlu: NLU) -> Any:
-    """Adapt the NLU's result to what the dialogue manager needs."""
+def nlu_understander(nlu: NLU, engine: SearchEngine | None = None) -> Any:
+    """Adapt the NLU's result to what the dialogue manager needs.
+
+    With the ``engine``, the search's reading of the kind asked for (retrieval/kinds.py: the catalog's own
+    kinds, in both languages) wins over the NLU's category words where the two disagree: 空气炸锅 (an air
+    fryer) is no cookware although it ends in 锅, and a colour is no filter on a kind the catalog sells in
+    no colour (as in the search box, ``SearchEngine.parse``)."""
 
     def understand(text: str, state: Mapping[str, Any]) -> Understanding:
         r = nlu.parse(text, state)
         s = r.slots
+        filters = s.with_categories() if engine is None else _agree_with_search(engine, s.query, s.filters,
+                                                                                s.categories)
+        intent = r.intent
+        if engine is not None and intent in _NOT_A_TASK and _names_a_kind(engine, s.query, text, intent):
+            intent = "search"  # 大米 (rice) is no greeting, 不粘锅 (a non-stick pan) no complaint
         return Understanding(
-            intent=r.intent, confidence=r.confidence, query=s.query, filters=s.with_categories(),
+            intent=intent, confidence=r.confidence, query=s.query, filters=filters,
             sort=None if s.sort == "relevance" else s.sort, ordinals=list(s.ordinals), order_number=s.order_number,
         )
 
     return understand
+
+
+# what the intent classifier says of a message it did not take for a task
+_NOT_A_TASK = frozenset({"other", "greet", "feedback_negative"})
+
+
+def _names_a_kind(engine: SearchEngine, query: str, text: str, intent: str) -> bool:
+    """Whether a message the classifier did not take for a task is the name of a kind this shop sells: a
+    complaint only when it is that name alone ("不粘锅", not "these pans are awful")."""
+    if not query or not engine.kinds or engine.kinds.rows(query) is None:
+        return False
+    return intent != "feedback_negative" or len(query.split()) == 1 == len(text.split())
+
+
+def _agree_with_search(engine: SearchEngine, query: str, filters: Filters, categories: Sequence[str]) -> Filters:
+    """The NLU's filters, less a category or colour that would hide the kind of product the search reads in
+    ``query``."""
+    kind = engine.kinds.rows(query) if query and engine.kinds else None
+    if kind is None:
+        return filters.merged(Filters(categories=frozenset(categories))) if categories else filters
+    if filters.colors and not engine.arrays.coloured[kind].any():
+        filters = replace(filters, colors=frozenset())
+    if categories:
+        named = engine.arrays.mask(Filters(categories=frozenset(categories)))
+        if named is None or named[kind].any():
+            filters = filters.merged(Filters(categories=frozenset(categories)))
+    return filters
 
 
 def policy_answerer(policy: PolicyIndex) -> Any:
@@ -241,7 +279,7 @@ class Assistant:
 
     def _use_nlu(self, nlu: NLU) -> None:
         self.nlu = nlu
-        self.dialogue.understand = nlu_understander(nlu)
+        self.dialogue.understand = nlu_understander(nlu, self.engine)
 
     async def watch(self, interval: float) -> None:
         """Call :meth:`reload` every ``interval`` seconds until cancelled (the Telegram bot and the Rasa
@@ -321,7 +359,7 @@ def build_assistant(
         products = ProductWriter(lm, timeout=settings.llm_timeout, known_brands=brands)
     if store is None:
         store = Store(settings.db_url, settings.buffer_dir, versions=versions)
-    dm = DialogueManager(engine, store, nlu_understander(nlu), policy_answerer(policy),
+    dm = DialogueManager(engine, store, nlu_understander(nlu, engine), policy_answerer(policy),
                          page_size=settings.page_size, versions=versions, support_writer=support,
                          product_writer=products, search_summaries=settings.llm_search_summary,
                          sequential=None if next_items is None else next_items[0])

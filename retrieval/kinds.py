@@ -66,6 +66,17 @@ def _title_head_word(title: str) -> str | None:
     return words[-1].lower() if words else None
 
 
+# a Chinese title's colour and measures ("灰色", "6夸脱", "200克") follow its name
+_ZH_TAIL = re.compile(r"(?:\s*(?:[\d.,]+\s*[^\s\d]{0,3}|[\u4e00-\u9fff]{1,3}色))+\s*$")
+
+
+def _zh_title_head(title: str) -> str | None:
+    if not title or not has_cjk(title):
+        return None
+    toks = [t for t in tokenize(_ZH_TAIL.sub("", title)) if has_cjk(t)]
+    return toks[-1] if toks else None
+
+
 def category_heads(level: str) -> list[str]:
     """The head word of each kind a category level names: "Coffee & Tea" -> coffee, tea;
     "Laptop Bags" -> bag; "T-Shirts" -> shirt."""
@@ -112,6 +123,13 @@ class KindIndex:
             for level in p.category[:-1]:
                 for w in level_words[level]:
                     dept.setdefault(tokenize(w)[-1], []).append(i)
+        # a Chinese title's head (its last Chinese word before the colour and size): 空气炸锅 -> 炸锅
+        zh_own: dict[str, list[int]] = {}
+        for i, p in enumerate(self_products):
+            head = _zh_title_head(p.titles.get("zh", "")) if p.category else None
+            if head is not None:
+                zh_own.setdefault(head, []).append(i)
+        self._zh_own = {k: np.asarray(v, dtype=np.int64) for k, v in zh_own.items()}
         self.size = len(self_products)
         leaves: dict[tuple[str, ...], int] = {}
         # each row's shelf (its category path; -1 without one): the products beside the kind asked for
@@ -138,6 +156,8 @@ class KindIndex:
             return None
         if not has_cjk(head):
             return self._rows_for([head])
+        if head in self._zh_own:  # the shop's own Chinese titles name the kind
+            return self._zh_own[head]
         lex = default_lexicon()
         if lex.knows(head):
             return self._rows_for_chinese(lex.nouns(head))

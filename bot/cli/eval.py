@@ -41,6 +41,9 @@ def eval_group() -> None:
               help="--needs: only the requests of this split (settings are chosen on 'tune' only).")
 @click.option("--show-misses", is_flag=True,
               help="--needs: list the requests whose top 3 hold no product of the kind asked for, with what came back.")
+@click.option("--chat", "through_chat", is_flag=True,
+              help="--needs: send each request to the chat as a new shopper's first message (its understanding, "
+                   "category filter and relaxing included; templates only) and score the products it shows.")
 @click.option("--cv", "cv_folds", type=int, default=None,
               help="--judgments: cross-validate over queries with this many folds (each fold scored by the grid "
                    "point chosen on the others).")
@@ -52,8 +55,8 @@ def eval_group() -> None:
 @click.pass_context
 def eval_search(
     ctx: click.Context, judgments: Path | None, needs: Path | None, mode: str, catalog: Path | None,
-    limit: int | None, split: str, show_misses: bool, cv_folds: int | None, grid: str | None, seed: int,
-    as_json: bool,
+    limit: int | None, split: str, show_misses: bool, through_chat: bool, cv_folds: int | None, grid: str | None,
+    seed: int, as_json: bool,
 ) -> None:
     """Search quality: NDCG@10 on judgments (--judgments), or top-3 category precision on needs (--needs).
 
@@ -70,11 +73,13 @@ def eval_search(
         raise UserError("--grid chooses settings by cross-validation; pass --cv too.")
     if cv_folds is not None and mode == "all":
         raise UserError("--cv runs one mode at a time; pick --mode hybrid (or another single mode).")
-    if judgments is not None and (split != "all" or show_misses):
-        raise UserError("--split and --show-misses belong to --needs.")
+    if judgments is not None and (split != "all" or show_misses or through_chat):
+        raise UserError("--split, --show-misses and --chat belong to --needs.")
+    if through_chat and mode != "hybrid":
+        raise UserError("--chat measures the chat as it runs, with the hybrid search; leave --mode out.")
     with user_errors(debug(ctx)):
         if needs is not None:
-            _eval_needs(ctx, needs, mode, catalog, limit, split, show_misses, as_json)
+            _eval_needs(ctx, needs, mode, catalog, limit, split, show_misses, as_json, through_chat)
         elif cv_folds is not None:
             assert judgments is not None
             _eval_cv(ctx, judgments, mode, catalog, limit, cv_folds, grid, seed, as_json)
@@ -194,7 +199,7 @@ def _eval_cv(
 
 def _eval_needs(
     ctx: click.Context, needs_path: Path, mode: str, catalog: Path | None, limit: int | None, split: str,
-    show_misses: bool, as_json: bool,
+    show_misses: bool, as_json: bool, through_chat: bool = False,
 ) -> None:
     # the search stack loads slowly: only when the command runs
     from bot.services import build_options, load_options
@@ -217,9 +222,10 @@ def _eval_needs(
     modes = ["bm25", "dense", "rrf", "hybrid"] if mode == "all" else [mode]
     base = engine.config
     results: dict[str, NeedsResult] = {}
+    chat = _chat_search(s, engine) if through_chat else None
     for m in modes:
         engine.config = dataclasses.replace(base, mode=m)
-        res = evaluate_needs(needs, lambda q: engine.search(q, k=10, parse=True).skus, products)
+        res = evaluate_needs(needs, chat or (lambda q: engine.search(q, k=10, parse=True).skus), products)
         results[m] = res
         d = res.as_dict()
         langs = "  ".join(f"{x} {v['top3_precision']:.4f}" for x, v in d["by_language"].items())
@@ -243,6 +249,25 @@ def _eval_needs(
         if len(modes) > 1:
             final["modes"] = {m: {k: v for k, v in r.as_dict().items() if k != "missed_queries"} for m, r in results.items()}
         click.echo(json.dumps(final, ensure_ascii=False))
+
+
+def _chat_search(s: Any, engine: Any) -> Callable[[str], list[str]]:
+    """Each request as a new shopper's first chat message, answered on templates with a throw-away database:
+    the products of the reply's cards."""
+    import tempfile
+
+    from bot.app import build_assistant
+    from bot.dialogue.replies import Event
+
+    db = Path(tempfile.mkdtemp(prefix="shopbot-eval-chat-")) / "turns.db"
+    assistant = build_assistant(s.model_copy(update={"database_url": f"sqlite:///{db}"}), engine=engine, llm=False)
+    count = iter(range(1 << 30))
+
+    def ask(text: str) -> list[str]:
+        replies = assistant.handle(Event(user=f"eval-{next(count)}", channel="eval", text=text))
+        return [c.sku for r in replies for c in r.cards]
+
+    return ask
 
 
 @eval_group.command(name="intents")

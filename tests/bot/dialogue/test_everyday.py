@@ -99,3 +99,24 @@ def test_search_without_the_dialogue_puts_the_kind_first(shared, tmp_path: Path)
     assert [h.product.category[-1] for h in jackets] == ["Jackets"] * 3
     boots = engine.search("hiking boots", k=3).hits  # a boot filed under Hiking is still a boot
     assert all("Boot" in h.product.title for h in boots)
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    # the NLU's word table read 锅 as cookware; the search reads the shop's Chinese titles (空气炸锅: an air
+    # fryer, filed under Appliances), and the two no longer disagree in the chat
+    ("空气炸锅", "Appliances"),
+    # the intent classifier took these bare product names for a greeting and a complaint (不 = "no")
+    ("大米", "Pantry"),
+    ("不粘锅", "Cookware"),
+    # 羽绒服 is a down coat in the shop's own Chinese titles; the NLU's table said jackets
+    ("冬天穿的羽绒服", "Coats"),
+])
+def test_the_chat_agrees_with_the_search_on_the_kind(bot: Assistant, text: str, kind: str) -> None:
+    reply = _ask(bot, text, f"agree-{text}")
+    shown = [bot.engine.products[bot.engine.by_sku[c.sku]] for c in reply.cards]
+    assert shown and shown[0].category[-1] == kind, (reply.text, [p.title for p in shown])
+
+
+def test_a_complaint_that_names_a_kind_stays_a_complaint(bot: Assistant) -> None:
+    reply = _ask(bot, "these pans are awful, I hate them", "complaint")
+    assert not reply.cards
