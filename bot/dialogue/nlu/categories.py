@@ -18,8 +18,8 @@ __all__ = ["CATEGORY_SYNONYMS", "ZH_BRANDS", "CategoryMatcher"]
 CATEGORY_SYNONYMS: dict[str, tuple[str, ...]] = {
     "phone": ("smartphones", "phones"), "smartphone": ("smartphones", "phones"), "mobile phone": ("smartphones", "phones"),
     "cell phone": ("smartphones", "phones"), "手机": ("smartphones", "phones"), "智能手机": ("smartphones", "phones"),
-    "laptop": ("notebooks", "laptops"), "notebook computer": ("notebooks", "laptops"), "笔记本": ("notebooks", "laptops"),
-    "笔记本电脑": ("notebooks", "laptops"), "电脑": ("laptops",), "gaming laptop": ("gaming laptops",),
+    "laptop": ("laptops", "notebooks"), "notebook computer": ("laptops", "notebooks"), "笔记本": ("laptops", "notebooks"),
+    "笔记本电脑": ("laptops", "notebooks"), "电脑": ("laptops",), "gaming laptop": ("gaming laptops",),
     "游戏本": ("gaming laptops",), "游戏笔记本": ("gaming laptops",),
     "earbuds": ("headphones",), "earphones": ("headphones",), "headset": ("headphones",), "耳机": ("headphones",),
     "外套": ("coats",), "大衣": ("coats",), "棉服": ("coats",), "夹克": ("jackets",), "羽绒服": ("jackets", "coats"),
