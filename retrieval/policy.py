@@ -20,6 +20,7 @@ import numpy as np
 from retrieval.catalog import policy_path
 from retrieval.encoders import Encoder
 from retrieval.lexical import BM25, has_cjk, tokenize
+from retrieval.policy_docs import POLICY_SUFFIXES, read_blocks, sections_of
 
 __all__ = ["Passage", "PolicyHit", "PolicyIndex", "PolicyMatch", "answer_text"]
 
@@ -87,32 +88,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^\w]+", "-", text.lower()).strip("-")
 
 
-def split_passages(text: str, doc: str) -> list[Passage]:
-    """One passage per paragraph or bullet list, each remembering its ``##`` section."""
+def split_passages(text: str, doc: str, suffix: str = ".md") -> list[Passage]:
+    """One passage per paragraph or bullet list, each remembering its section (retrieval/policy_docs.py reads
+    the headings of Markdown, text, HTML and FAQ pages)."""
     out: list[Passage] = []
-    section = doc
-    block: list[str] = []
-
-    def flush() -> None:
-        body = "\n".join(block).strip()
-        block.clear()
-        if body:
-            lang = "zh" if has_cjk(body) else "en"
-            out.append(Passage(doc, section, body, lang, _slug(section), len(out)))
-
-    for line in text.splitlines():
-        m = _HEADING.match(line)
-        if m:
-            flush()
-            if len(m.group(1)) >= 2 or section == doc:
-                section = m.group(2)
-            continue
-        if not line.strip():
-            flush()
-            continue
-        block.append(line.rstrip())
-    flush()
-    # the document's own introduction under the "# title" is kept, named after the document
+    for section, body in sections_of(read_blocks(text, suffix), doc):
+        lang = "zh" if has_cjk(body) else "en"
+        out.append(Passage(doc, section, body, lang, _slug(section), len(out)))
     return out
 
 
@@ -136,14 +118,15 @@ class PolicyIndex:
 
     @classmethod
     def from_path(cls, path: str | Path | None = None, encoders: Mapping[str, Encoder] | None = None) -> PolicyIndex:
-        """Index a Markdown/text file, or every .md/.txt file of a directory (the demo policy when None)."""
+        """Index a policy file (Markdown, text or HTML), or every such file of a directory (the demo policy
+        when None)."""
         p = Path(path) if path is not None else policy_path()
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in {".md", ".txt", ".markdown"}) if p.is_dir() else [p]
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in POLICY_SUFFIXES) if p.is_dir() else [p]
         if not files:
-            raise ValueError(f"No .md or .txt policy documents in {p}.")
+            raise ValueError(f"No policy documents ({', '.join(sorted(POLICY_SUFFIXES))}) in {p}.")
         passages: list[Passage] = []
         for f in files:
-            for q in split_passages(f.read_text(encoding="utf-8"), f.stem):
+            for q in split_passages(f.read_text(encoding="utf-8"), f.stem, f.suffix):
                 passages.append(Passage(q.doc, q.section, q.text, q.language, q.anchor, len(passages)))
         return cls(passages, encoders)
 
