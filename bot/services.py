@@ -10,8 +10,10 @@ it, so a channel never has to import the CLI to reindex.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from model.training.registry import Registry, RegistryError, Version
 from retrieval.bundle import current_dir
 from retrieval.catalog import LoadResult, OnError, Product, load_catalog, overlay_descriptions
 from retrieval.descriptions import DESCRIPTIONS_FILE
+from retrieval.formats import read_header
 from retrieval.indexer import BuildReport, build_bundle
 from retrieval.indexer import load_engine as load_bundle
 from retrieval.query import set_exchange_rates
@@ -31,17 +34,21 @@ __all__ = [
     "ReindexReport",
     "active_version",
     "build_options",
+    "column_map_path",
     "descriptions_path",
     "index_catalog",
     "load_engine",
     "load_options",
     "read_catalog",
     "reindex",
+    "saved_column_map",
 ]
 
 log = logging.getLogger(__name__)
 
 SHOWN_ERRORS = 20  # bad rows listed one by one; the rest are counted
+COLUMN_MAP_FILE = "catalog_map.json"  # `shopbot reindex --map` maps, one per header (docs/catalog.md)
+KEPT_MAPS = 50
 
 
 def encoders_of(s: Settings) -> dict[str, str]:
@@ -80,6 +87,48 @@ def active_version(settings: Settings, kind: str) -> Version | None:
         return None
 
 
+def column_map_path(s: Settings) -> Path:
+    """Where `shopbot reindex --map` keeps column maps, keyed by the columns of the file each was given for."""
+    return s.data_dir / COLUMN_MAP_FILE
+
+
+def _signature(header: Sequence[str]) -> list[str]:
+    return sorted(h.strip().lower() for h in header)
+
+
+def _saved_maps(s: Settings) -> list[dict[str, Any]]:
+    path = column_map_path(s)
+    if not path.is_file():
+        return []
+    try:
+        maps = json.loads(path.read_text(encoding="utf-8"))["maps"]
+        return [m for m in maps if isinstance(m.get("columns"), list) and isinstance(m.get("map"), dict)]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("The saved column maps in %s cannot be read (%s); pass --map again.", path, exc)
+        return []
+
+
+def saved_column_map(s: Settings, header: Sequence[str]) -> dict[str, str] | None:
+    """The map saved by an earlier `shopbot reindex --map` for a file with these columns (any order, any case)."""
+    sig = _signature(header)
+    for entry in _saved_maps(s):
+        if _signature(entry["columns"]) == sig:
+            return {str(k): str(v) for k, v in entry["map"].items()}
+    return None
+
+
+def _save_column_map(s: Settings, header: Sequence[str], column_map: Mapping[str, str], source: Path) -> None:
+    """Keep ``column_map`` for files with ``header``'s columns (replacing an older map for them), written atomically."""
+    sig = _signature(header)
+    maps = [m for m in _saved_maps(s) if _signature(m["columns"]) != sig]
+    maps.insert(0, {"columns": list(header), "map": dict(column_map), "file": str(source)})
+    path = column_map_path(s)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"maps": maps[:KEPT_MAPS]}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 @dataclass
 class CatalogReport:
     """A catalog read for indexing: the products (generated descriptions filled in) and what was skipped."""
@@ -87,10 +136,14 @@ class CatalogReport:
     load: LoadResult
     products: list[Product]
     generated: int  # products without a description of their own that use a generated one
+    map_note: str = ""  # a column map was saved, or a saved one was used
 
     def lines(self) -> list[str]:
-        """What a person is told: bad rows by line (the first few), the load summary, the generated count."""
-        out = [f"Skipped {err}" for err in self.load.errors[:SHOWN_ERRORS]]
+        """What a person is told, in order: the format read ("Read a Shopify products export: ..."), the column
+        map used or saved, bad rows by line (the first few), the load summary, the generated count."""
+        out = [self.load.read_line] if self.load.read_line else []
+        out += [self.map_note] if self.map_note else []
+        out += [f"Skipped {err}" for err in self.load.errors[:SHOWN_ERRORS]]
         if len(self.load.errors) > SHOWN_ERRORS:
             out.append(f"... and {len(self.load.errors) - SHOWN_ERRORS} more bad rows.")
         out.append(self.load.summary())
@@ -119,11 +172,29 @@ class ReindexReport:
         return [self.build.summary(), self.ranking_line()]
 
 
-def read_catalog(s: Settings, path: Path | None, *, on_error: OnError | None = None) -> CatalogReport:
-    """Load ``path`` (the demo catalog when None) and fill empty descriptions from the generated ones."""
-    result = load_catalog(path, on_error=on_error or s.on_bad_row)  # type: ignore[arg-type]
+def read_catalog(s: Settings, path: Path | None, *, on_error: OnError | None = None,
+                 column_map: Mapping[str, str] | None = None) -> CatalogReport:
+    """Load ``path`` (the demo catalog when None) and fill empty descriptions from the generated ones.
+
+    ``column_map`` ({shopbot column: the file's column}, `shopbot reindex --map`) is saved once the file loads,
+    under its columns; a later read of a file with the same columns and no map of its own uses the saved one.
+    """
+    header = read_header(path) if path is not None else None
+    note = ""
+    if column_map is None and header:
+        column_map = saved_column_map(s, header)
+        if column_map:
+            note = f"Used the column map saved for these columns in {column_map_path(s)} (--map replaces it)."
+    result = load_catalog(path, on_error=on_error or s.on_bad_row,  # type: ignore[arg-type]
+                          column_map=column_map)
+    if column_map and not note and header and path is not None:
+        try:
+            _save_column_map(s, header, column_map, path)
+            note = f"Saved the column map in {column_map_path(s)}: the next reindex of a file with these columns uses it."
+        except OSError as exc:
+            log.warning("The column map could not be saved in %s (%s).", column_map_path(s), exc)
     products, generated = overlay_descriptions(result.products, descriptions_path(s))
-    return CatalogReport(result, products, generated)
+    return CatalogReport(result, products, generated, note)
 
 
 def index_catalog(s: Settings, catalog: CatalogReport, *, full: bool, progress: bool) -> ReindexReport:

@@ -21,6 +21,10 @@ Column mapping (CSV header names, JSONL keys; case-insensitive):
 any other column   becomes an attribute (``color``, ``size``, ``material`` ...); several values
                    of one attribute are separated by ``|`` ("38|39|40")
 =================  ===========================================================================
+
+Shop-system exports (Shopify, WooCommerce, Google Merchant Center XML/TSV feeds, Flipkart-style dumps) and
+any other CSV through a column map are turned into these columns by retrieval/formats.py, detected from the
+header or the XML root; `load_catalog` names the format it read in ``LoadResult.source_format``.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+
+from retrieval.formats import FormatError, Reading, read_source, sniff_kind
 
 __all__ = [
     "CatalogError",
@@ -111,6 +117,12 @@ class Product:
         return self.stock > 0
 
     @property
+    def stock_counted(self) -> bool:
+        """False when the source said only "in stock" (a feed's availability, an export without counts): the
+        stock is then a placeholder, shown as "in stock" and never as a count."""
+        return "unknown" not in self.attr("stock_count")
+
+    @property
     def category_path(self) -> str:
         return " > ".join(self.category)
 
@@ -167,6 +179,8 @@ class LoadResult:
     products: list[Product]
     errors: list[RowError]
     source: str = ""
+    source_format: str = ""  # "shopbot CSV", "Shopify products export", ... (retrieval/formats.py)
+    read_line: str = ""  # "Read a Shopify products export: 12 rows -> 9 products (...)."
 
     def summary(self) -> str:
         text = f"Loaded {len(self.products)} products from {self.source or 'the catalog'}"
@@ -266,14 +280,19 @@ def _parse_category(raw: Any) -> tuple[str, ...]:
     return tuple(p.strip() for p in parts if p.strip())
 
 
+def _key(name: str) -> str:
+    k = str(name).strip().lower().replace(" ", "_")
+    return _ALIASES.get(k, k)
+
+
+def _shopbot_column(name: str) -> str | None:
+    """The shopbot column a header names (aliases applied), None for a column that would be an attribute."""
+    k = _key(name)
+    return k if k in _CORE or k.startswith("title_") else None
+
+
 def _normalise_keys(rec: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in rec.items():
-        if key is None:
-            continue
-        k = str(key).strip().lower().replace(" ", "_")
-        out[_ALIASES.get(k, k)] = value
-    return out
+    return {_key(key): value for key, value in rec.items() if key is not None}
 
 
 def _text(value: Any, what: str) -> str:
@@ -375,21 +394,6 @@ def parse_records(
     return LoadResult(products, errors, source)
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any] | None, str | None]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames:
-            return
-        width = len(reader.fieldnames)
-        for rec in reader:
-            # line_num is the physical line where the record ended; records may span lines.
-            line = reader.line_num
-            if None in rec:
-                yield line, None, f"has {width + len(rec[None])} fields, the header has {width}"  # type: ignore[index]
-            else:
-                yield line, rec, None
-
-
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any] | None, str | None]]:
     with path.open(encoding="utf-8-sig") as fh:
         for line_no, line in enumerate(fh, start=1):
@@ -411,22 +415,34 @@ def load_catalog(
     *,
     on_error: OnError = "skip",
     default_currency: str = "USD",
-    fmt: Literal["csv", "jsonl"] | None = None,
+    fmt: Literal["csv", "jsonl", "xml"] | None = None,
+    column_map: Mapping[str, str] | None = None,
 ) -> LoadResult:
-    """Load a CSV or JSONL catalog (the bundled demo catalog when ``path`` is None).
+    """Load a catalog (the bundled demo catalog when ``path`` is None): shopbot's CSV or JSONL, or a shop
+    system's export (retrieval/formats.py), told apart by its content; ``column_map`` ({shopbot column: the
+    file's column}) reads any other CSV.
 
-    Raises CatalogError for a missing file, an unknown format, a rejected row (``on_error="raise"``)
-    or a file with no valid product at all.
+    Raises CatalogError for a missing file, an unknown format, a table whose sku/title/price columns cannot be
+    told (naming its columns and the map that would read it), a rejected row (``on_error="raise"``) or a file
+    with no valid product at all.
     """
     p = Path(path) if path is not None else demo_catalog_path()
     if not p.is_file():
         raise CatalogError(f"Catalog file {p} does not exist; pass the path of a CSV or JSONL file.")
-    kind = fmt or ("jsonl" if p.suffix.lower() in {".jsonl", ".ndjson", ".json"} else "csv")
-    if kind not in ("csv", "jsonl"):
-        raise CatalogError(f"Unknown catalog format {kind!r}; use csv or jsonl.")
-    rows = _csv_rows(p) if kind == "csv" else _jsonl_rows(p)
+    kind = fmt or sniff_kind(p)
+    if kind not in ("csv", "jsonl", "xml"):
+        raise CatalogError(f"Unknown catalog format {kind!r}; use csv, jsonl or xml.")
     try:
-        result = parse_records(rows, on_error=on_error, default_currency=default_currency, source=str(p))
+        if kind == "jsonl":
+            if column_map:
+                raise FormatError(f"{p.name} is JSONL, whose keys are shopbot's own; a column map is for CSV files.")
+            reading = Reading("shopbot JSONL", unit="line")
+            reading.rows = reading.track(_jsonl_rows(p))
+        else:
+            reading = read_source(p, kind, column_map=column_map, shopbot_column=_shopbot_column)
+        result = parse_records(reading.rows, on_error=on_error, default_currency=default_currency, source=str(p))
+    except FormatError as exc:
+        raise CatalogError(str(exc)) from None
     except UnicodeDecodeError:
         raise CatalogError(f"Catalog file {p} is not UTF-8 text; save it as UTF-8 and try again.") from None
     except csv.Error as exc:
@@ -434,6 +450,7 @@ def load_catalog(
     if not result.products:
         detail = f" (first problem: {result.errors[0]})" if result.errors else ""
         raise CatalogError(f"Catalog file {p} has no valid products{detail}.")
+    result.source_format, result.read_line = reading.name, reading.line(len(result.products))
     return result
 
 

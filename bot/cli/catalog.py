@@ -15,18 +15,35 @@ from bot.cli.errors import UserError, user_errors
 __all__ = ["format_hit", "reindex", "search"]
 
 
+def _column_map(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, str] | None:
+    from retrieval.formats import FormatError, parse_column_map
+
+    if value is None:
+        return None
+    try:
+        return parse_column_map(value)
+    except FormatError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.command()
 @click.argument("catalog", required=False, type=click.Path(path_type=Path))
 @click.option("--full", is_flag=True, help="Re-encode every product instead of only added/changed ones.")
 @click.option("--on-bad-row", type=click.Choice(["skip", "raise"]), default=None, help="Skip bad rows (default) or reject the load.")
+@click.option("--map", "column_map", metavar="PAIRS", default=None, callback=_column_map,
+              help="Which columns hold shopbot's fields, e.g. sku=uniq_id,title=product_name,price=discounted_price; "
+              "saved, and used again for the next file with the same columns.")
 @click.pass_context
-def reindex(ctx: click.Context, catalog: Path | None, full: bool, on_bad_row: str | None) -> None:
-    """Index CATALOG (CSV or JSONL; the demo catalog when omitted) and swap it in atomically."""
+def reindex(ctx: click.Context, catalog: Path | None, full: bool, on_bad_row: str | None,
+            column_map: dict[str, str] | None) -> None:
+    """Index CATALOG and swap it in atomically: shopbot's CSV or JSONL, or a Shopify, WooCommerce, Google Merchant
+    Center (XML or TSV) or Flipkart-style export as it comes (the demo catalog when omitted)."""
     from bot.services import index_catalog, read_catalog  # the search stack: start-up speed
 
     s = settings(ctx)
     with user_errors(debug(ctx)):
-        loaded = read_catalog(s, catalog or s.catalog, on_error=on_bad_row)  # type: ignore[arg-type]
+        loaded = read_catalog(s, catalog or s.catalog, on_error=on_bad_row,  # type: ignore[arg-type]
+                              column_map=column_map)
         for line in loaded.lines():
             echo_err(line)
         report = index_catalog(s, loaded, full=full, progress=True)

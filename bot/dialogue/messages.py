@@ -104,6 +104,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh": "店里暂时没有找到合适的礼物；告诉我对方喜欢什么，我再帮您找。",
     },
     "details_stock": {"en": "In stock ({stock} left).", "zh": "有货（剩余 {stock} 件）。"},
+    "details_in_stock": {"en": "In stock.", "zh": "有货。"},
+    "in_stock": {"en": "in stock", "zh": "有货"},
     "details_oos": {"en": "Out of stock at the moment.", "zh": "暂时缺货。"},
     "details_price": {"en": "It costs {price}.", "zh": "价格是 {price}。"},
     "feedback_up": {"en": "Thanks for the feedback!", "zh": "谢谢您的反馈！"},

@@ -80,7 +80,7 @@ def details(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], sku: str 
     rating = p.attr("rating")
     if rating:
         lines.append(f"{say('row_rating', lang)}: {rating[0]}/5")
-    lines.append(say("details_stock", lang, stock=p.stock) if p.stock > 0 else say("details_oos", lang))
+    lines.append(_stock_line(p, lang))
     if p.description:
         desc = p.description if len(p.description) <= 600 else p.description[:600].rsplit(" ", 1)[0] + " …"
         lines.append(desc)
@@ -139,7 +139,8 @@ def compare(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int]) -> list[R
     for a in names:
         label = say("row_rating", lang) if a == "rating" else attribute_name(a, lang)
         rows.append([label] + [", ".join(attribute_value(a, v, lang) for v in p.attr(a)) or "-" for p in picked])
-    rows.append([say("row_stock", lang)] + [str(p.stock) if p.stock > 0 else say("details_oos", lang) for p in picked])
+    rows.append([say("row_stock", lang)] + [(str(p.stock) if p.stock_counted else say("in_stock", lang)) if p.stock > 0
+                                            else say("details_oos", lang) for p in picked])
     turn.query = None
     cards = [card_from_product(p, n, lang) for n, p in numbered]
     return [Reply(say("compare_head", lang), cards=cards, table=rows,
@@ -195,5 +196,12 @@ def _fact_answer(question: str, p: Product, lang: str) -> str | None:
     if asks_price:
         return say("details_price", lang, price=format_price(p.price, p.currency))
     if p.stock > 0:
-        return say("details_stock", lang, stock=p.stock)
+        return _stock_line(p, lang)
     return say("details_oos", lang)
+
+
+def _stock_line(p: Product, lang: str) -> str:
+    """"In stock (12 left).", "In stock." where the shop gave no count, or "Out of stock."."""
+    if p.stock <= 0:
+        return say("details_oos", lang)
+    return say("details_stock", lang, stock=p.stock) if p.stock_counted else say("details_in_stock", lang)

@@ -54,6 +54,7 @@ class Card:
     brand: str | None = None
     reason: str | None = None  # why it is shown ("matches: red, under $80"; "bought together with ...")
     attributes: dict[str, str] = field(default_factory=dict)
+    stock_counted: bool = True  # False: the shop gave no count, only that it is in stock
 
 
 class LiveText:
@@ -137,7 +138,7 @@ class Reply:
 def card_from_product(p: Product, rank: int, language: str = "en", reason: str | None = None) -> Card:
     attrs = {a: "/".join(p.attr(a)) for a in ("color", "size", "material") if p.attr(a)}
     return Card(sku=p.sku, title=p.title_for(language), price=p.price, currency=p.currency, stock=p.stock, rank=rank,
-                image_url=p.image_url, brand=p.brand, reason=reason, attributes=attrs)
+                image_url=p.image_url, brand=p.brand, reason=reason, attributes=attrs, stock_counted=p.stock_counted)
 
 
 _SYMBOL = {"USD": "$", "EUR": "€", "GBP": "£", "CNY": "¥"}
@@ -148,17 +149,18 @@ def format_price(price: float, currency: str) -> str:
     return f"{symbol}{price:,.2f}" if symbol else f"{price:,.2f} {currency}"
 
 
-def stock_text(stock: int, language: str) -> str:
+def stock_text(stock: int, language: str, counted: bool = True) -> str:
+    """"in stock (12)", or "in stock" where the shop gave no count."""
     if language == "zh":
-        return f"有货 ({stock})" if stock > 0 else "缺货"
-    return f"in stock ({stock})" if stock > 0 else "out of stock"
+        return ("缺货" if stock <= 0 else f"有货 ({stock})" if counted else "有货")
+    return "out of stock" if stock <= 0 else f"in stock ({stock})" if counted else "in stock"
 
 
 def card_line(card: Card, language: str = "en") -> str:
     extra = [card.attributes[a] for a in ("color", "size") if card.attributes.get(a)]
     tail = f" [{'; '.join(extra)}]" if extra else ""
     return (f"{card.rank:>2}. {card.title} - {format_price(card.price, card.currency)} - "
-            f"{stock_text(card.stock, language)} - {card.sku}{tail}")
+            f"{stock_text(card.stock, language, card.stock_counted)} - {card.sku}{tail}")
 
 
 def render_table(rows: Sequence[Sequence[str]], width: int = 28) -> str:

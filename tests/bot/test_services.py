@@ -29,8 +29,9 @@ def test_reindex_returns_what_a_person_is_told_and_prints_nothing(tmp_path: Path
     assert capsys.readouterr() == ("", "")
     lines = report.catalog.lines()
     bad_line = len(ROWS) + 2  # after the header and the good rows
-    assert len(lines) == 2 and lines[0].startswith(f"Skipped line {bad_line} (sku BAD-1)")
-    assert lines[1].startswith(f"Loaded {len(ROWS)} products")
+    assert len(lines) == 3 and lines[0] == f"Read a shopbot CSV: {len(ROWS) + 1} rows -> {len(ROWS)} products."  # the format it read comes first
+    assert lines[1].startswith(f"Skipped line {bad_line} (sku BAD-1)")
+    assert lines[2].startswith(f"Loaded {len(ROWS)} products")
     assert report.lines() == [report.build.summary(),
                               "Ranking: the built-in hybrid search (no learned ranker is active)."]
     assert report.build.added == len(ROWS) and current_dir(s.index_root) is not None
@@ -46,9 +47,10 @@ def test_a_first_start_builds_the_index_and_says_so_through_notify(tmp_path: Pat
     engine = load_engine(s, notify=heard.append)
     assert len(engine.products) == len(ROWS)
     assert heard[0] == f"No search index yet: building one from the {catalog} ..."
-    assert heard[1:] == [f"Loaded {len(ROWS)} products from {catalog}.", heard[2],
+    assert heard[1:] == [f"Read a shopbot CSV: {len(ROWS)} rows -> {len(ROWS)} products.",
+                         f"Loaded {len(ROWS)} products from {catalog}.", heard[3],
                          "Ranking: the built-in hybrid search (no learned ranker is active)."]
-    assert heard[2].startswith(f"Full rebuild: {len(ROWS)} products ({len(ROWS)} added")
+    assert heard[3].startswith(f"Full rebuild: {len(ROWS)} products ({len(ROWS)} added")
 
     heard.clear()
     assert len(load_engine(s, notify=heard.append).products) == len(ROWS) and heard == []  # built: just loaded

@@ -421,7 +421,7 @@ class ActionDescribeProduct(ShopbotAction):
             return replies
         writer = rt.describer()
         card = page.cards[0]
-        facts = f"{format_price(card.price, card.currency)} · {stock_text(card.stock, page.language)} · {card.sku}"
+        facts = f"{format_price(card.price, card.currency)} · {stock_text(card.stock, page.language, card.stock_counted)} · {card.sku}"
         left = max(0.1, rt.live_timeout - (time.monotonic() - t0))
         try:
             d = await asyncio.wait_for(writer.write(product.to_record(), page.language), timeout=left)

@@ -166,7 +166,7 @@ def card_html(card: Card, language: str) -> str:
     """A product card: numbered title in bold, price and stock, brand and attributes; all escaped."""
     title = card.title if len(card.title) <= 300 else card.title[:299] + "…"  # a caption holds 1024 characters
     lines = [f"<b>{card.rank}. {escape(title)}</b>",
-             f"{escape(format_price(card.price, card.currency))} · {escape(stock_text(card.stock, language))}"]
+             f"{escape(format_price(card.price, card.currency))} · {escape(stock_text(card.stock, language, card.stock_counted))}"]
     extra = [card.brand] if card.brand else []
     extra += [card.attributes[a] for a in ("color", "size", "material") if card.attributes.get(a)]
     if extra:
