@@ -20,9 +20,9 @@ import numpy as np
 from retrieval.catalog import policy_path
 from retrieval.encoders import Encoder
 from retrieval.lexical import BM25, has_cjk, tokenize
-from retrieval.policy_docs import POLICY_SUFFIXES, read_blocks, sections_of
+from retrieval.policy_docs import POLICY_SUFFIXES, outline, read_blocks
 
-__all__ = ["Passage", "PolicyHit", "PolicyIndex", "PolicyMatch", "answer_text"]
+__all__ = ["Passage", "PolicyConfig", "PolicyHit", "PolicyIndex", "PolicyMatch", "answer_text"]
 
 # Chinese topic words for the English section headings, so a section boost works for Chinese passages
 # whose label ("退款与换货：") names the topic in Chinese.
@@ -65,6 +65,7 @@ class Passage:
     language: str
     anchor: str
     index: int
+    parents: tuple[str, ...] = ()  # the headings above its section ("Shipping" above "Delivery Zones")
 
     @property
     def label(self) -> str:
@@ -92,32 +93,63 @@ def split_passages(text: str, doc: str, suffix: str = ".md") -> list[Passage]:
     """One passage per paragraph or bullet list, each remembering its section (retrieval/policy_docs.py reads
     the headings of Markdown, text, HTML and FAQ pages)."""
     out: list[Passage] = []
-    for section, body in sections_of(read_blocks(text, suffix), doc):
+    for section, parents, body in outline(read_blocks(text, suffix), doc):
         lang = "zh" if has_cjk(body) else "en"
-        out.append(Passage(doc, section, body, lang, _slug(section), len(out)))
+        out.append(Passage(doc, section, body, lang, _slug(section), len(out), parents))
     return out
 
 
+@dataclass(frozen=True)
+class PolicyConfig:
+    """How passages are scored. ``w_passage`` weighs the cosine to the passage itself, ``w_section`` to its
+    whole section (heading and every paragraph: "is return shipping free?" is answered by a section whose
+    second paragraph says so), ``w_heading`` to the heading alone (a FAQ's question line is the best index
+    of its answer); ``w_lex`` BM25 over the passage and its heading. ``threshold``: the fused score below
+    which nothing answers the question (a person should); None keeps the cosine/coverage rule.
+
+    Chosen on the two ``tune`` documents of retrieval/data/policy_eval (75 questions; 54 weight settings x
+    every threshold, `docs/research-log.md`, 2026-12-06): 0.733 right against 0.667 for the plain
+    single-best-section retriever; the four other documents were not looked at."""
+
+    w_lex: float = 0.0
+    w_passage: float = 0.5
+    w_section: float = 1.0
+    w_heading: float = 0.5
+    threshold: float | None = 0.21
+
+
 class PolicyIndex:
-    def __init__(self, passages: Sequence[Passage], encoders: Mapping[str, Encoder] | None = None) -> None:
+    def __init__(self, passages: Sequence[Passage], encoders: Mapping[str, Encoder] | None = None,
+                 config: PolicyConfig | None = None) -> None:
         if not passages:
             raise ValueError("The policy documents contain no text.")
         self.passages = list(passages)
+        self.config = config or PolicyConfig()
         # the heading is part of what is matched ("Refunds" answers "refund?"), not of what is shown
-        docs = [f"{p.section} {p.label if p.language == 'zh' else ''} {p.text}" for p in self.passages]
+        docs = [f"{' '.join(p.parents)} {p.section} {p.label if p.language == 'zh' else ''} {p.text}" for p in self.passages]
         self.bm25 = BM25.build(docs)
         n = self.bm25.n_docs
         df = np.diff(self.bm25.matrix.indptr).astype(np.float32)
         self.idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
         self.encoders = dict(encoders or {})
         self.vectors = {key: enc.encode(docs, kind="passage") for key, enc in self.encoders.items()}
+        # each passage's section as one text, and its heading alone, in every encoder's space
+        names = list(dict.fromkeys(p.section for p in self.passages))
+        self._section_of = np.asarray([names.index(p.section) for p in self.passages], dtype=np.int64)
+        first = {p.section: p for p in reversed(self.passages)}
+        heads = [" > ".join((*first[name].parents, name)) for name in names]  # "Shipping > Alaska, Hawaii ..."
+        whole = [head + "\n" + "\n".join(p.text for p in self.passages if p.section == name)
+                 for head, name in zip(heads, names, strict=True)]
+        self.section_vectors = {key: enc.encode(whole, kind="passage") for key, enc in self.encoders.items()}
+        self.heading_vectors = {key: enc.encode(heads, kind="passage") for key, enc in self.encoders.items()}
         self.languages = np.asarray([p.language for p in self.passages])
         # the words of each passage's heading ("退货", "Refunds"): a question that names them all asks for it
         self._heading = [frozenset(t for t in tokenize(p.label if p.language == "zh" else p.section) if t not in _STOP)
                          for p in self.passages]
 
     @classmethod
-    def from_path(cls, path: str | Path | None = None, encoders: Mapping[str, Encoder] | None = None) -> PolicyIndex:
+    def from_path(cls, path: str | Path | None = None, encoders: Mapping[str, Encoder] | None = None,
+                  config: PolicyConfig | None = None) -> PolicyIndex:
         """Index a policy file (Markdown, text or HTML), or every such file of a directory (the demo policy
         when None)."""
         p = Path(path) if path is not None else policy_path()
@@ -127,8 +159,8 @@ class PolicyIndex:
         passages: list[Passage] = []
         for f in files:
             for q in split_passages(f.read_text(encoding="utf-8"), f.stem, f.suffix):
-                passages.append(Passage(q.doc, q.section, q.text, q.language, q.anchor, len(passages)))
-        return cls(passages, encoders)
+                passages.append(Passage(q.doc, q.section, q.text, q.language, q.anchor, len(passages), q.parents))
+        return cls(passages, encoders, config)
 
     def sections(self) -> list[str]:
         return list(dict.fromkeys(p.section for p in self.passages))
@@ -160,13 +192,30 @@ class PolicyIndex:
             rows = self.bm25.matrix.indices[self.bm25.matrix.indptr[j]: self.bm25.matrix.indptr[j + 1]]
             cov[rows] += self.idf[j]
         cov = cov / total_idf if total_idf > 0 else cov
+        cfg = self.config
+        # English to English through the English encoder; anything across languages (or Chinese) through the
+        # multilingual one, which reads both
         key = "multi" if lang == "zh" and "multi" in self.vectors else ("en" if "en" in self.vectors else next(iter(self.vectors), None))
         cos = None
         score = lex_n.copy()
         if key is not None:
             qv = self.encoders[key].encode([question], kind="query")[0]
             cos = self.vectors[key] @ qv
-            score = 0.5 * lex_n + 0.5 * np.clip(cos, 0.0, 1.0)
+            sec = self.section_vectors[key] @ qv
+            head = self.heading_vectors[key] @ qv
+            other = "multi" if key == "en" and "multi" in self.vectors else None
+            if other is not None and (self.languages != lang).any():
+                qm = self.encoders[other].encode([question], kind="query")[0]
+                across = self.languages != lang
+                cos = np.where(across, self.vectors[other] @ qm, cos)
+                sec_m, head_m = self.section_vectors[other] @ qm, self.heading_vectors[other] @ qm
+                sec_p = np.where(across, sec_m[self._section_of], sec[self._section_of])
+                head_p = np.where(across, head_m[self._section_of], head[self._section_of])
+            else:
+                sec_p, head_p = sec[self._section_of], head[self._section_of]
+            total = cfg.w_lex + cfg.w_passage + cfg.w_section + cfg.w_heading
+            score = (cfg.w_lex * lex_n + cfg.w_passage * np.clip(cos, 0.0, 1.0) + cfg.w_section * np.clip(sec_p, 0.0, 1.0)
+                     + cfg.w_heading * np.clip(head_p, 0.0, 1.0)) / total
         if sections:
             score = score + section_boost * self._in_sections(sections)
         # "退货政策是什么？" names the 退货 section: it beats 退款与换货, which USE finds a little closer
@@ -200,16 +249,26 @@ class PolicyIndex:
         hits = self._answer_hits(question, language, sections)
         if not hits:
             return None
-        return PolicyMatch(answer_text(hits, self.passages),
+        return PolicyMatch(answer_text(hits, self.passages, language=language or ("zh" if has_cjk(question) else "en")),
                            [(h.passage.label if h.passage.language == "zh" else h.passage.section, _plain(h.passage.text))
-                            for h in hits[:k]])
+                            for h in hits[:k]], hits[0].score)
+
+    def lookup_hits(self, question: str, *, language: str | None = None, sections: Sequence[str] = ()
+                    ) -> list[PolicyHit] | None:
+        """The passages that answer ``question``, best first, or None when nothing does (a person should)."""
+        return self._answer_hits(question, language, sections)
 
     def _answer_hits(self, question: str, language: str | None, sections: Sequence[str]) -> list[PolicyHit] | None:
         hits = self.search(question, k=len(self.passages), language=language, sections=sections)
         if not hits:
             return None
         best = hits[0]
+        threshold = self.config.threshold if self.vectors else None  # BM25 alone: the coverage rule
+        if sections and not self._in_sections(sections).any():
+            sections = ()  # the intent's sections are the demo policy's headings: this shop has none of them
         if not sections:
+            if threshold is not None:
+                return hits if best.score >= threshold else None
             return hits if self.confident(best) else None
         mask = self._in_sections(sections)
         if not mask[best.passage.index]:
@@ -218,7 +277,7 @@ class PolicyIndex:
             if strong:
                 return hits
         inside = [h for h in hits if mask[h.passage.index]]
-        if inside and self.confident(inside[0], in_sections=True):
+        if inside and (inside[0].score >= threshold if threshold is not None else self.confident(inside[0], in_sections=True)):
             return inside
         # The topic is certain but the words match nothing in particular ("I want my money back"):
         # the section's opening passage in the question's language states the rule.
@@ -233,6 +292,7 @@ class PolicyIndex:
 class PolicyMatch:
     text: str  # the best passage as the shopper reads it, with its source line
     passages: list[tuple[str, str]]  # (section or heading, plain text), best first
+    score: float = 0.0  # how well the best passage matches the question (PolicyConfig's fused score)
 
 
 def _plain(text: str) -> str:
@@ -249,7 +309,8 @@ def _cut(text: str, max_chars: int) -> str:
     return head[: end + 1].rstrip() if end > max_chars // 3 else head.rsplit(" ", 1)[0] + " …"
 
 
-def answer_text(hits: Sequence[PolicyHit], passages: Sequence[Passage] = (), max_chars: int = 700) -> str:
+def answer_text(hits: Sequence[PolicyHit], passages: Sequence[Passage] = (), max_chars: int = 700,
+                language: str | None = None) -> str:
     """The best passage as plain text (plus the next one of its section when short), with its source."""
     best = hits[0].passage
     text = _plain(best.text)
@@ -260,5 +321,13 @@ def answer_text(hits: Sequence[PolicyHit], passages: Sequence[Passage] = (), max
             and nxt.label == best.label):
         text += "\n\n" + _plain(nxt.text)
     text = _cut(text, max_chars)
-    source = f"— 摘自：{best.label}" if best.language == "zh" else f"— from our {best.section} policy"
-    return f"{text}\n{source}"
+    return f"{text}\n{source_line(best, language or best.language)}"
+
+
+def source_line(passage: Passage, language: str) -> str:
+    """Where an answer came from, in the shopper's language: "— from our Returns policy", "— from our FAQ:
+    Can I ...?", "— 摘自：退货" (also for an English document: the passage stays as the shop wrote it)."""
+    label = passage.label if passage.language == "zh" else passage.section
+    if language == "zh":
+        return f"— 摘自：{label}"
+    return f"— from our FAQ: {label}" if label.rstrip().endswith(("?", "？")) else f"— from our {label} policy"

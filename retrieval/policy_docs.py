@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-__all__ = ["POLICY_SUFFIXES", "Block", "read_blocks", "read_policy_file", "sections_of"]
+__all__ = ["POLICY_SUFFIXES", "Block", "outline", "read_blocks", "read_policy_file", "sections_of"]
 
 POLICY_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".text", ".html", ".htm"})
 
@@ -199,16 +199,27 @@ def sections_of(blocks: Iterable[Block], doc: str) -> Iterator[tuple[str, str]]:
     """(section heading, paragraph) pairs: each paragraph under its nearest heading; a lone first level-1
     heading is the document's title: the text under it before the first section is named after it (after
     ``doc`` when there is no title)."""
+    for section, _parents, text in outline(blocks, doc):
+        yield section, text
+
+
+def outline(blocks: Iterable[Block], doc: str) -> Iterator[tuple[str, tuple[str, ...], str]]:
+    """(section heading, the headings above it, paragraph) triples, as :func:`sections_of` reads them:
+    "Alaska, Hawaii and Overseas Territories" sits under "Shipping"."""
     blocks = list(blocks)
     tops = [b for b in blocks if b.level == 1]
     title = tops[0] if len(tops) == 1 and blocks and blocks[0] is tops[0] else None
+    stack: list[Block] = []  # the open headings, outermost first
     section = title.text if title is not None else doc
     for b in blocks:
         if b.level:
             if b is not title:
+                while stack and stack[-1].level >= b.level:
+                    stack.pop()
+                stack.append(b)
                 section = b.text
             continue
-        yield section, b.text
+        yield section, tuple(h.text for h in stack[:-1]), b.text
 
 
 def read_policy_file(path: Path) -> list[tuple[str, str]]:

@@ -305,3 +305,53 @@ def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json
         click.echo(f"  {c['gold']} -> {c['predicted']}: {c['count']}")
     if as_json:
         click.echo(json.dumps({k: report[k] for k in ("accuracy", "macro_f1", "n")} | {"model_version": report["model_version"]}))
+
+
+@eval_group.command(name="support")
+@click.option("--docs", "docs_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Directory of the policy documents the questions name.")
+@click.option("--questions", required=True, type=click.Path(path_type=Path),
+              help="CSV: question,language,document,section,split (section NONE: no section answers it).")
+@click.option("--split", "split", default="all", show_default=True,
+              help="Only the questions of this split (settings are chosen on 'tune' documents only).")
+@click.option("--show-misses", is_flag=True, help="List the questions answered from the wrong section, or not at all.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
+@click.pass_context
+def eval_support(ctx: click.Context, docs_dir: Path, questions: Path, split: str, show_misses: bool,
+                 as_json: bool) -> None:
+    """Customer-service answers: the share of questions answered from the section that answers them (or
+    handed to a person when none does), beside the plain single-best-section retriever."""
+    from bot.services import encoders_of  # the models load slowly: only when the command runs
+    from retrieval.encoders import get_encoder
+    from retrieval.policy_eval import evaluate_policy, load_policy_questions
+
+    s = settings(ctx)
+    with user_errors(debug(ctx)):
+        qs = [q for q in load_policy_questions(questions) if split == "all" or q.split == split]
+        if not qs:
+            raise UserError(f"No question of split {split!r} in {questions}.")
+        encoders = {role: get_encoder(name) for role, name in encoders_of(s).items()}
+        res = evaluate_policy(qs, docs_dir, encoders, _policy_answer)
+    d = res.as_dict()
+
+    def line(name: str, v: Mapping[str, Any]) -> str:
+        nones = "" if v.get("handed_over") is None else f"; handed over {v['handed_over']:.2f} of {v['unanswerable']} unanswerable"
+        return (f"{name:>16}: {v['accuracy']:.4f} right (baseline {v['baseline']:.4f}), {v['questions']} questions"
+                f"{nones}; {v['false_handoffs']} answerable handed over")
+
+    click.echo(line("all", d))
+    for group in ("by_split", "by_language", "by_document"):
+        for name, v in d[group].items():
+            click.echo(line(name, v))
+    if show_misses:
+        click.echo("Misses:")
+        for q, got in res.misses():
+            click.echo(f"  [{q.language} {q.document}] {q.question}  wants {q.section or 'a person'}, got {got or 'a person'}")
+    if as_json:
+        click.echo(json.dumps(d, ensure_ascii=False))
+
+
+def _policy_answer(index: Any, q: Any) -> str | None:
+    """What the assistant's policy lookup answers from (the section), or None when it hands over."""
+    match = index.lookup_hits(q.question, language=q.language)
+    return None if not match else match[0].passage.section

@@ -36,6 +36,7 @@ from model.writing.product_text import ProductWriter
 from model.writing.support import SupportWriter
 from retrieval.encoders import shared_queries
 from retrieval.lexical import has_cjk
+from retrieval.policy import PolicyMatch
 from retrieval.recommend.recommender import Recommender
 from retrieval.search import SearchEngine
 
@@ -47,6 +48,14 @@ __all__ = ["DialogueManager", "clean_text", "language_of"]
 log = logging.getLogger(__name__)
 
 MAX_CHARS = 1000  # what we read of one message; the rest is dropped with a note
+# a message put as a question ("can I ...", "do you ...", "...?", "...吗", "怎么...")
+_QUESTION = re.compile(
+    r"[?？]|^\s*(?:can|could|do|does|did|is|are|was|will|would|should|may|how|what|when|where|why|which|who)\b|"
+    r"吗|呢|多久|多少钱|怎么|如何|能不能|可不可以|会不会|是不是|能否|可否|是否|有没有", re.I)
+# a question the intent model took for a search goes to the policy only when a section answers it at least this
+# well (PolicyMatch.score): above 95% of the everyday requests of retrieval/data/demo_needs.csv against the two
+# tune documents of retrieval/data/policy_eval (0.17 and 0.26), below 90% of those documents' own questions
+POLICY_OVER_SEARCH = 0.30
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 
 
@@ -269,6 +278,12 @@ class DialogueManager:
     def _route(self, turn: Turn, u: Understanding) -> list[Reply]:
         i = u.intent
         focus = turn.state.get("focus")
+        if i in {"search", "other"} and not focus:
+            match = self._policy_answers(turn, u)
+            if match is not None:
+                # "can I send back an opened TV?", "what are your opening hours?": the shop's documents answer it
+                turn.intent = "policy_question"
+                return support.answer(self, turn, u, match)
         if i in {"search", "other"} and focus and products.asks_about_it(turn.text):
             # "is it machine washable?" right after a product's details: a question about that product
             turn.intent = "details"
@@ -301,6 +316,18 @@ class DialogueManager:
         if i in CS_SECTIONS:
             return support.answer(self, turn, u)
         return [Reply(say("other", turn.lang))]
+
+    def _policy_answers(self, turn: Turn, u: Understanding) -> PolicyMatch | None:
+        """The policy's answer to a message the intent model took for a search or for nothing it knows, when the
+        documents answer it: anything they answer well enough for "other", only a question they answer clearly
+        (``POLICY_OVER_SEARCH``) for a search ("TV wall mount" stays a search, "can I return an opened TV?" does
+        not)."""
+        if u.intent == "search" and not _QUESTION.search(turn.text):
+            return None
+        match = self.answer(turn.text, u.intent, turn.lang, ())
+        if match is None or (u.intent == "search" and match.score < POLICY_OVER_SEARCH):
+            return None
+        return match
 
     def _button(self, turn: Turn, payload: str) -> list[Reply]:
         kind, _, arg = payload.partition(":")

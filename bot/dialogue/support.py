@@ -16,6 +16,7 @@ from bot.dialogue.messages import say
 from bot.dialogue.replies import Button, Reply
 from bot.dialogue.turn import DialogueContext, Pending, Turn
 from bot.dialogue.understanding import Understanding
+from retrieval.policy import PolicyMatch
 
 __all__ = ["CS_SECTIONS", "ORDER_SPECIFIC", "answer", "handoff"]
 
@@ -55,11 +56,13 @@ CS_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def answer(ctx: DialogueContext, turn: Turn, u: Understanding) -> list[Reply]:
-    """The policy's answer to a customer-service question (the model rephrases it when there is one)."""
+def answer(ctx: DialogueContext, turn: Turn, u: Understanding, match: PolicyMatch | None = None) -> list[Reply]:
+    """The policy's answer to a customer-service question (the model rephrases it when there is one);
+    ``match``: the lookup already made for it."""
     lang = turn.lang
     sections = CS_SECTIONS.get(u.intent, ())
-    match = ctx.answer(turn.text, u.intent, lang, sections)
+    if match is None:
+        match = ctx.answer(turn.text, u.intent, lang, sections)
     buttons = [Button(say("btn_up", lang), f"up:{turn.turn_id}"), Button(say("btn_down", lang), f"down:{turn.turn_id}")]
     if match is None:
         turn.zero_results = True
