@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; a SQLite file in the data dir when unset (postgresql+psycopg://... for scale-out)."
     )
-    policy: Path | None = Field(default=None, description="Policy document (.md/.txt) or a directory of them; the demo policy when unset.")
+    policy: Path | None = Field(default=None, description="Policy document (Markdown, text, HTML or a Q/A FAQ page) or a directory of them; the demo policy when unset.")
     intent_model: Path | None = Field(default=None, description="Intent classifier file; the packaged one when unset.")
     llm: Literal["auto", "off"] = Field(
         default="auto", description="'off': templates only, no language model is loaded (replies stay correct, just plainer)."

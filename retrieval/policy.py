@@ -83,6 +83,9 @@ class PolicyHit:
     score: float  # fused, in [0, 1]
     coverage: float  # share of the question's (idf-weighted) words found in the passage
     cosine: float | None
+    # the encoders' part of the score alone (no shared words): what says a message is about this passage
+    # rather than merely using its words ("do you sell bicycles?" and "we never sell personal data")
+    meaning: float = 0.0
 
 
 def _slug(text: str) -> str:
@@ -198,7 +201,7 @@ class PolicyIndex:
         # English to English through the English encoder; anything across languages (or Chinese) through the
         # multilingual one, which reads both
         key = "multi" if lang == "zh" and "multi" in self.vectors else ("en" if "en" in self.vectors else next(iter(self.vectors), None))
-        cos = None
+        cos = meaning = None
         score = lex_n.copy()
         if key is not None:
             qv = self.encoders[key].encode([question], kind="query")[0]
@@ -215,9 +218,11 @@ class PolicyIndex:
                 head_p = np.where(across, head_m[self._section_of], head[self._section_of])
             else:
                 sec_p, head_p = sec[self._section_of], head[self._section_of]
-            total = cfg.w_lex + cfg.w_passage + cfg.w_section + cfg.w_heading
-            score = (cfg.w_lex * lex_n + cfg.w_passage * np.clip(cos, 0.0, 1.0) + cfg.w_section * np.clip(sec_p, 0.0, 1.0)
-                     + cfg.w_heading * np.clip(head_p, 0.0, 1.0)) / total
+            dense_w = cfg.w_passage + cfg.w_section + cfg.w_heading
+            dense = (cfg.w_passage * np.clip(cos, 0.0, 1.0) + cfg.w_section * np.clip(sec_p, 0.0, 1.0)
+                     + cfg.w_heading * np.clip(head_p, 0.0, 1.0))
+            meaning = dense / dense_w if dense_w > 0 else dense
+            score = (cfg.w_lex * lex_n + dense) / (cfg.w_lex + dense_w)
         if sections:
             score = score + section_boost * self._in_sections(sections)
         # "退货政策是什么？" names the 退货 section: it beats 退款与换货, which USE finds a little closer
@@ -228,7 +233,8 @@ class PolicyIndex:
             score = np.where(self.languages == lang, score, score * 0.5)
         order = np.argsort(-score, kind="stable")[:k]
         return [PolicyHit(self.passages[i], float(min(1.0, score[i])), float(cov[i]),
-                          None if cos is None else float(cos[i])) for i in order]
+                          None if cos is None else float(cos[i]), 0.0 if meaning is None else float(meaning[i]))
+                for i in order]
 
     @staticmethod
     def confident(hit: PolicyHit, *, in_sections: bool = False) -> bool:
@@ -253,7 +259,7 @@ class PolicyIndex:
             return None
         return PolicyMatch(answer_text(hits, self.passages, language=language or ("zh" if has_cjk(question) else "en")),
                            [(h.passage.label if h.passage.language == "zh" else h.passage.section, _plain(h.passage.text))
-                            for h in hits[:k]], hits[0].score)
+                            for h in hits[:k]], hits[0].meaning)
 
     def lookup_hits(self, question: str, *, language: str | None = None, sections: Sequence[str] = ()
                     ) -> list[PolicyHit] | None:
@@ -295,7 +301,7 @@ class PolicyIndex:
 class PolicyMatch:
     text: str  # the best passage as the shopper reads it, with its source line
     passages: list[tuple[str, str]]  # (section or heading, plain text), best first
-    score: float = 0.0  # how well the best passage matches the question (PolicyConfig's fused score)
+    score: float = 0.0  # how close the best passage is in meaning (PolicyHit.meaning), for routing
 
 
 def _plain(text: str) -> str:
