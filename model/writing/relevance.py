@@ -308,6 +308,17 @@ def _shares_words(sentence: str, question: str, known: frozenset[str] = frozense
 # ------------------------------------------------------------------------------------------ the check
 
 
+# a shopper's own words as the model quotes them back: "my parcel" becomes "your parcel"
+_TURNED = {"i": "(?:i|you)", "me": "(?:me|you)", "my": "(?:my|your)", "mine": "(?:mine|yours)",
+           "we": "(?:we|you)", "us": "(?:us|you)", "our": "(?:our|your)", "am": "(?:am|are)"}
+
+
+def _speaker_free(text: str) -> str:
+    """``text`` as a regular expression that also matches it with the speaker turned round."""
+    pattern = "".join(_TURNED.get(part.lower(), re.escape(part)) for part in re.split(r"(\W+)", text))
+    return pattern.replace("我", "(?:我|你|您)")
+
+
 class Relevance:
     """The question and the products shown, read once; calling it judges one sentence of the model's text."""
 
@@ -321,8 +332,9 @@ class Relevance:
         self.asked = asked_topics(question)
         self.asks_to_compare = bool(_ASKS_COMPARE.search(question))
         # the question copied into the answer, in quotes or with its question mark ('No mention: "I want to ..."')
-        q = question.strip().rstrip("?？ ")
-        self.quoted = re.compile(rf"[\"“「'‘]\s*{re.escape(q)}|{re.escape(q)}\s*[?？]", re.IGNORECASE) if len(q) >= 4 else None
+        # with the speaker turned round ('"Your parcel has not moved for a week" is a question.')
+        q = _speaker_free(question.strip().rstrip("?？ "))
+        self.quoted = re.compile(rf"[\"“「'‘]\s*{q}|{q}\s*[?？]", re.IGNORECASE) if len(q) >= 4 else None
 
     def __call__(self, sentence: str) -> str | None:
         """Why ``sentence`` should not be sent, or None when it is about the question."""

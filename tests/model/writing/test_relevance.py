@@ -181,6 +181,10 @@ def test_a_support_answer_with_nothing_about_the_question_is_the_policy_itself()
     ("外套（in coats）的详细信息。", "外套", "closing", "talks about"),
     ("The material is polyester, which is", "will a 15 inch laptop fit in the first one?", "answer", "cut off"),
     ('No mention: "I want to close my account."', "I want to close my account", "support", "repeats the question"),
+    # the question quoted back with the speaker turned round (issue 18's example)
+    ('"Your parcel has not moved for a week" is a question.', "my parcel has not moved for a week", "support",
+     "repeats the question"),
+    ("“你的包裹一周没动了”是一个问题。", "我的包裹一周没动了", "support", "repeats the question"),
     ("Northfield 外套很保暖，价格为49.99美元。", "外套", "closing", "prices or stock"),
     ("You can reach our customer service team by email.", "how do I contact a person?", "support", None),
     ("Its weight is not listed in the catalog.", "how heavy is the first one?", "answer", None),
