@@ -22,7 +22,7 @@ from retrieval.encoders import Encoder
 from retrieval.lexical import BM25, has_cjk, tokenize
 from retrieval.policy_docs import POLICY_SUFFIXES, outline, read_blocks
 
-__all__ = ["Passage", "PolicyConfig", "PolicyHit", "PolicyIndex", "PolicyMatch", "answer_text"]
+__all__ = ["Passage", "PolicyConfig", "PolicyHit", "PolicyIndex", "PolicyMatch", "answer_text", "source_line"]
 
 # Chinese topic words for the English section headings, so a section boost works for Chinese passages
 # whose label ("退款与换货：") names the topic in Chinese.
@@ -330,13 +330,13 @@ def answer_text(hits: Sequence[PolicyHit], passages: Sequence[Passage] = (), max
             and nxt.label == best.label):
         text += "\n\n" + _plain(nxt.text)
     text = _cut(text, max_chars)
-    return f"{text}\n{source_line(best, language or best.language)}"
+    return f"{text}\n{source_line(best.label if best.language == 'zh' else best.section, language or best.language)}"
 
 
-def source_line(passage: Passage, language: str) -> str:
-    """Where an answer came from, in the shopper's language: "— from our Returns policy", "— from our FAQ:
-    Can I ...?", "— 摘自：退货" (also for an English document: the passage stays as the shop wrote it)."""
-    label = passage.label if passage.language == "zh" else passage.section
+def source_line(label: str, language: str) -> str:
+    """Where an answer came from (its section's ``label``), in the shopper's language: "— from our Returns
+    policy", "— from our FAQ: Can I ...?", "— 摘自：退货" (also for an English document: the passage stays
+    as the shop wrote it)."""
     if language == "zh":
         return f"— 摘自：{label}"
     return f"— from our FAQ: {label}" if label.rstrip().endswith(("?", "？")) else f"— from our {label} policy"

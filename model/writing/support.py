@@ -20,6 +20,7 @@ from model.llm.base import LLM
 from model.writing.grounding import Check, Claim, Facts, Verdict, verify
 from model.writing.live import stream_checked
 from model.writing.relevance import relevance_check
+from retrieval.policy import source_line
 
 __all__ = ["DONT_KNOW", "INJECTION", "SupportAnswer", "SupportWriter", "build_messages", "echo_verdict",
            "grounded_verifier", "looks_like_injection", "not_an_answer"]
@@ -197,16 +198,16 @@ class SupportWriter:
         """
         section = passages[0][0] if passages else ""
         facts = "\n".join(t for _, t in passages)
-        source_line = f"— 摘自：{section}" if language == "zh" else f"— from our {section} policy"
+        source = source_line(section, language)  # the same words as the passage's own answer
         live = await stream_checked(
             self.llm,
             lambda feedback: build_messages(question, passages, language, feedback),
             lambda text: echo_verdict(text, why) if (why := not_an_answer(text, question)) else self.verify(text, facts, question),
             on_text or (lambda _text: None),
             fallback=extract, timeout=self.timeout, max_tokens=self.max_tokens, dont_know=DONT_KNOW,
-            finish=lambda text: f"{text.strip()}\n{source_line}", language=language,
+            finish=lambda text: f"{text.strip()}\n{source}", language=language,
             relevant=relevance_check(question, "support") if self.relevance else None,
         )
-        source = live.source if live.source in {"llm", "llm-retry"} else ("dont_know" if live.source == "dont_know" else "extract")
-        return SupportAnswer(live.text, section, source, injection=looks_like_injection(question),
+        how = live.source if live.source in {"llm", "llm-retry"} else ("dont_know" if live.source == "dont_know" else "extract")
+        return SupportAnswer(live.text, section, how, injection=looks_like_injection(question),
                              checks=live.attempts, error=live.error, first_text_s=live.first_text_s)
