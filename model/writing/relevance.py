@@ -221,6 +221,7 @@ _STOP_ZH = ("这款", "这个", "这件", "这双", "那款", "该款", "此款"
             "五", "这些", "都是", "其中", "这", "那", "该", "些", "台", "双", "部", "条", "套", "种")
 _EN_WORD = re.compile(r"[a-z][a-z'’-]*")
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
 def _titles(rec: Mapping[str, Any]) -> list[str]:
@@ -330,11 +331,26 @@ class Relevance:
         self.card = _card_text(self.products) + (f" {question}" if kind == "closing" else "")
         self.known = frozenset(_stem(w) for w in _EN_WORD.findall(self.card.lower()))
         self.asked = asked_topics(question)
+        self.question_words = frozenset(_content_en(question, frozenset()))
         self.asks_to_compare = bool(_ASKS_COMPARE.search(question))
         # the question copied into the answer, in quotes or with its question mark ('No mention: "I want to ..."')
         # with the speaker turned round ('"Your parcel has not moved for a week" is a question.')
         q = _speaker_free(question.strip().rstrip("?？ "))
         self.quoted = re.compile(rf"[\"“「'‘]\s*{q}|{q}\s*[?？]", re.IGNORECASE) if len(q) >= 4 else None
+
+    def _restates(self, s: str) -> bool:
+        """An answer sentence with nothing the question did not say ("You can use my student code on sale
+        items."), or the question asked back ("Is there a restocking fee if I return an opened TV?"). A figure
+        the question did not hold is something said ("Return shipping costs $5.99.")."""
+        s = s.strip().strip("\"'“”‘’「」『』 ")
+        if set(_NUMBER.findall(s)) - set(_NUMBER.findall(self.question)):
+            return False
+        if _repeats_cards(s, self.question, self.question_words):
+            return True
+        if not re.search(r"[?？]\s*$", s):
+            return False
+        words = _content_en(s, frozenset())
+        return bool(words) and 2 * len(words & self.question_words) >= len(words)
 
     def __call__(self, sentence: str) -> str | None:
         """Why ``sentence`` should not be sent, or None when it is about the question."""
@@ -347,6 +363,8 @@ class Relevance:
             return "it is cut off"
         if self.kind != "closing" and self.quoted is not None and self.quoted.search(s):
             return "it repeats the question"
+        if self.kind == "support" and self._restates(s):
+            return "it restates the question"
         said = topics_of(s)
         compared = _comparison(s, self.products) if self.kind != "support" else None
         if compared is not None and not self.asks_to_compare and not (compared == "price" and "price" in self.asked):

@@ -185,6 +185,12 @@ def test_a_support_answer_with_nothing_about_the_question_is_the_policy_itself()
     ('"Your parcel has not moved for a week" is a question.', "my parcel has not moved for a week", "support",
      "repeats the question"),
     ("“你的包裹一周没动了”是一个问题。", "我的包裹一周没动了", "support", "repeats the question"),
+    # nothing the question did not say, or the question asked back (the packaged model on other shops' FAQs)
+    ("You can use my student code on sale items.", "can I use my student code on sale items", "support",
+     "restates the question"),
+    ('"Is there a restocking fee if I return an opened 65 inch TV?"', "is there a fee if I return an opened 65 inch tv",
+     "support", "restates the question"),
+    ("Yes, students get 10% off sale items too.", "can I use my student code on sale items", "support", None),
     ("Northfield 外套很保暖，价格为49.99美元。", "外套", "closing", "prices or stock"),
     ("You can reach our customer service team by email.", "how do I contact a person?", "support", None),
     ("Its weight is not listed in the catalog.", "how heavy is the first one?", "answer", None),
