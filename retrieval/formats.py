@@ -641,6 +641,9 @@ def parse_specifications(raw: str) -> list[tuple[str, str]]:
     return [((m.group("key") or "").strip(), m.group("value").strip()) for m in _PAIR.finditer(raw or "")]
 
 
+_WORDS = re.compile(r"[a-z0-9]+|[\u4e00-\u9fff]")  # words and numbers; each Chinese character is one
+
+
 def parse_category_tree(raw: str, name: str = "") -> list[str]:
     """Levels of '["Clothing >> Women's Clothing >> Dresses"]'; the last level is dropped when it only repeats
     the product's name (marketplace dumps often end the path with it)."""
@@ -650,7 +653,7 @@ def parse_category_tree(raw: str, name: str = "") -> list[str]:
     for item in items:
         levels += [re.sub(r"\s+", " ", x).strip() for x in re.split(r">>|>", item) if x.strip()]
     if len(levels) >= 2 and name:
-        last, title = set(re.findall(r"[a-z0-9]+", levels[-1].lower())), set(re.findall(r"[a-z0-9]+", name.lower()))
+        last, title = set(_WORDS.findall(levels[-1].lower())), set(_WORDS.findall(name.lower()))
         if last and len(last & title) >= 0.6 * len(last):
             levels = levels[:-1]
     return levels

@@ -25,9 +25,7 @@ Definitions (the figures in docs/descriptions.md use exactly these):
 
 from __future__ import annotations
 
-import ast
 import csv
-import json
 import re
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from model.writing.describe import Attribute, DescriptionWriter, check_prose, coverage
+
+# the marketplace export's cells are read as `shopbot reindex` reads them
+from retrieval.formats import parse_category_tree, parse_specifications
 
 __all__ = [
     "DescribeReport",
@@ -53,69 +54,6 @@ _PLACEHOLDER = {"", "na", "n/a", "n.a.", "none", "nil", "null", "-", "--", "not 
 
 
 # ------------------------------------------------------------------------------------------ parsing
-
-
-def _literal(text: str) -> Any:
-    """A Python/JSON/Ruby-hash literal as data, or None when it cannot be read that way."""
-    text = text.strip()
-    if not text:
-        return None
-    for candidate in (text, re.sub(r'"\s*=>\s*', '": ', text), re.sub(r"=>", ":", text)):
-        try:
-            return json.loads(candidate)
-        except ValueError:
-            pass
-        try:
-            return ast.literal_eval(candidate)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            pass
-    return None
-
-
-_PAIR = re.compile(
-    r"""\{\s*(?:(["'])key\1\s*(?:=>|:)\s*(?P<q>["'])(?P<key>.*?)(?P=q)\s*,\s*)?"""
-    r"""(["'])value\4\s*(?:=>|:)\s*(?P<q2>["'])(?P<value>.*?)(?P=q2)\s*\}""",
-    re.S,
-)
-
-
-def parse_specifications(raw: str) -> list[tuple[str, str]]:
-    """(key, value) pairs from a product_specifications cell, in order; entries without a key get key "".
-
-    Reads the forms seen in Flipkart dumps: a JSON-ish ``{"product_specification"=>[{"key"=>..,
-    "value"=>..}]}`` string, a Python list of dicts, a single dict, and falls back to a pattern match
-    when quoting is broken. Never raises.
-    """
-    data = _literal(raw or "")
-    if isinstance(data, Mapping) and "product_specification" in data:
-        data = data["product_specification"]
-    if isinstance(data, Mapping):
-        data = [data]
-    pairs: list[tuple[str, str]] = []
-    if isinstance(data, list):
-        for item in data:
-            if isinstance(item, Mapping) and item.get("value") is not None:
-                pairs.append((str(item.get("key") or "").strip(), str(item["value"]).strip()))
-        return pairs
-    for m in _PAIR.finditer(raw or ""):
-        pairs.append(((m.group("key") or "").strip(), m.group("value").strip()))
-    return pairs
-
-
-def parse_category_tree(raw: str, name: str = "") -> list[str]:
-    """Category levels from "['footwear', 'womens footwear', ...]" or '["A >> B >> C"]'; the last level is
-    dropped when it only repeats the product's name (Flipkart often ends the path with it)."""
-    data = _literal(raw or "")
-    items = [str(x) for x in data] if isinstance(data, list) else [raw or ""]
-    levels: list[str] = []
-    for item in items:
-        levels += [x.strip() for x in re.split(r">>|>", item) if x.strip()]
-    levels = [re.sub(r"\s+", " ", x) for x in levels]
-    if len(levels) >= 2 and name:
-        last, title = set(rouge_tokens(levels[-1])), set(rouge_tokens(name))
-        if last and len(last & title) >= 0.6 * len(last):
-            levels = levels[:-1]
-    return levels
 
 
 def _price(raw: str) -> float | None:
