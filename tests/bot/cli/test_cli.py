@@ -6,23 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from bot.cli.main import cli
 from tests.conftest import ROWS, write_catalog
-
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("SHOPBOT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SHOPBOT_ENCODER", "hashing")
-    monkeypatch.setenv("SHOPBOT_MULTILINGUAL_ENCODER", "hashing")
-    runner = CliRunner()
-
-    def _run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
-        return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
-
-    return _run
 
 
 def test_reindex_reports_bad_rows_and_counts_then_search_prints_products(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -6,24 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from bot.cli.main import cli
 
 NEEDS = Path(__file__).resolve().parents[3] / "retrieval" / "data" / "demo_needs.csv"
 
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("SHOPBOT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SHOPBOT_ENCODER", "hashing")
-    monkeypatch.setenv("SHOPBOT_MULTILINGUAL_ENCODER", "hashing")
-    runner = CliRunner()
-
-    def _run(*args: str):  # type: ignore[no-untyped-def]
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return _run
 
 
 def test_needs_on_the_demo_catalog_prints_precision_per_language_and_split(run) -> None:  # type: ignore[no-untyped-def]

@@ -13,16 +13,6 @@ from click.testing import CliRunner
 from bot.cli.main import cli
 
 
-@pytest.fixture
-def run(hashing_cli_env: Path):  # type: ignore[no-untyped-def]
-    runner = CliRunner()
-
-    def _run(*args: str):  # type: ignore[no-untyped-def]
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return _run
-
-
 def _last_json(output: str) -> dict:  # type: ignore[type-arg]
     return json.loads(output.strip().splitlines()[-1])
 
