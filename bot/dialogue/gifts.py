@@ -226,23 +226,27 @@ class Kind:
     zh: str
 
 
+# ideas for more than one recipient
+_SMARTWATCH = Kind("smartwatch", r"smartwatch|smart watch|apple watch|智能手表", "smartwatches", "智能手表")
+_SPEAKER = Kind("bluetooth speaker", r"speaker|音箱", "speakers", "音箱")
+_CANDLE = Kind("scented candle", r"candle|蜡烛", "candles", "香薰蜡烛")
 _KINDS: dict[str, tuple[Kind, ...]] = {
     "her": (Kind("handbag", r"handbag|tote|shoulder bag|crossbody|手提包|托特|单肩包|斜挎包", "bags", "包袋"),
             Kind("skincare", r"skincare|moisturi[sz]|serum|face cream|护肤|面霜|精华", "skincare", "护肤品"),
-            Kind("scented candle", r"candle|蜡烛", "candles", "香薰蜡烛"),
-            Kind("smartwatch", r"smartwatch|smart watch|apple watch|智能手表", "smartwatches", "智能手表"),
+            _CANDLE,
+            _SMARTWATCH,
             Kind("wireless earbuds", r"earbud|headphone|耳机", "headphones", "耳机")),
-    "him": (Kind("smartwatch", r"smartwatch|smart watch|apple watch|智能手表", "smartwatches", "智能手表"),
+    "him": (_SMARTWATCH,
             Kind("wireless headphones", r"headphone|earbud|耳机", "headphones", "耳机"),
-            Kind("bluetooth speaker", r"speaker|音箱", "speakers", "音箱"),
+            _SPEAKER,
             Kind("backpack", r"backpack|双肩包|背包", "backpacks", "双肩包"),
             Kind("coffee grinder", r"coffee|espresso|咖啡", "coffee gear", "咖啡器具")),
     "child": (Kind("building set", r"building set|lego|积木|乐高", "building sets", "积木"),
               Kind("board game", r"board game|game|桌游|游戏", "board games", "桌游"),
               Kind("children's book", r"children|儿童|童书", "children's books", "童书"),
               Kind("plush toy", r"plush|soft toy|毛绒|玩偶", "soft toys", "毛绒玩具")),
-    "anyone": (Kind("bluetooth speaker", r"speaker|音箱", "speakers", "音箱"),
-               Kind("scented candle", r"candle|蜡烛", "candles", "香薰蜡烛"),
+    "anyone": (_SPEAKER,
+               _CANDLE,
                Kind("board game", r"board game|桌游", "board games", "桌游"),
                Kind("coffee", r"coffee|咖啡", "coffee", "咖啡"),
                Kind("novel", r"fiction|novel|小说", "books", "图书")),
