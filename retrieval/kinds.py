@@ -34,7 +34,8 @@ _HEAD_END = re.compile(
 # category levels that name two kinds ("Coffee & Tea", "Sports and Outdoors")
 _KINDS = re.compile(r"\s*(?:&|,|/|\band\b)\s*", re.I)
 _ASCII_WORD = re.compile(r"[a-z][a-z'-]*", re.I)
-MIN_COMPOUND_PART = 3  # "smart" + "watch"; shorter fronts are suffixes of one word ("i" + "pad")
+MIN_COMPOUND_PART = 3
+READ_CACHE = 4096  # texts whose kind is remembered; the memory is emptied when it is full  # "smart" + "watch"; shorter fronts are suffixes of one word ("i" + "pad")
 
 
 def query_head(text: str) -> str | None:
@@ -61,9 +62,10 @@ _TITLE_END = re.compile(r"\s(?:for|with|without|by|of|in)\s", re.I)
 def _title_head_word(title: str) -> str | None:
     name = re.split(r",|\s[-–(]\s?", title, maxsplit=1)[0]
     name = _MEASURE.sub(" ", _TITLE_END.split(f" {name} ", maxsplit=1)[0])
-    words = [w for w in re.findall(r"[\w'-]+", name) if w.isascii() and any(c.isalpha() for c in w)
-             and tokenize(w) and tokenize(w)[-1].isalpha()]
-    return words[-1].lower() if words else None
+    for w in reversed(re.findall(r"[\w'-]+", name)):  # the last word of letters is the head: read from the end
+        if w.isascii() and any(c.isalpha() for c in w) and (toks := tokenize(w)) and toks[-1].isalpha():
+            return w.lower()
+    return None
 
 
 # a Chinese title's colour and measures ("灰色", "6夸脱", "200克") follow its name
@@ -73,7 +75,9 @@ _ZH_TAIL = re.compile(r"(?:\s*(?:[\d.,]+\s*[^\s\d]{0,3}|[\u4e00-\u9fff]{1,3}色)
 def _zh_title_head(title: str) -> str | None:
     if not title or not has_cjk(title):
         return None
-    toks = [t for t in tokenize(_ZH_TAIL.sub("", title)) if has_cjk(t)]
+    # the name's last chunk that holds Chinese: jieba reads a few characters, not the whole title
+    chunk = next((c for c in reversed(_ZH_TAIL.sub("", title).split()) if has_cjk(c)), "")
+    toks = [t for t in tokenize(chunk) if has_cjk(t)]
     return toks[-1] if toks else None
 
 
@@ -139,6 +143,7 @@ class KindIndex:
         self._dept = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in dept.items()}
         self._words = words
         self._centroids: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._read: dict[str, np.ndarray | None] = {}  # text -> rows (see rows)
         self._titles = [p.title.lower() for p in self_products] if own else None
 
     def __bool__(self) -> bool:
@@ -149,8 +154,17 @@ class KindIndex:
         return frozenset(self._own) | frozenset(self._dept)
 
     def rows(self, text: str) -> np.ndarray | None:
-        """Rows of the kind of product ``text`` asks for (sorted), or None when its head names no kind of
-        this catalog."""
+        """Rows of the kind of product ``text`` asks for (sorted, not to be changed), or None when its head
+        names no kind of this catalog. One chat turn asks for the same text several times (the colour filter,
+        the chat's category, the ranking): it is read once."""
+        if text in self._read:
+            return self._read[text]
+        if len(self._read) >= READ_CACHE:
+            self._read.clear()
+        found = self._read[text] = self._rows(text)
+        return found
+
+    def _rows(self, text: str) -> np.ndarray | None:
         head = query_head(text)
         if head is None:
             return None
