@@ -199,16 +199,27 @@ class KindIndex:
             return found
         return None
 
-    def shelf(self, rows: np.ndarray) -> np.ndarray:
-        """Every row on the same shelves (category paths) as ``rows``, sorted: the camping gear beside the
-        only two sleeping bags."""
-        shelves = np.unique(self._shelf[rows])
-        return np.flatnonzero(np.isin(self._shelf, shelves[shelves >= 0]))
+    def beside(self, kind: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """1.0 for each of ``rows`` (candidates of one search) on a shelf (category path) that holds a row of
+        ``kind``, else 0.0: the camping gear beside the only two sleeping bags. Reads the candidates only, not
+        the catalog."""
+        shelves = np.unique(self._shelf[kind])
+        return np.isin(self._shelf[rows], shelves[shelves >= 0]).astype(np.float32)
+
+    def near(self, key: str, vectors: np.ndarray, query: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+        """1.0 for each of ``rows`` on the shelf nearest ``query`` (see :meth:`nearest_shelf`), else 0.0; None
+        in a catalog without categories."""
+        best = self._nearest(key, vectors, query)
+        return None if best is None else (self._shelf[rows] == best).astype(np.float32)
 
     def nearest_shelf(self, key: str, vectors: np.ndarray, query: np.ndarray) -> np.ndarray | None:
         """Rows of the shelf whose products' mean vector (``vectors``: one encoder's title view, rows aligned
         with the catalog; ``key`` names it) is nearest ``query``: "moisturiser for dry skin" -> Beauty >
         Skincare. None in a catalog without categories."""
+        best = self._nearest(key, vectors, query)
+        return None if best is None else np.flatnonzero(self._shelf == best)
+
+    def _nearest(self, key: str, vectors: np.ndarray, query: np.ndarray) -> int | None:
         if key not in self._centroids:
             shelves = np.unique(self._shelf[self._shelf >= 0])
             if not shelves.size:
@@ -218,8 +229,9 @@ class KindIndex:
             cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-9)
             self._centroids[key] = (shelves, cents)
         shelves, cents = self._centroids[key]
-        best = shelves[int(np.argmax(cents @ np.asarray(query, dtype=np.float32)))]
-        return np.flatnonzero(self._shelf == best)
+        if not shelves.size:
+            return None
+        return int(shelves[int(np.argmax(cents @ np.asarray(query, dtype=np.float32)))])
 
     def _rows_for(self, heads: Sequence[str]) -> np.ndarray | None:
         for tier in (self._exact, self._compound, self._department):

@@ -384,7 +384,7 @@ class SearchEngine:
             # a request that names no kind ("moisturiser for dry skin", "something for my sore feet"): the
             # shelf whose products it is nearest to in the encoder's space gets the shelf's lift
             d = self.dense[dense_keys[0]]
-            near_shelf = self.kinds.nearest_shelf(d.key, d.vectors, qvecs[d.key])
+            near_shelf = self.kinds.near(d.key, d.vectors, qvecs[d.key], rows)
         cat = None
         if filed is not None:
             cat = _in_sorted(filed, rows)
@@ -420,10 +420,10 @@ class SearchEngine:
         if cfg.kind_weight and filed is not None and cat is not None and cat.any():
             # the kind asked for first: "waterproof jacket for hiking" lists jackets before hiking boots;
             # then the rest of its shelf (camping gear after the only two sleeping bags), at half the lift
-            beside = _in_sorted(self.kinds.shelf(filed), rows)
+            beside = self.kinds.beside(filed, rows)
             score = score + cfg.kind_weight * np.maximum(cat, SHELF_SHARE * beside)
         elif near_shelf is not None:
-            score = score + cfg.kind_weight * SHELF_SHARE * _in_sorted(near_shelf, rows)
+            score = score + cfg.kind_weight * SHELF_SHARE * near_shelf
         order = np.argsort(-score, kind="stable")
         timings["fuse"] = (time.perf_counter() - t) * 1000
         rows, score, signals = rows[order], score[order], {k: v[order] for k, v in signals.items()}
@@ -588,6 +588,8 @@ _WORDS = re.compile(r"\w+")
 # the kind's lift: half, not chosen on data (the needs' tune split has too few such requests to choose by)
 SHELF_SHARE = 0.5
 TRANSLATABLE_SHARE = 0.05  # a title word in more than this share of the titles is too common to translate to
+
+
 def _in_sorted(sorted_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """1.0 where a row of ``rows`` is in ``sorted_rows`` (ascending), else 0.0."""
     if not sorted_rows.size:
