@@ -92,7 +92,7 @@ def _agree_with_search(engine: SearchEngine, query: str, filters: Filters, categ
     kind = engine.kinds.rows(query) if query and engine.kinds else None
     if kind is None:
         return filters.merged(Filters(categories=frozenset(categories))) if categories else filters
-    if filters.colors and not engine.arrays.coloured[kind].any():
+    if filters.colors and engine.comes_in_no_colour(query):
         filters = replace(filters, colors=frozenset())
     if categories:
         named = engine.arrays.mask(Filters(categories=frozenset(categories)))

@@ -223,11 +223,15 @@ class SearchEngine:
         kind asked for comes in no colour in this catalog: "black coffee beans", 黑巧克力 (none of the
         catalog's coffee beans or chocolates states a colour) search for the words instead."""
         pq = parse_query(text, brands=self.brands, names=self.name_phrases)
-        if pq.filters.colors:
-            rows = self.kinds.rows(pq.text)
-            if rows is not None and not self.arrays.coloured[rows].any():
-                pq = parse_query(text, brands=self.brands, names=self.name_phrases, colours=False)
+        if pq.filters.colors and self.comes_in_no_colour(pq.text):
+            pq = parse_query(text, brands=self.brands, names=self.name_phrases, colours=False)
         return pq
+
+    def comes_in_no_colour(self, text: str) -> bool:
+        """Whether the kind of product ``text`` asks for states no colour in this catalog (coffee beans, rice):
+        a colour word is then part of what is asked for, not a filter."""
+        rows = self.kinds.rows(text)
+        return rows is not None and not self.arrays.coloured[rows].any()
 
     def search(
         self,
