@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.dialogue import products, recommend, search, support
 from bot.dialogue.messages import say
-from bot.dialogue.nlu.rules import complement_anchor
+from bot.dialogue.nlu.rules import QUESTION_CUE, complement_anchor
 from bot.dialogue.replies import Button, Event, LiveText, Reply
 from bot.dialogue.support import CS_SECTIONS
 from bot.dialogue.turn import PolicyAnswers, Store, Turn, filters_to_dict
@@ -48,10 +48,8 @@ __all__ = ["DialogueManager", "clean_text", "language_of"]
 log = logging.getLogger(__name__)
 
 MAX_CHARS = 1000  # what we read of one message; the rest is dropped with a note
-# a message put as a question ("can I ...", "do you ...", "...?", "...吗", "怎么...")
-_QUESTION = re.compile(
-    r"[?？]|^\s*(?:can|could|do|does|did|is|are|was|will|would|should|may|how|what|when|where|why|which|who)\b|"
-    r"吗|呢|多久|多少钱|怎么|如何|能不能|可不可以|会不会|是不是|能否|可否|是否|有没有", re.I)
+# a message put as a question: the NLU's cues, and a few more ways of asking ("should I ...", "会不会...")
+_QUESTION = re.compile(QUESTION_CUE.pattern + r"|^\s*(?:should|may|was)\b|呢|会不会|是不是|能否|可否", re.I)
 # a question the intent model took for a search goes to the policy only when a section is this close to it in
 # meaning (PolicyMatch.score, the encoders' part without shared words): above 95% of the everyday requests of
 # retrieval/data/demo_needs.csv asked as questions ("do you sell ...?", "有没有...？") against the demo policy and

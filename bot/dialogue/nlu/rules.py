@@ -19,7 +19,7 @@ from bot.dialogue.nlu.intents import CS_INTENTS
 from bot.dialogue.nlu.slots import Slots, cut, only_refinement
 from retrieval.lexical import has_cjk
 
-__all__ = ["FEEDBACK_MIN_CONFIDENCE", "RULES", "complement_anchor", "override", "wordless"]
+__all__ = ["FEEDBACK_MIN_CONFIDENCE", "QUESTION_CUE", "RULES", "complement_anchor", "override", "wordless"]
 
 FEEDBACK_MIN_CONFIDENCE = 0.5  # below it, a predicted thumbs-up/down is not recorded (RULES["unsure_feedback"])
 
@@ -86,7 +86,8 @@ _POLICY_TOPICS: tuple[tuple[re.Pattern[str], str, frozenset[str]], ...] = (
                 r"优惠码|优惠券|折扣码|促销|优惠活动", re.I),
      "promotions", frozenset({"newsletter_subscription"})),
 )
-_QUESTION_CUE = re.compile(
+# a message put as a question ("can I ...", "...?", "...吗", "怎么...")
+QUESTION_CUE = re.compile(
     r"[?？]|^(?:is|are|do|does|did|can|could|will|would|how|what|when|where|which|who|why)\b|"
     r"吗|么|多少|多长|多久|怎么|怎样|如何|是否|能不能|可不可以|有没有", re.I)
 _POSITIVE_EMOJI = re.compile(r"^[\s👍👌❤️♥😊🙂😀😃😄😁😍🥰👏✅🎉💯🙏⭐🌟!]+$")
@@ -132,7 +133,7 @@ def override(
             return "similar", "similar"
         if not re.sub(r"[\W_]+|\b(?:the|one|ones|please|pls|and|what about|how about|个|款|呢|吧)\b", "", rest, flags=re.I):
             return "ordinal_only", "details"
-        if _QUESTION_CUE.search(text) and not _CS_WORDS.search(rest):
+        if QUESTION_CUE.search(text) and not _CS_WORDS.search(rest):
             return "ordinal_question", "details"
         if len(slots.ordinals) == 1 and (slots.filters.colors or slots.filters.sizes) and only_refinement(slots.query):
             return "variant", "similar"
@@ -180,5 +181,5 @@ def _policy_topic(text: str, intent: str, slots: Slots) -> str | None:
         named = bool(slots.categories or slots.filters.brands or slots.ordinals)
         # a product named without a question ("laptop with a 2-year warranty") is a search, whatever the
         # classifier thought; "is my laptop under warranty?" asks about the policy
-        return None if named and not _QUESTION_CUE.search(text) and topic != "place_order" else topic
+        return None if named and not QUESTION_CUE.search(text) and topic != "place_order" else topic
     return None
