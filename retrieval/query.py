@@ -113,6 +113,21 @@ _SIZE = re.compile(
     r"(?:尺码|尺寸)\s*([0-9]{2}|xs|s|m|l|xl|xxl)",
     re.I,
 )
+# UK and US shoe sizes in the EU sizes most shops list (a size in the shop's own system still matches as said):
+# UK 5 = EU 38; US women's 7 = EU 38, US men's 9 = EU 42
+_SHOE_SYSTEM = re.compile(r"^\s*(uk|us)\b", re.I)
+_EU_OFFSET = {"uk": 33.0, "us_women": 31.0, "us": 33.0}
+
+
+def _eu_shoe_sizes(said: str, value: str, *, women: bool) -> set[str]:
+    system = _SHOE_SYSTEM.match(said)
+    if system is None or not re.fullmatch(r"[0-9]{1,2}(?:\.5)?", value) or not 2 <= float(value) <= 15:
+        return set()
+    key = system.group(1).lower()
+    eu = float(value) + _EU_OFFSET["us_women" if key == "us" and women else key]
+    return {f"{eu:g}", f"{eu - 0.5:g}"} if eu % 1 else {f"{eu:g}"}
+
+
 _IN_STOCK = re.compile(r"\b(?:in[- ]stock|available now|available)\b|有货|现货", re.I)
 # "cheap earbuds", "有没有便宜的蓝牙耳机": the cheapest relevant ones first ("cheaper" / "便宜一点" is a price
 # nudge on the results on screen, handled by the dialogue)
@@ -302,6 +317,7 @@ def parse_query(text: str, *, brands: Iterable[str] = (), names: Container[str] 
     for m in _SIZE.finditer(t):
         value = next(g for g in m.groups() if g)
         sizes.add(value.lower())
+        sizes.update(_eu_shoe_sizes(m.group(0), value, women="women" in t.lower() or "女" in t))
     t = _SIZE.sub(" ", t)
 
     in_stock = bool(_IN_STOCK.search(t))

@@ -101,3 +101,12 @@ def test_a_budget_in_another_currency_is_converted_for_the_filter() -> None:
         assert allowed("跑步鞋 500元以下") == ["S0", "S1", "S2", "S3"]
     finally:
         set_exchange_rates({})
+
+
+def test_uk_and_us_shoe_sizes_also_match_the_eu_sizes_shops_list() -> None:
+    """"women's UK 5" filtered on size 5, which no EU-sized shoe has: the search came back empty (issue 17)."""
+    assert parse_query("white trainers, women's UK 5").filters.sizes == {"5", "38"}
+    assert parse_query("running shoes us 9").filters.sizes == {"9", "42"}  # men's unless said
+    assert parse_query("women's sneakers US 7").filters.sizes == {"7", "38"}
+    assert parse_query("boots eu 42").filters.sizes == {"42"}
+    assert parse_query("a jacket, size xl").filters.sizes == {"xl"}
