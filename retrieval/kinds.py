@@ -17,7 +17,7 @@ does not know whole is right-headed, so its last character is the kind (手机�
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -201,6 +201,7 @@ class KindIndex:
         # each row's shelf (its category path; -1 without one): the products beside the kind asked for
         self._shelf = np.asarray([leaves.setdefault(p.category, len(leaves)) if p.category else -1
                                   for p in self_products], dtype=np.int64)
+        self._leaves = leaves
         self._own = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in own.items()}
         self._dept = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in dept.items()}
         self._words = words
@@ -300,20 +301,25 @@ class KindIndex:
         shelves = np.unique(self._shelf[kind])
         return np.isin(self._shelf[rows], shelves[shelves >= 0]).astype(np.float32)
 
-    def near(self, key: str, vectors: np.ndarray, query: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+    def near(self, key: str, vectors: np.ndarray, query: np.ndarray, rows: np.ndarray,
+             encode: Callable[[list[str]], np.ndarray] | None = None) -> np.ndarray | None:
         """1.0 for each of ``rows`` on the shelf nearest ``query`` (see :meth:`nearest_shelf`), else 0.0; None
         in a catalog without categories."""
-        best = self._nearest(key, vectors, query)
+        best = self._nearest(key, vectors, query, encode)
         return None if best is None else (self._shelf[rows] == best).astype(np.float32)
 
-    def nearest_shelf(self, key: str, vectors: np.ndarray, query: np.ndarray) -> np.ndarray | None:
-        """Rows of the shelf whose products' mean vector (``vectors``: one encoder's title view, rows aligned
-        with the catalog; ``key`` names it) is nearest ``query``: "moisturiser for dry skin" -> Beauty >
-        Skincare. None in a catalog without categories."""
-        best = self._nearest(key, vectors, query)
+    def nearest_shelf(self, key: str, vectors: np.ndarray, query: np.ndarray,
+                      encode: Callable[[list[str]], np.ndarray] | None = None) -> np.ndarray | None:
+        """Rows of the shelf nearest ``query``: "moisturiser for dry skin" -> Beauty > Skincare. A shelf is
+        known by its products' mean vector (``vectors``: one encoder's title view, rows aligned with the
+        catalog; ``key`` names it) and, with ``encode`` (that encoder, for passages), by its name as well
+        ("Electronics > Headphones"): requests that describe a situation match a shelf's name a little
+        better than its titles. None in a catalog without categories."""
+        best = self._nearest(key, vectors, query, encode)
         return None if best is None else np.flatnonzero(self._shelf == best)
 
-    def _nearest(self, key: str, vectors: np.ndarray, query: np.ndarray) -> int | None:
+    def _nearest(self, key: str, vectors: np.ndarray, query: np.ndarray,
+                 encode: Callable[[list[str]], np.ndarray] | None) -> int | None:
         if key not in self._centroids:
             shelves = np.unique(self._shelf[self._shelf >= 0])
             if not shelves.size:
@@ -321,6 +327,11 @@ class KindIndex:
             v = np.asarray(vectors, dtype=np.float32)
             cents = np.stack([v[self._shelf == sh].mean(axis=0) for sh in shelves])
             cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-9)
+            if encode is not None:
+                paths = {sh: p for p, sh in self._leaves.items()}
+                names = np.asarray(encode([" > ".join(paths[int(sh)]) for sh in shelves]), dtype=np.float32)
+                names /= np.maximum(np.linalg.norm(names, axis=1, keepdims=True), 1e-9)
+                cents = cents + names
             self._centroids[key] = (shelves, cents)
         shelves, cents = self._centroids[key]
         if not shelves.size:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -216,7 +216,8 @@ class SearchEngine:
         for text in ("phone", "手机"):  # the second also reads the Chinese-English dictionary
             self.search(text, k=1, parse=False)
         for d in self.dense.values():  # the shelves' mean vectors, for requests that name no kind
-            self.kinds.nearest_shelf(d.key, d.vectors, np.zeros(d.vectors.shape[1], dtype=np.float32))
+            self.kinds.nearest_shelf(d.key, d.vectors, np.zeros(d.vectors.shape[1], dtype=np.float32),
+                                     self._shelf_encoder(d))
 
     def parse(self, text: str) -> ParsedQuery:
         """The filters and the words to rank of a shopper's ``text``. A colour word is no filter when the
@@ -388,7 +389,7 @@ class SearchEngine:
             # a request that names no kind ("moisturiser for dry skin", "something for my sore feet"): the
             # shelf whose products it is nearest to in the encoder's space gets the shelf's lift
             d = self.dense[dense_keys[0]]
-            near_shelf = self.kinds.near(d.key, d.vectors, qvecs[d.key], rows)
+            near_shelf = self.kinds.near(d.key, d.vectors, qvecs[d.key], rows, self._shelf_encoder(d))
         cat = None
         if filed is not None:
             cat = _in_sorted(filed, rows)
@@ -529,6 +530,11 @@ class SearchEngine:
             return np.zeros(rows.size, dtype=np.float32)
         feat = np.asarray(sub[:, top] @ (weight[top] / weight[top].sum())).ravel().astype(np.float32)
         return _minmax_pos(feat)
+
+    @staticmethod
+    def _shelf_encoder(d: DenseField) -> Callable[[list[str]], np.ndarray]:
+        """``d``'s encoder for the shelves' names (read once per engine, retrieval.kinds.KindIndex.near)."""
+        return lambda texts: d.encoder.encode(texts, kind="passage")
 
     def _dense_keys(self, text: str) -> list[str]:
         """The encoder for this query's language: English -> "en", Chinese (or no "en") -> "multi".

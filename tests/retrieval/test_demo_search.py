@@ -159,3 +159,28 @@ def test_nearest_shelf_by_mean_vector() -> None:
     assert kinds.nearest_shelf("en", vectors, np.asarray([0.8, 0.2])).tolist() == [0, 1]
     assert kinds.nearest_shelf("en", vectors, np.asarray([0.1, 0.9])).tolist() == [2]
     assert KindIndex(products[3:]).nearest_shelf("en", vectors[3:], np.asarray([1.0, 0.0])) is None
+
+
+def test_a_shelf_is_known_by_its_name_as_well_as_its_titles() -> None:
+    """A query halfway between two shelves' titles goes to the shelf whose name it is nearer."""
+    import numpy as np
+
+    from retrieval.catalog import Product
+    from retrieval.kinds import KindIndex
+
+    products = [Product(sku=f"s{i}", title=t, price=1.0, category=c) for i, (t, c) in enumerate([
+        ("Model A", ("Electronics", "Headphones")), ("Model B", ("Home", "Decor")),
+    ])]
+    vectors = np.asarray([[1, 0, 0], [0, 1, 0]], dtype=np.float32)
+    query = np.asarray([0.6, 0.6, 0.5], dtype=np.float32)
+    named: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        named.append(texts)
+        return np.asarray([[0, 0, 1] if "Headphones" in t else [0, 0, -1] for t in texts], dtype=np.float32)
+
+    assert KindIndex(products).nearest_shelf("en", vectors, query).tolist() in ([0], [1])  # a tie by titles
+    kinds = KindIndex(products)
+    assert kinds.nearest_shelf("en", vectors, query, encode).tolist() == [0]
+    assert kinds.nearest_shelf("en", vectors, query, encode).tolist() == [0]
+    assert named == [["Electronics > Headphones", "Home > Decor"]]  # the names are read once
