@@ -428,8 +428,7 @@ class SearchEngine:
             beside = self.kinds.beside(filed, rows)
             score = score + cfg.kind_weight * np.maximum(cat, SHELF_SHARE * beside)
         elif near_shelf is not None:
-            # a request that names no kind: its nearest shelf gets the lift a named kind gets
-            score = score + cfg.kind_weight * near_shelf
+            score = score + cfg.kind_weight * SHELF_SHARE * near_shelf
         order = np.argsort(-score, kind="stable")
         timings["fuse"] = (time.perf_counter() - t) * 1000
         rows, score, signals = rows[order], score[order], {k: v[order] for k, v in signals.items()}
@@ -595,10 +594,8 @@ class SearchEngine:
 
 
 _WORDS = re.compile(r"\w+")
-# the rest of the kind's shelf rises by this share of the kind's lift: half, not chosen on data (the needs' tune
-# split has too few such requests to choose by). The nearest shelf of a request that names no kind gets the whole
-# lift: at half it was 0.891 / 0.653 / 0.744 on the held-out and the two final needs files, at the whole 0.895 /
-# 0.661 / 0.747, at double 0.854 / 0.683 / 0.772 (too strong where the nearest shelf is wrong: 45% of the time)
+# the rest of the kind's shelf, and the nearest shelf of a request that names no kind, rise by this share of
+# the kind's lift: half, not chosen on data (the needs' tune split has too few such requests to choose by)
 SHELF_SHARE = 0.5
 TRANSLATABLE_SHARE = 0.05  # a title word in more than this share of the titles is too common to translate to
 
