@@ -385,9 +385,11 @@ class SearchEngine:
             total_w += cfg.w_phrase
         filed = self.kinds.rows(text) if (cfg.w_category or cfg.kind_weight) and self.kinds else None
         near_shelf = None
-        if filed is None and cfg.kind_weight and self.kinds and dense_keys:
+        if filed is None and cfg.kind_weight and self.kinds and dense_keys and not self._names_a_product(
+                tokens, rows, signals):
             # a request that names no kind ("moisturiser for dry skin", "something for my sore feet"): the
-            # shelf whose products it is nearest to in the encoder's space gets the shelf's lift
+            # shelf whose products it is nearest to in the encoder's space gets the shelf's lift. Not a
+            # product's own name ("Lavazza Espresso Italiano" is coffee, not the espresso machines' shelf)
             d = self.dense[dense_keys[0]]
             near_shelf = self.kinds.near(d.key, d.vectors, qvecs[d.key], rows, self._shelf_encoder(d))
         cat = None
@@ -475,6 +477,13 @@ class SearchEngine:
         score = np.fromiter(fused.values(), dtype=np.float32, count=len(fused))
         order = np.argsort(-score, kind="stable")
         return rows[order], score[order], {"rrf": score[order]}
+
+    def _names_a_product(self, tokens: Sequence[str], rows: np.ndarray, signals: Mapping[str, np.ndarray]) -> bool:
+        """Whether some candidate holds every word of the request: it names that product."""
+        cov = signals.get("coverage_all")
+        if cov is None:
+            cov = self._coverage(tokens, rows, tuple(self.lexical.fields))
+        return bool(cov.size) and float(cov.max()) >= 1.0
 
     def _coverage(self, tokens: Sequence[str], rows: np.ndarray, fields: Sequence[str]) -> np.ndarray:
         """Share of the distinct query words that occur in any of ``fields`` of each candidate."""

@@ -35,7 +35,10 @@ def test_chinese_queries(demo) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("query", ["Casa Verde Chamomile", "Trailmark Reflective Running", "Adidas Women's Adilette",
-                                   "Xiaomi Redmi Watch", "Voltix Sport Wireless", "Hasbro My Little Pony"])
+                                   "Xiaomi Redmi Watch", "Voltix Sport Wireless", "Hasbro My Little Pony",
+                                   # no kind word: the nearest shelf by name (the espresso machines', the pots')
+                                   # must not lift another product over the one named
+                                   "Lavazza Espresso Italiano", "Instant Pot Vortex"])
 def test_known_item_search_puts_the_product_with_every_word_first(demo, query: str) -> None:  # type: ignore[no-untyped-def]
     """The brand's other products fill the rest of the first page; they must not outvote the one the
     shopper named (feedback learns mostly from the products that hold every word of the query)."""
