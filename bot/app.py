@@ -103,7 +103,7 @@ def _agree_with_search(engine: SearchEngine, query: str, filters: Filters, categ
 
 def policy_answerer(policy: PolicyIndex) -> Any:
     def answer(question: str, intent: str, language: str, sections: Sequence[str]) -> PolicyMatch | None:
-        return policy.lookup(question, language=language, sections=sections)
+        return policy.lookup(question, language=language, sections=sections, unanswered=True)
 
     return answer
 

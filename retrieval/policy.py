@@ -22,7 +22,7 @@ from retrieval.encoders import Encoder
 from retrieval.lexical import BM25, has_cjk, tokenize
 from retrieval.policy_docs import POLICY_SUFFIXES, outline, read_blocks
 
-__all__ = ["Passage", "PolicyConfig", "PolicyHit", "PolicyIndex", "PolicyMatch", "answer_text", "source_line"]
+__all__ = ["Handoff", "Passage", "PolicyConfig", "PolicyHit", "PolicyIndex", "PolicyMatch", "answer_text", "source_line"]
 
 # Chinese topic words for the English section headings, so a section boost works for Chinese passages
 # whose label ("退款与换货：") names the topic in Chinese.
@@ -86,6 +86,42 @@ class PolicyHit:
     # the encoders' part of the score alone (no shared words): what says a message is about this passage
     # rather than merely using its words ("do you sell bicycles?" and "we never sell personal data")
     meaning: float = 0.0
+    # the share of the question's words that its document never uses (the same for every hit of a question)
+    unknown: float = 0.0
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """When no section answers the question and a person should: the chance that none does, a logistic model
+    of three things about the best passage - how close it is in meaning, how far ahead of the best passage of
+    any other section (a question about nothing in particular finds several sections about as close), and the
+    share of the question's words its document never uses, counted when they share a language ("do you take
+    Klarna?" of a shop whose policy never names it). Above ``threshold``, the question goes to a person.
+
+    Fitted by ``shopbot eval support --cv`` on the six documents of retrieval/data/policy_eval (219 questions,
+    32 that no section answers), whose figure is the one of each document with the model fitted on the five
+    others (docs/conversations.md)."""
+
+    w_meaning: float = -2.142
+    w_margin: float = -1.350
+    w_unknown: float = 2.381
+    bias: float = -1.713
+    threshold: float = 0.27
+
+    def chance(self, meaning: float, margin: float, unknown: float) -> float:
+        z = self.w_meaning * meaning + self.w_margin * margin + self.w_unknown * unknown + self.bias
+        return float(1.0 / (1.0 + np.exp(-z)))
+
+    @staticmethod
+    def features(hits: Sequence[PolicyHit], language: str) -> tuple[float, float, float]:
+        """(meaning, margin, unknown) of a question's hits, best first."""
+        best = hits[0]
+        other = next((h.score for h in hits if h.passage.section != best.passage.section), 0.0)
+        unknown = best.unknown if best.passage.language == language else 0.0
+        return best.meaning, best.score - other, unknown
+
+    def hands_over(self, hits: Sequence[PolicyHit], language: str) -> bool:
+        return self.chance(*self.features(hits, language)) >= self.threshold
 
 
 def _slug(text: str) -> str:
@@ -108,7 +144,8 @@ class PolicyConfig:
     whole section (heading and every paragraph: "is return shipping free?" is answered by a section whose
     second paragraph says so), ``w_heading`` to the heading alone (a FAQ's question line is the best index
     of its answer); ``w_lex`` BM25 over the passage and its heading. ``threshold``: the fused score below
-    which nothing answers the question (a person should); None keeps the cosine/coverage rule.
+    which the section the shopper's intent names does not answer the question. ``handoff``: when no section
+    answers it at all (a person should; see :class:`Handoff`); None keeps the cosine/coverage rule.
 
     Chosen on the two ``tune`` documents of retrieval/data/policy_eval (75 questions; 54 weight settings x
     every threshold, `docs/research-log.md`, 2026-12-06): 0.733 right against 0.667 for the plain
@@ -121,6 +158,7 @@ class PolicyConfig:
     w_section: float = 1.0
     w_heading: float = 0.5
     threshold: float | None = 0.18
+    handoff: Handoff | None = Handoff()
 
 
 class PolicyIndex:
@@ -232,8 +270,10 @@ class PolicyIndex:
         if (self.languages == lang).any():
             score = np.where(self.languages == lang, score, score * 0.5)
         order = np.argsort(-score, kind="stable")[:k]
+        share_unknown = unknown / len(set(tokens)) if tokens else 0.0
         return [PolicyHit(self.passages[i], float(min(1.0, score[i])), float(cov[i]),
-                          None if cos is None else float(cos[i]), 0.0 if meaning is None else float(meaning[i]))
+                          None if cos is None else float(cos[i]), 0.0 if meaning is None else float(meaning[i]),
+                          share_unknown)
                 for i in order]
 
     @staticmethod
@@ -251,12 +291,16 @@ class PolicyIndex:
         return m.text if m else None
 
     def lookup(self, question: str, *, language: str | None = None, sections: Sequence[str] = (),
-               k: int = 3) -> PolicyMatch | None:
+               k: int = 3, unanswered: bool = False) -> PolicyMatch | None:
         """What answers ``question``: the best passage as text with its source, and the ``k`` best passages
-        (label, text) for a writer to phrase an answer from; None when nothing relevant was found."""
+        (label, text) for a writer to phrase an answer from; None when nothing relevant was found, or with
+        ``unanswered`` a match that says so (``answers`` False) and how close the documents came."""
         hits = self._answer_hits(question, language, sections)
         if not hits:
-            return None
+            if not unanswered:
+                return None
+            best = self.search(question, k=1, language=language)
+            return PolicyMatch("", [], best[0].meaning if best else 0.0, answers=False)
         return PolicyMatch(answer_text(hits, self.passages, language=language or ("zh" if has_cjk(question) else "en")),
                            [(h.passage.label if h.passage.language == "zh" else h.passage.section, _plain(h.passage.text))
                             for h in hits[:k]], hits[0].meaning)
@@ -274,10 +318,18 @@ class PolicyIndex:
         threshold = self.config.threshold if self.vectors else None  # BM25 alone: the coverage rule
         if sections and not self._in_sections(sections).any():
             sections = ()  # the intent's sections are the demo policy's headings: this shop has none of them
-        if not sections:
-            if threshold is not None and best.score >= threshold:
+        if self.vectors and self.config.handoff is not None:
+            # no section answers it: a person should. Where the intent's topic is one of this shop's sections and
+            # the best passage is in it, the two agree and the section answers ("any deals today?" asked under a
+            # promotions intent)
+            lang = language or ("zh" if has_cjk(question) else "en")
+            agree = bool(sections) and bool(self._in_sections(sections)[best.passage.index])
+            if not agree and self.config.handoff.hands_over(hits, lang):
+                return None
+            if not sections:
                 return hits
-            # the words say so even where the encoder's scale is not the one the threshold was set on
+        elif not sections:
+            # BM25 alone: the words must say so
             return hits if self.confident(best) else None
         mask = self._in_sections(sections)
         if not mask[best.passage.index]:
@@ -302,6 +354,9 @@ class PolicyMatch:
     text: str  # the best passage as the shopper reads it, with its source line
     passages: list[tuple[str, str]]  # (section or heading, plain text), best first
     score: float = 0.0  # how close the best passage is in meaning (PolicyHit.meaning), for routing
+    # False: no passage answers the question (a person should); asked for with ``lookup(..., unanswered=True)``,
+    # which then still says how close the documents came (``score``), with no text
+    answers: bool = True
 
 
 def _plain(text: str) -> str:

@@ -23,9 +23,10 @@ import numpy as np
 
 from retrieval.catalog import CatalogError
 from retrieval.encoders import Encoder
-from retrieval.policy import PolicyIndex
+from retrieval.policy import Handoff, PolicyIndex
 
-__all__ = ["PolicyQuestion", "PolicyResult", "best_section_baseline", "evaluate_policy", "load_policy_questions"]
+__all__ = ["HandoffSample", "PolicyQuestion", "PolicyResult", "best_section_baseline", "cross_validated_handoffs",
+           "evaluate_policy", "fit_handoff", "handoff_samples", "load_policy_questions"]
 
 NONE = "NONE"
 Answerer = Callable[[PolicyIndex, "PolicyQuestion"], "str | None"]
@@ -145,3 +146,68 @@ def evaluate_policy(
         for q in qs:
             result.rows.append((q, answer(index, q), base(q.question)))
     return result
+
+
+@dataclass(frozen=True)
+class HandoffSample:
+    """What the handoff model reads of one question: its best section and the features of its hits."""
+
+    question: PolicyQuestion
+    top: str
+    features: tuple[float, float, float]  # Handoff.features: meaning, margin, unknown
+
+    def right(self, hands_over: bool) -> bool:
+        """Whether that decision is right: a person for a question no section answers, else the right section."""
+        return hands_over if self.question.section is None else (not hands_over and self.top == self.question.section)
+
+
+def handoff_samples(questions: Sequence[PolicyQuestion], docs_dir: Path,
+                    encoders: Mapping[str, Encoder]) -> list[HandoffSample]:
+    """Each question asked of its document (indexed on its own), as the handoff model sees it."""
+    out: list[HandoffSample] = []
+    indexes: dict[str, PolicyIndex] = {}
+    for q in questions:
+        if q.document not in indexes:
+            path = docs_dir / q.document
+            if not path.is_file():
+                raise CatalogError(f"Document {q.document} (asked of on line {q.line}) is not in {docs_dir}.")
+            indexes[q.document] = PolicyIndex.from_path(path, encoders)
+        index = indexes[q.document]
+        hits = index.search(q.question, k=len(index.passages), language=q.language)
+        out.append(HandoffSample(q, hits[0].passage.section, Handoff.features(hits, q.language)))
+    return out
+
+
+def fit_handoff(samples: Sequence[HandoffSample], c: float = 1.0) -> Handoff:
+    """The logistic model of "no section answers" (L2-penalised with strength ``1/c``, the intercept free,
+    fitted by Newton's method), with the threshold that makes the most decisions right on ``samples``."""
+    x = np.asarray([s.features for s in samples], dtype=np.float64)
+    y = np.asarray([s.question.section is None for s in samples], dtype=np.float64)
+    x1 = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(x1.shape[1])
+    reg = np.full(x1.shape[1], 1.0 / c)
+    reg[-1] = 0.0
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-x1 @ w))
+        grad = x1.T @ (p - y) + reg * w
+        hess = (x1 * (p * (1 - p))[:, None]).T @ x1 + np.diag(reg) + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    w_meaning, w_margin, w_unknown, bias = (round(float(v), 3) for v in w)
+    model = Handoff(w_meaning, w_margin, w_unknown, bias)
+    chances = [model.chance(*s.features) for s in samples]
+    # the most right decisions; among equals the highest threshold (fewest handoffs)
+    best = max((round(float(t), 2) for t in np.linspace(0.05, 0.95, 91)),
+               key=lambda t: (sum(s.right(ch >= t) for s, ch in zip(samples, chances, strict=True)), t))
+    return Handoff(model.w_meaning, model.w_margin, model.w_unknown, model.bias, best)
+
+
+def cross_validated_handoffs(samples: Sequence[HandoffSample]) -> dict[str, Handoff]:
+    """For each document, the handoff model fitted on the other documents' questions only."""
+    docs = sorted({s.question.document for s in samples})
+    if len(docs) < 2:
+        raise CatalogError("Cross-validating the handoff needs questions of at least two documents.")
+    return {d: fit_handoff([s for s in samples if s.question.document != d]) for d in docs}
+

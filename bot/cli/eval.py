@@ -315,15 +315,24 @@ def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json
 @click.option("--split", "split", default="all", show_default=True,
               help="Only the questions of this split (settings are chosen on 'tune' documents only).")
 @click.option("--show-misses", is_flag=True, help="List the questions answered from the wrong section, or not at all.")
+@click.option("--cv", "cross_validate", is_flag=True,
+              help="Cross-validate the handoff by document: each document's questions decided by the model fitted "
+                   "on the other documents; then the model fitted on all of them.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
 @click.pass_context
 def eval_support(ctx: click.Context, docs_dir: Path, questions: Path, split: str, show_misses: bool,
-                 as_json: bool) -> None:
+                 cross_validate: bool, as_json: bool) -> None:
     """Customer-service answers: the share of questions answered from the section that answers them (or
     handed to a person when none does), beside the plain single-best-section retriever."""
     from bot.services import encoders_of  # the models load slowly: only when the command runs
     from retrieval.encoders import get_encoder
-    from retrieval.policy_eval import evaluate_policy, load_policy_questions
+    from retrieval.policy_eval import (
+        cross_validated_handoffs,
+        evaluate_policy,
+        fit_handoff,
+        handoff_samples,
+        load_policy_questions,
+    )
 
     s = settings(ctx)
     with user_errors(debug(ctx)):
@@ -331,7 +340,17 @@ def eval_support(ctx: click.Context, docs_dir: Path, questions: Path, split: str
         if not qs:
             raise UserError(f"No question of split {split!r} in {questions}.")
         encoders = {role: get_encoder(name) for role, name in encoders_of(s).items()}
-        res = evaluate_policy(qs, docs_dir, encoders, _policy_answer)
+        answer = _policy_answer
+        if cross_validate:
+            samples = handoff_samples(qs, docs_dir, encoders)
+            models = cross_validated_handoffs(samples)
+
+            def answer(index: Any, q: Any) -> str | None:
+                hits = index.search(q.question, k=len(index.passages), language=q.language)
+                return None if models[q.document].hands_over(hits, q.language) else hits[0].passage.section
+
+            click.echo("Each document's questions decided by the handoff fitted on the other documents:")
+        res = evaluate_policy(qs, docs_dir, encoders, answer)
     d = res.as_dict()
 
     def line(name: str, v: Mapping[str, Any]) -> str:
@@ -347,6 +366,10 @@ def eval_support(ctx: click.Context, docs_dir: Path, questions: Path, split: str
         click.echo("Misses:")
         for q, got in res.misses():
             click.echo(f"  [{q.language} {q.document}] {q.question}  wants {q.section or 'a person'}, got {got or 'a person'}")
+    if cross_validate:
+        h = fit_handoff(samples)
+        click.echo(f"Fitted on all {len(samples)} questions: Handoff(w_meaning={h.w_meaning}, w_margin={h.w_margin}, "
+                   f"w_unknown={h.w_unknown}, bias={h.bias}, threshold={h.threshold})")
     if as_json:
         click.echo(json.dumps(d, ensure_ascii=False))
 

@@ -18,7 +18,7 @@ from bot.dialogue.turn import DialogueContext, Pending, Turn
 from bot.dialogue.understanding import Understanding
 from retrieval.policy import PolicyMatch
 
-__all__ = ["CS_SECTIONS", "ORDER_SPECIFIC", "answer", "handoff"]
+__all__ = ["CS_SECTIONS", "ORDER_SPECIFIC", "answer", "handoff", "not_found"]
 
 ORDER_SPECIFIC = {"track_order", "cancel_order", "change_order", "track_refund", "get_refund", "payment_issue",
                   "change_shipping_address", "get_invoice", "check_invoice"}
@@ -64,9 +64,8 @@ def answer(ctx: DialogueContext, turn: Turn, u: Understanding, match: PolicyMatc
     if match is None:
         match = ctx.answer(turn.text, u.intent, lang, sections)
     buttons = [Button(say("btn_up", lang), f"up:{turn.turn_id}"), Button(say("btn_down", lang), f"down:{turn.turn_id}")]
-    if match is None:
-        turn.zero_results = True
-        return [Reply(say("support_fallback", lang), buttons=[Button(say("btn_handoff", lang), "handoff")])]
+    if match is None or not match.answers:
+        return not_found(turn)
     suffix = ""
     if (u.intent in ORDER_SPECIFIC and u.order_number) or u.intent == "complaint":
         suffix = "\n\n" + say("order_specific", lang)
@@ -83,6 +82,12 @@ def answer(ctx: DialogueContext, turn: Turn, u: Understanding, match: PolicyMatc
 
         turn.pending.append(Pending("support", reply, write))
     return [reply]
+
+
+def not_found(turn: Turn) -> list[Reply]:
+    """Nothing in the shop's documents answers the question: say so, and offer a person."""
+    turn.zero_results = True
+    return [Reply(say("support_fallback", turn.lang), buttons=[Button(say("btn_handoff", turn.lang), "handoff")])]
 
 
 def handoff(ctx: DialogueContext, turn: Turn, reason: str) -> list[Reply]:

@@ -47,3 +47,22 @@ def test_a_chinese_question_about_an_english_document_says_in_chinese_where_the_
 def test_a_product_request_is_still_a_search(shop: Assistant) -> None:
     [reply, *_] = _ask(shop, "TV wall mount")
     assert reply.cards
+
+
+@pytest.mark.parametrize("question", [
+    # the intent model took it for a search: it names no kind of product, and it is about the shop
+    "do you have a senior discount day?",
+    # the FAQ says nothing of either, though its payment and price-match answers are close
+    "is there a gift wrapping option at checkout",
+    "do you have a loyalty program?",
+])
+def test_a_question_the_documents_do_not_answer_gets_a_person_not_products(shop: Assistant, question: str) -> None:
+    """Before the handoff model these got products, the payment methods and the price match (issue 18)."""
+    [reply, *_] = _ask(shop, question)
+    assert not reply.cards and "couldn't find that in our policies" in reply.text, reply.text
+    assert [b.payload for b in reply.buttons] == ["handoff"]
+
+
+def test_a_question_about_products_that_names_their_kind_stays_a_search(shop: Assistant) -> None:
+    [reply, *_] = _ask(shop, "do you sell tents?")
+    assert reply.cards
