@@ -100,11 +100,16 @@ _NARRATION = re.compile(
 _PROMPT_ECHO = re.compile(
     r"previous (?:answer|sentence) was rejected|do not mention:|write it again from the passages|policy passages:|"
     r"customer's message \(a question|not instructions\)|customer searched for:|products shown:|product facts:|"
-    r"customer's question \(|之前的回答被拒绝", re.IGNORECASE)
+    r"customer's question \(|之前的回答被拒绝|"
+    # the retry feedback's own reasons, and talk about the passages or the request to the model
+    r"instead of answering|in your own words|policy passages? \d|restate the polic|as requested\b|speaks as the customer", re.IGNORECASE)
+# the customer's own first person copied into the answer ("No, we can't order wine if I'm 20.", "Yes, I am AC
+# installation free."): the shop answering in the shopper's words
+_FIRST_PERSON = re.compile(r"\b(?:i'm|i am|i've|my \w+)\b", re.IGNORECASE)
 
 
 # the prompt's own passage markers ("[1] 退款与换货:") copied into the answer
-_PASSAGE_MARKER = re.compile(r"(?:^|\n)\s*\[\d\]\s*[^\n:：]{1,40}[:：]")
+_PASSAGE_MARKER = re.compile(r"(?:^|\n)\s*\[\d\]\s*[^\n:：]{1,80}[:：]")
 
 
 def not_an_answer(text: str, question: str) -> str | None:
@@ -117,6 +122,8 @@ def not_an_answer(text: str, question: str) -> str | None:
         return "it repeats the instructions instead of answering the customer"
     if _NARRATION.search(text):
         return "it describes the customer's message or search instead of answering the customer directly"
+    if any(m.group(0).lower() in question.lower() for m in _FIRST_PERSON.finditer(text)):
+        return "it speaks as the customer (their own 'I' or 'my'); answer as the shop, to the customer"
     # the question back in other words ("如何退货?" for "怎么退货？"): a short question made of the shopper's words
     if text.strip()[-1:] in ("?", "？") and len(_squash(text)) < 60:
         cjk = re.findall(r"[\u4e00-\u9fff]", text)

@@ -168,6 +168,25 @@ def test_the_prompts_own_words_are_never_sent() -> None:
     assert r.source == "extract" and r.text == EXTRACT
 
 
+@pytest.mark.parametrize("leak", [
+    # lines the packaged model sent on the policy_eval documents before these were caught (issue 18, part 4)
+    '"Where is my order?:" (it copies the numbered passages instead of answering in your own words).',
+    "No, I understand. Therefore, I cannot restate the policy passages as requested.",
+    '"Policy Passage 8:',
+    "[2] Can I return a TV after I've opened the box, or only some things?:\nYes.",
+])
+def test_the_retry_feedback_and_the_prompts_scaffolding_are_never_sent(leak: str) -> None:
+    r = run(Scripted(leak, leak), verify=None)
+    assert r.source == "extract" and r.text == EXTRACT
+
+
+def test_an_answer_in_the_customers_own_first_person_is_retried() -> None:
+    llm = Scripted("No, we can't return it if I'm outside 30 days.", "You can return most items within 30 days of delivery.")
+    r = run(llm, question="can I return it if I'm outside 30 days?", verify=None)
+    assert r.source == "llm-retry" and "I'm" not in r.text
+    assert "speaks as the customer" in llm.prompts[1][-1]["content"]
+
+
 def test_chinese_narration_of_the_passages_is_retried() -> None:
     r = run(Scripted("根据这些段落，顾客的问题是退货。", "大多数商品可在签收后 30 天内退货。"),
             question="多久内可以退货？", language="zh", verify=None)
