@@ -124,8 +124,14 @@ def not_an_answer(text: str, question: str) -> str | None:
         return "it describes the customer's message or search instead of answering the customer directly"
     if any(m.group(0).lower() in question.lower() for m in _FIRST_PERSON.finditer(text)):
         return "it speaks as the customer (their own 'I' or 'my'); answer as the shop, to the customer"
-    # the question back in other words ("如何退货?" for "怎么退货？"): a short question made of the shopper's words
-    if text.strip()[-1:] in ("?", "？") and len(_squash(text)) < 60:
+    bare = text.strip().strip("\"'“”「」『』").strip()
+    # a quoted scrap of the passages and nothing more ('"Report a problem"'): no answer to anything
+    if bare != text.strip() and len(re.findall(r"\w+", bare)) < 5 and not re.search(r"[\u4e00-\u9fff]", bare):
+        return "it quotes a few words of the passages instead of answering the question"
+    # the question back in other words ("如何退货?" for "怎么退货？", '"…可以换一条大一码的吗"'): a short question
+    # made of the shopper's words
+    if (bare[-1:] in ("?", "？") or bare.endswith("吗")) and len(_squash(bare)) < 60:
+        text = bare
         cjk = re.findall(r"[\u4e00-\u9fff]", text)
         units = cjk or re.findall(r"\w+", text.lower())
         asked = set(re.findall(r"[\u4e00-\u9fff]", question)) if cjk else set(re.findall(r"\w+", question.lower()))

@@ -180,6 +180,14 @@ def test_the_retry_feedback_and_the_prompts_scaffolding_are_never_sent(leak: str
     assert r.source == "extract" and r.text == EXTRACT
 
 
+def test_a_quoted_scrap_or_the_question_quoted_back_is_never_sent() -> None:
+    r = run(Scripted('"Report a problem"', '"Report a problem"'), verify=None)
+    assert r.source == "extract" and r.text == EXTRACT
+    back = '"购买牛仔裤尺码不对，可以换一条大一码的吗"'
+    r = run(Scripted(back, back), question="买的牛仔裤尺码不对，可以换一条大一码的吗", language="zh", verify=None)
+    assert r.source == "extract"
+
+
 def test_an_answer_in_the_customers_own_first_person_is_retried() -> None:
     llm = Scripted("No, we can't return it if I'm outside 30 days.", "You can return most items within 30 days of delivery.")
     r = run(llm, question="can I return it if I'm outside 30 days?", verify=None)
