@@ -197,9 +197,9 @@ def test_tiny_transformers_model_still_gives_a_true_description(tiny_llm) -> Non
 HEADER = ["uniq_id", "product_name", "product_category_tree", "pid", "retail_price", "discounted_price",
           "description", "brand", "product_specifications"]
 ROWS = [
-    ["u1", "aw bellies", "['footwear', 'womens footwear', 'ballerinas', 'aw bellies']", "P1", "999.0", "499.0",
+    ["u1", "rila bellies", "['footwear', 'womens footwear', 'ballerinas', 'rila bellies']", "P1", "999.0", "499.0",
      "red casual bellies for women",
-     "aw",
+     "rila",
      "[{'key': 'Ideal For', 'value': 'Women'}, {'key': 'Color', 'value': 'Red'}, "
      "{'key': 'Outer Material', 'value': 'Patent Leather'}, {'key': 'Heel Height', 'value': '1 inch'}, "
      "{'value': 'One Pair Of Shoes'}]"],
@@ -222,11 +222,11 @@ def flipkart_csv(path: Path) -> Path:
 def test_specifications_are_read_in_every_form() -> None:
     assert parse_specifications(ROWS[0][8])[-1] == ("", "One Pair Of Shoes")
     assert parse_specifications(ROWS[1][8]) == [("Pet Type", "Dog"), ("Quantity", "500 ml"), ("Lining", "NA")]
-    assert parse_specifications("{'key': 'Quantity', 'value': '180 ml'}") == [("Quantity", "180 ml")]
+    assert parse_specifications("{'key': 'Quantity', 'value': '150 ml'}") == [("Quantity", "150 ml")]
     assert parse_specifications("[]") == [] and parse_specifications("") == []
     broken = '{"product_specification"=>[{"key"=>"Fit", "value"=>"Men"s Slim"}, {"key"=>"Color", "value"=>"Blue"}]'
     assert ("Color", "Blue") in parse_specifications(broken)
-    assert parse_category_tree(ROWS[0][2], "aw bellies") == ["footwear", "womens footwear", "ballerinas"]
+    assert parse_category_tree(ROWS[0][2], "rila bellies") == ["footwear", "womens footwear", "ballerinas"]
     assert parse_category_tree(ROWS[1][2]) == ["Pet Supplies", "Grooming", "Shampoo"]
 
 
@@ -283,7 +283,7 @@ def test_eval_counts_what_gets_through_as_unsupported(tmp_path: Path) -> None:
             d.text = "Sicons red bellies for women, 3 pairs."
             return d
 
-    report = evaluate_describe(rows, Lenient(Scripted("x")), known_brands=["aw", "sicons"])
+    report = evaluate_describe(rows, Lenient(Scripted("x")), known_brands=["rila", "sicons"])
     assert report.rows[0]["unsupported"] == ["Sicons", "3"]
     assert report.unsupported_claims_per_description == 2.0
 
