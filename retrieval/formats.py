@@ -101,6 +101,13 @@ def _placeholder_note(n: int) -> str:
     return f"{n} in stock without a count given stock {IN_STOCK_PLACEHOLDER}" if n else ""
 
 
+def _shop_system_notes(left_out: int, placeholders: int) -> list[str]:
+    """What a shop system's export (Shopify, WooCommerce) ends its notes with: the products left out as unpublished
+    or drafts, and those in stock without a count."""
+    return [f"{_plural(left_out, 'unpublished or draft product')} left out" if left_out else "",
+            _placeholder_note(placeholders)]
+
+
 def _plural(n: int, unit: str) -> str:
     return f"{n} {unit}" + ("" if n == 1 else "s")
 
@@ -326,9 +333,7 @@ def _shopify(rows: Iterable[TableRow], reading: Reading, cols: set[str]) -> Iter
         reading.notes.append(f"{_plural(variants, 'variant')} of {_plural(grouped, 'product')} grouped by Handle")
     if image_rows:
         reading.notes.append(f"{_plural(image_rows, 'image-only row')}")
-    if left_out:
-        reading.notes.append(f"{_plural(left_out, 'unpublished or draft product')} left out")
-    reading.notes.append(_placeholder_note(counts["placeholder"]))
+    reading.notes.extend(_shop_system_notes(left_out, counts["placeholder"]))
 
 
 # ------------------------------------------------------------------------------------------- WooCommerce
@@ -446,9 +451,7 @@ def _woocommerce(rows: Iterable[TableRow], reading: Reading, cols: set[str]) -> 
         reading.notes.append(f"{_plural(variable, 'variable product')} sold as {_plural(variations, 'variation')}")
     if grouped:
         reading.notes.append(f"{_plural(grouped, 'grouped product')} left out")
-    if left_out:
-        reading.notes.append(f"{_plural(left_out, 'unpublished or draft product')} left out")
-    reading.notes.append(_placeholder_note(counts["placeholder"]))
+    reading.notes.extend(_shop_system_notes(left_out, counts["placeholder"]))
 
 
 # ------------------------------------------------------------------------------ Google Merchant Center

@@ -38,8 +38,8 @@ _ASCII_WORD = re.compile(r"[a-z][a-z'-]*", re.I)
 # in", "a gift for a coffee lover")
 GENERIC_HEADS = ("something", "anything", "stuff", "thing", "things", "gift", "gifts", "present", "presents",
                  "idea", "ideas")
-MIN_COMPOUND_PART = 3
-READ_CACHE = 4096  # texts whose kind is remembered; the memory is emptied when it is full  # "smart" + "watch"; shorter fronts are suffixes of one word ("i" + "pad")
+MIN_COMPOUND_PART = 3  # "smart" + "watch"; shorter fronts are suffixes of one word ("i" + "pad")
+READ_CACHE = 4096  # texts whose kind is remembered; the memory is emptied when it is full
 
 
 def query_head(text: str) -> str | None:
@@ -94,7 +94,7 @@ def _unmeasured(toks: list[str]) -> list[str]:
 def _trails(tok: str) -> bool:
     """Whether a token at the end of a Chinese clause is no name: a trailing word, a number or a price, or a word
     the dictionary gives only verb senses (穿, 放歌)."""
-    if tok in _ZH_TRAILING or not any(c.isalpha() for c in tok) or tok.isdigit():
+    if tok in _ZH_TRAILING or not any(c.isalpha() for c in tok):
         return True
     if not has_cjk(tok):
         return False
@@ -361,22 +361,22 @@ class KindIndex:
 
     def _ends_in_kind(self, head: str) -> np.ndarray | None:
         """A head that is a longer name for one of the shop's kinds: "loudspeaker" for speakers, "sportswatch"."""
+        return self._suffix_rows(head, lambda h, w: len(h) - len(w) >= MIN_COMPOUND_PART
+                                 and len(w) > MIN_COMPOUND_PART and h.endswith(w))
+
+    def _suffix_rows(self, head: str, matches: Callable[[str, str], bool]) -> np.ndarray | None:
+        """The rows of every kind word ``w`` of the shop for which ``matches(head, w)`` (both singular, lower case);
+        None for a head that is not one plain word."""
         if not head.isalpha() or not head.isascii():
             return None
         h = _singular(head.lower())
-        toks = [tok for w, tok in self._words.items()
-                if len(h) - len(w) >= MIN_COMPOUND_PART and len(w) > MIN_COMPOUND_PART and h.endswith(w)]
+        toks = [tok for w, tok in self._words.items() if matches(h, w)]
         return np.unique(np.concatenate([self._own[t] for t in toks])) if toks else None
 
     def _compound(self, head: str) -> np.ndarray | None:
-        if not head.isalpha() or not head.isascii():
+        rows = self._suffix_rows(head, lambda h, w: len(w) - len(h) >= MIN_COMPOUND_PART and w.endswith(h))
+        if rows is None:
             return None
-        h = _singular(head)
-        toks = [tok for w, tok in self._words.items()
-                if len(w) - len(h) >= MIN_COMPOUND_PART and w.endswith(h)]
-        if not toks:
-            return None
-        rows = np.unique(np.concatenate([self._own[t] for t in toks]))
         dept = self._dept.get(head)
         if dept is None:
             return rows

@@ -295,12 +295,12 @@ class PolicyIndex:
         """What answers ``question``: the best passage as text with its source, and the ``k`` best passages
         (label, text) for a writer to phrase an answer from; None when nothing relevant was found, or with
         ``unanswered`` a match that says so (``answers`` False) and how close the documents came."""
-        hits = self._answer_hits(question, language, sections)
+        searched = self.search(question, k=len(self.passages), language=language, sections=sections)
+        hits = self._answering(searched, question, language, sections)
         if not hits:
             if not unanswered:
                 return None
-            best = self.search(question, k=1, language=language)
-            return PolicyMatch("", [], best[0].meaning if best else 0.0, answers=False)
+            return PolicyMatch("", [], searched[0].meaning if searched else 0.0, answers=False)
         return PolicyMatch(answer_text(hits, self.passages, language=language or ("zh" if has_cjk(question) else "en")),
                            [(h.passage.label if h.passage.language == "zh" else h.passage.section, _plain(h.passage.text))
                             for h in hits[:k]], hits[0].meaning)
@@ -308,13 +308,17 @@ class PolicyIndex:
     def lookup_hits(self, question: str, *, language: str | None = None, sections: Sequence[str] = ()
                     ) -> list[PolicyHit] | None:
         """The passages that answer ``question``, best first, or None when nothing does (a person should)."""
-        return self._answer_hits(question, language, sections)
-
-    def _answer_hits(self, question: str, language: str | None, sections: Sequence[str]) -> list[PolicyHit] | None:
         hits = self.search(question, k=len(self.passages), language=language, sections=sections)
+        return self._answering(hits, question, language, sections)
+
+    def _answering(self, hits: list[PolicyHit], question: str, language: str | None, sections: Sequence[str]
+                   ) -> list[PolicyHit] | None:
+        """The passages of ``hits`` (the question's search, best first) that answer it, or None (a person
+        should)."""
         if not hits:
             return None
         best = hits[0]
+        lang = language or ("zh" if has_cjk(question) else "en")
         threshold = self.config.threshold if self.vectors else None  # BM25 alone: the coverage rule
         if sections and not self._in_sections(sections).any():
             sections = ()  # the intent's sections are the demo policy's headings: this shop has none of them
@@ -322,7 +326,6 @@ class PolicyIndex:
             # no section answers it: a person should. Where the intent's topic is one of this shop's sections and
             # the best passage is in it, the two agree and the section answers ("any deals today?" asked under a
             # promotions intent)
-            lang = language or ("zh" if has_cjk(question) else "en")
             agree = bool(sections) and bool(self._in_sections(sections)[best.passage.index])
             if not agree and self.config.handoff.hands_over(hits, lang):
                 return None
@@ -342,7 +345,6 @@ class PolicyIndex:
             return inside
         # The topic is certain but the words match nothing in particular ("I want my money back"):
         # the section's opening passage in the question's language states the rule.
-        lang = language or ("zh" if has_cjk(question) else "en")
         rows = [i for i in np.flatnonzero(mask) if self.passages[i].language == lang] or list(np.flatnonzero(mask))
         if rows:
             return [PolicyHit(self.passages[int(rows[0])], 0.0, 0.0, None)]

@@ -345,9 +345,9 @@ def eval_support(ctx: click.Context, docs_dir: Path, questions: Path, split: str
             samples = handoff_samples(qs, docs_dir, encoders)
             models = cross_validated_handoffs(samples)
 
-            def answer(index: Any, q: Any) -> str | None:
-                hits = index.search(q.question, k=len(index.passages), language=q.language)
-                return None if models[q.document].hands_over(hits, q.language) else hits[0].passage.section
+            def answer(index: Any, q: Any) -> str | None:  # the assistant's lookup, with the document's model
+                index.config = dataclasses.replace(index.config, handoff=models[q.document])
+                return _policy_answer(index, q)
 
             click.echo("Each document's questions decided by the handoff fitted on the other documents:")
         res = evaluate_policy(qs, docs_dir, encoders, answer)

@@ -327,7 +327,8 @@ class DialogueManager:
         """The policy's answer to a message the intent model took for a search or for nothing it knows, when the
         documents answer it: anything they answer well enough for "other", only a question they answer clearly
         (``POLICY_OVER_SEARCH``) for a search ("TV wall mount" stays a search, "can I return an opened TV?" does
-        not)."""
+        not); and a question about the shop rather than its products (``SHOP_QUESTION``), answered or not (the
+        match then says so: ``answers`` False)."""
         if u.intent == "search" and not _QUESTION.search(turn.text):
             return None
         match = self.answer(turn.text, u.intent, turn.lang, ())
