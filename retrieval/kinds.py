@@ -24,6 +24,7 @@ import numpy as np
 from retrieval.catalog import Product
 from retrieval.lexical import has_cjk, tokenize
 from retrieval.lexicon import RELATED, default_lexicon
+from retrieval.thesaurus import default_thesaurus
 
 __all__ = ["GENERIC_HEADS", "KindIndex", "category_heads", "query_head", "query_heads", "title_head"]
 
@@ -38,6 +39,9 @@ _ASCII_WORD = re.compile(r"[a-z][a-z'-]*", re.I)
 # in", "a gift for a coffee lover")
 GENERIC_HEADS = ("something", "anything", "stuff", "thing", "things", "gift", "gifts", "present", "presents",
                  "idea", "ideas")
+# and words whose other names are no kind either ("kit": "case"; "outfit": "attire")
+_VAGUE = frozenset(GENERIC_HEADS) | {"kit", "kits", "gear", "outfit", "outfits", "item", "items", "product",
+                                     "products", "equipment", "accessory", "accessories", "supplies", "essentials"}
 MIN_COMPOUND_PART = 3  # "smart" + "watch"; shorter fronts are suffixes of one word ("i" + "pad")
 READ_CACHE = 4096  # texts whose kind is remembered; the memory is emptied when it is full
 
@@ -75,6 +79,12 @@ _ZH_JOINS = re.compile(r"有没有|有木有|有吗|求推荐|求")
 # words that follow a name without naming a thing: "百搭那种", "跑步穿", "办公用", "两百左右"
 _ZH_TRAILING = frozenset(["那种", "这种", "那款", "这款", "之类", "类", "款", "用", "穿", "戴", "左右", "以下", "以内",
                           "以上", "上下", "的话", "就行", "就好", "可以", "一点", "好", "好用", "推荐", "吗", "呢", "吧"])
+
+
+def _head_word(text: str, head: str) -> str | None:
+    """The word of English ``text`` whose token is ``head`` (its last one), as written: "cagoules", not "cagoul"."""
+    words = _ASCII_WORD.findall(_HEAD_END.split(f" {text} ", maxsplit=1)[0])
+    return next((w.lower() for w in reversed(words) if tokenize(w) == [head]), None)
 
 
 def _unmeasured(toks: list[str]) -> list[str]:
@@ -171,6 +181,7 @@ class KindIndex:
         own: dict[str, list[int]] = {}
         dept: dict[str, list[int]] = {}
         words: dict[str, str] = {}  # a kind's word, singular and lower case -> its BM25 token
+        dept_words: set[str] = set()  # a department's words, singular and lower case
         level_words: dict[str, list[str]] = {}  # a catalog has few distinct levels: each is read once
         for i, p in enumerate(self_products := list(products)):
             if not p.category:
@@ -189,6 +200,7 @@ class KindIndex:
             for level in p.category[:-1]:
                 for w in level_words[level]:
                     dept.setdefault(tokenize(w)[-1], []).append(i)
+                    dept_words.add(_singular(w.lower()))
         # a Chinese title's head (its last Chinese word before the colour and size): 空气炸锅 -> 炸锅
         zh_own: dict[str, list[int]] = {}
         for i, p in enumerate(self_products):
@@ -205,8 +217,10 @@ class KindIndex:
         self._own = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in own.items()}
         self._dept = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in dept.items()}
         self._words = words
+        self._names = frozenset(words) | dept_words  # the shop's own words for kinds and departments
         self._centroids: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._read: dict[str, np.ndarray | None] = {}  # text -> rows (see rows)
+        self._renamed: dict[str, tuple[str, ...]] = {}  # text -> the shop's word for its kind (see shop_words)
         self._titles = [p.title.lower() for p in self_products] if own else None
         # each row's title and category words, read only to narrow a Chinese compound's kind (电脑包: the bags
         # filed under Computer Accessories), so built on first use
@@ -228,12 +242,37 @@ class KindIndex:
             return self._read[text]
         if len(self._read) >= READ_CACHE:
             self._read.clear()
+            self._renamed.clear()
         found = self._read[text] = self._rows(text)
         return found
 
+    def shop_words(self, text: str) -> tuple[str, ...]:
+        """The shop's own word for the kind ``text`` names in other words, as BM25 tokens ("a new telly": tv;
+        "a flask for tea": bottle), for the search to look for as well; empty where the request uses the
+        shop's word or names no kind."""
+        self.rows(text)
+        return self._renamed.get(text, ())
+
     def _rows(self, text: str) -> np.ndarray | None:
         # a Chinese request's first clause that names a kind of this shop (孩子快三岁了，想给他买点…玩具: the toys)
+        if not has_cjk(text):
+            return self._rows_for_english(text)
         return next((r for head in query_heads(text) if (r := self._rows_for_head(head)) is not None), None)
+
+    def _rows_for_english(self, text: str) -> np.ndarray | None:
+        heads = query_heads(text)
+        if not heads:
+            return None
+        found = self._rows_for(heads)
+        if found is None:
+            # a name the shop does not use: what else it is called, or what kind of thing it is (frock: dress;
+            # cagoule: a parka, a jacket), read from the word as written, not its stem
+            word = _head_word(text, heads[0])
+            if word is not None and word not in _VAGUE:
+                found, name = self._rows_for_thesaurus(default_thesaurus().names(word))
+                if name is not None:
+                    self._renamed[text] = tuple(tokenize(name))
+        return found
 
     def _rows_for_head(self, head: str) -> np.ndarray | None:
         if not has_cjk(head):
@@ -242,21 +281,21 @@ class KindIndex:
             return self._zh_own[head]
         lex = default_lexicon()
         if lex.knows(head):
-            return self._rows_for_chinese(lex.nouns(head))
+            return self._rows_for_glosses(lex.nouns(head))
         # a compound the dictionary does not know whole is right-headed: its last word names the kind (小喇叭:
         # 喇叭, 内存卡: 卡, 电脑包: 包, read past its first senses: "bag") and the words before it narrow it
         # (电脑包: the bags filed under Computer Accessories; 芭比娃娃: the dolls, not the baby things)
         parts = lex.split(head)
         last = parts[-1] if parts and head.endswith(parts[-1]) else head[-1]
         front = frozenset(t for part in parts if part != last for g in lex.glosses(part) for t in tokenize(g))
-        found = self._rows_for_chinese(lex.nouns(last), front)
+        found = self._rows_for_glosses(lex.nouns(last), front)
         if found is None:
-            found = self._rows_for_chinese(lex.nouns(last, rare=True), front)
+            found = self._rows_for_glosses(lex.nouns(last, rare=True), front)
         # a last word that names nothing the shop sells leaves the clue to the words before it (儿童读物:
         # "child" ... "reading material")
-        return found if found is not None else self._rows_for_chinese(lex.glosses(head))
+        return found if found is not None else self._rows_for_glosses(lex.glosses(head))
 
-    def _rows_for_chinese(self, glosses: Sequence[str], front: frozenset[str] = frozenset()) -> np.ndarray | None:
+    def _rows_for_glosses(self, glosses: Sequence[str], front: frozenset[str] = frozenset()) -> np.ndarray | None:
         """Rows of the kind a Chinese word's ``glosses`` name: the head of its first one that names a kind of
         this shop (the dictionary lists common senses first: 行李箱 "suitcase" before "overhead bin"), with
         the shop's words for it (retrieval.lexicon.RELATED), narrowed to the products whose title holds the
@@ -287,6 +326,28 @@ class KindIndex:
             first = next((r for g in glosses if g.split() and (r := self._ends_in_kind(g.split()[-1])) is not None),
                          None)
         return first
+
+    def _rows_for_thesaurus(self, names: Sequence[str]) -> tuple[np.ndarray | None, str | None]:
+        """Rows of the first of ``names`` (retrieval.thesaurus: other and broader names of a word the shop does
+        not use) that the shop uses, and that name: a kind or department of its own (frock: dress; flask:
+        bottle); a name of several words only where titles of the kind its last word names hold it whole (lego:
+        "lego set"; couch: no "flat coat")."""
+        for name in names:
+            last = name.split()[-1]
+            if _singular(last) not in self._names:
+                continue  # the shop's words, not their stems ("fitting" is no "fitness")
+            tok = tokenize(last)[-1:]
+            if not tok:
+                continue
+            found = self._exact(tok[0])
+            if found is None:
+                found = self._department(tok[0])
+            if found is not None and " " in name:
+                found = found[[name in self._titles[i] for i in found]] if self._titles is not None else found[:0]
+                found = found if found.size else None
+            if found is not None:
+                return found, name
+        return None, None
 
     @property
     def _words_of(self) -> list[frozenset[str]] | None:

@@ -35,6 +35,7 @@ from retrieval.lexicon import default_lexicon
 from retrieval.query import FilterArrays, Filters, ParsedQuery, SortOrder, colour_phrases, parse_query
 from retrieval.rerank import RELEVANT_SHARE, LearnedRanker
 from retrieval.spelling import catalog_spelling, vocabulary_check
+from retrieval.thesaurus import default_thesaurus
 
 __all__ = ["DenseField", "Hit", "RankConfig", "SearchEngine", "SearchResult"]
 
@@ -215,6 +216,8 @@ class SearchEngine:
         segmenter and the titles' per-product term view (over a second on a small CPU)."""
         for text in ("phone", "手机"):  # the second also reads the Chinese-English dictionary
             self.search(text, k=1, parse=False)
+        if self.kinds:  # the English thesaurus, for a kind named in words the shop does not use (frock)
+            default_thesaurus().load()
         for d in self.dense.values():  # the shelves' mean vectors, for requests that name no kind
             self.kinds.nearest_shelf(d.key, d.vectors, np.zeros(d.vectors.shape[1], dtype=np.float32),
                                      self._shelf_encoder(d))
@@ -305,6 +308,8 @@ class SearchEngine:
         # and dropped: a dictionary's other senses ("picture" of 绘本, "suitcase" of Lego's Creative Suitcase)
         # cost 0.02-0.04 top-3 precision on Chinese requests (docs/research-log.md, 2026-12-06)
         translated = default_lexicon().english_tokens(tokens, self._title_words()) if cfg.zh_lexicon else []
+        # and a kind named in words the shop does not use, its word for it ("a new telly": tv)
+        translated += [t for t in self.kinds.shop_words(text) if t not in tokens] if self.kinds else []
         per_field = self.lexical.field_scores(tokens + translated)
         lex = np.zeros(n, dtype=np.float32)
         for name, s in per_field.items():

@@ -115,6 +115,11 @@ def test_title_head_skips_measures_and_what_follows_the_name() -> None:
     ("儿童读物", "Books > Children's"),  # "child": the catalog says "Children's"
     # the department's own name is every product of it: white shoes include sneakers
     ("小白鞋求推荐，百搭款，女生37码", "Shoes > Sneakers"),
+    # an English name the shop does not use: its other name or broader name in WordNet (was groceries, boots,
+    # the children's books)
+    ("a floaty summer frock for a wedding", "Apparel > Dresses"),
+    ("a warm jumper", "Apparel > Sweaters"),
+    ("a novel to read on holiday", "Books > Fiction"),
 ])
 def test_the_kind_asked_for_comes_first(demo, query: str, kind: str) -> None:  # type: ignore[no-untyped-def]
     """Each of these listed another kind first before the kind index (issue 17)."""
