@@ -62,14 +62,21 @@ def query_heads(text: str) -> list[str]:
     if not has_cjk(text):
         toks = tokenize(_HEAD_END.split(f" {text} ", maxsplit=1)[0])
         return toks[-1:]
-    heads = []
+    return [head for head, _ in _chinese_heads(text)]
+
+
+def _chinese_heads(text: str) -> list[tuple[str, str | None]]:
+    """Each clause's head (see :func:`query_heads`) and the word just before it, which may narrow it (游戏笔记本:
+    笔记本, 游戏); the segmenter's pieces of the head itself (笔记 of 笔记本) are no word before it."""
+    heads: list[tuple[str, str | None]] = []
     for clause in _ZH_CLAUSE.split(text):
         # jieba would join 有 or 求 to the name before them (跑步袜有吗, 小白鞋求推荐)
         toks = _unmeasured(tokenize(_ZH_JOINS.sub(" ", clause)))
         while toks and _trails(toks[-1]):
             toks.pop()
         if toks:
-            heads.append(toks[-1])
+            before = [t for t in toks[:-1] if t not in toks[-1] and has_cjk(t)]
+            heads.append((toks[-1], before[-1] if before else None))
     return heads
 
 
@@ -182,6 +189,7 @@ class KindIndex:
         dept: dict[str, list[int]] = {}
         words: dict[str, str] = {}  # a kind's word, singular and lower case -> its BM25 token
         dept_words: set[str] = set()  # a department's words, singular and lower case
+        level_names: set[str] = set()  # every category level's words, singular and lower case
         level_words: dict[str, list[str]] = {}  # a catalog has few distinct levels: each is read once
         for i, p in enumerate(self_products := list(products)):
             if not p.category:
@@ -189,6 +197,7 @@ class KindIndex:
             for level in p.category:
                 if level not in level_words:
                     level_words[level] = _level_head_words(level)
+                    level_names.update(_singular(w.lower()) for w in level_words[level])
             mine = list(level_words[p.category[-1]])
             head = _title_head_word(p.title)
             if head is not None:
@@ -218,6 +227,8 @@ class KindIndex:
         self._dept = {k: np.unique(np.asarray(v, dtype=np.int64)) for k, v in dept.items()}
         self._words = words
         self._names = frozenset(words) | dept_words  # the shop's own words for kinds and departments
+        self._level_names = frozenset(level_names)
+        self._category_tokens = frozenset(t for w in level_names for t in tokenize(w)[-1:])
         self._centroids: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._read: dict[str, np.ndarray | None] = {}  # text -> rows (see rows)
         self._renamed: dict[str, tuple[str, ...]] = {}  # text -> the shop's word for its kind (see shop_words)
@@ -257,31 +268,42 @@ class KindIndex:
         # a Chinese request's first clause that names a kind of this shop (孩子快三岁了，想给他买点…玩具: the toys)
         if not has_cjk(text):
             return self._rows_for_english(text)
-        return next((r for head in query_heads(text) if (r := self._rows_for_head(head)) is not None), None)
+        return next((r for head, before in _chinese_heads(text) if (r := self._rows_for_head(head, before)) is not None),
+                    None)
 
     def _rows_for_english(self, text: str) -> np.ndarray | None:
         heads = query_heads(text)
         if not heads:
             return None
         found = self._rows_for(heads)
+        if found is not None and heads[0] in self._category_tokens:
+            return found
+        # a name the shop does not use: what else it is called, or what kind of thing it is (frock: dress;
+        # cagoule: a parka, a jacket), read from the word as written, not its stem
+        word = _head_word(text, heads[0])
+        if word is None or word in _VAGUE:
+            return found
         if found is None:
-            # a name the shop does not use: what else it is called, or what kind of thing it is (frock: dress;
-            # cagoule: a parka, a jacket), read from the word as written, not its stem
-            word = _head_word(text, heads[0])
-            if word is not None and word not in _VAGUE:
-                found, name = self._rows_for_thesaurus(default_thesaurus().names(word))
-                if name is not None:
-                    self._renamed[text] = tuple(tokenize(name))
-        return found
+            found, name = self._rows_for_thesaurus(default_thesaurus().names(word))
+            if name is not None:
+                self._renamed[text] = tuple(tokenize(name))
+            return found
+        # a name only titles use, for the shelf a word of it names: "suitcase" is one Lego set's title and the
+        # luggage shelf's kind
+        shelf, _ = self._rows_for_thesaurus(default_thesaurus().names(word), shelves=True)
+        return found if shelf is None else np.union1d(found, shelf)
 
-    def _rows_for_head(self, head: str) -> np.ndarray | None:
+    def _rows_for_head(self, head: str, before: str | None = None) -> np.ndarray | None:
         if not has_cjk(head):
             return self._rows_for([head])
         if head in self._zh_own:  # the shop's own Chinese titles name the kind
             return self._zh_own[head]
         lex = default_lexicon()
         if lex.knows(head):
-            return self._rows_for_glosses(lex.nouns(head))
+            # the word before narrows it, to the products of the kind or its department that hold it (游戏笔记本:
+            # "game", the gaming laptops beside the notebooks)
+            front = frozenset(t for g in lex.glosses(before) for t in tokenize(g)) if before else frozenset()
+            return self._rows_for_glosses(lex.nouns(head), front, department=True)
         # a compound the dictionary does not know whole is right-headed: its last word names the kind (小喇叭:
         # 喇叭, 内存卡: 卡, 电脑包: 包, read past its first senses: "bag") and the words before it narrow it
         # (电脑包: the bags filed under Computer Accessories; 芭比娃娃: the dolls, not the baby things)
@@ -295,7 +317,8 @@ class KindIndex:
         # "child" ... "reading material")
         return found if found is not None else self._rows_for_glosses(lex.glosses(head))
 
-    def _rows_for_glosses(self, glosses: Sequence[str], front: frozenset[str] = frozenset()) -> np.ndarray | None:
+    def _rows_for_glosses(self, glosses: Sequence[str], front: frozenset[str] = frozenset(),
+                          department: bool = False) -> np.ndarray | None:
         """Rows of the kind a Chinese word's ``glosses`` name: the head of its first one that names a kind of
         this shop (the dictionary lists common senses first: 行李箱 "suitcase" before "overhead bin"), with
         the shop's words for it (retrieval.lexicon.RELATED), narrowed to the products whose title holds the
@@ -318,6 +341,9 @@ class KindIndex:
             if not front or self._words_of is None:
                 return found
             narrow = found[[bool(front & self._words_of[i]) for i in found]]
+            if not narrow.size and department:
+                around = self._around(found)
+                narrow = around[[bool(front & self._words_of[i]) for i in around]]
             if narrow.size:
                 return narrow
             if first is None:
@@ -327,15 +353,19 @@ class KindIndex:
                          None)
         return first
 
-    def _rows_for_thesaurus(self, names: Sequence[str]) -> tuple[np.ndarray | None, str | None]:
+    def _rows_for_thesaurus(self, names: Sequence[str], shelves: bool = False) -> tuple[np.ndarray | None, str | None]:
         """Rows of the first of ``names`` (retrieval.thesaurus: other and broader names of a word the shop does
         not use) that the shop uses, and that name: a kind or department of its own (frock: dress; flask:
         bottle); a name of several words only where titles of the kind its last word names hold it whole (lego:
-        "lego set"; couch: no "flat coat")."""
+        "lego set"; couch: no "flat coat"). With ``shelves``, only single words that name a category level, the
+        narrowest of them (suitcase: "bag" and "luggage", the luggage)."""
+        narrowest: tuple[np.ndarray | None, str | None] = (None, None)
         for name in names:
             last = name.split()[-1]
             if _singular(last) not in self._names:
                 continue  # the shop's words, not their stems ("fitting" is no "fitness")
+            if shelves and (" " in name or _singular(last) not in self._level_names):
+                continue
             tok = tokenize(last)[-1:]
             if not tok:
                 continue
@@ -345,9 +375,18 @@ class KindIndex:
             if found is not None and " " in name:
                 found = found[[name in self._titles[i] for i in found]] if self._titles is not None else found[:0]
                 found = found if found.size else None
-            if found is not None:
+            if found is not None and not shelves:
                 return found, name
-        return None, None
+            if found is not None and (narrowest[0] is None or found.size < narrowest[0].size):
+                narrowest = found, name
+        return narrowest
+
+    def _around(self, rows: np.ndarray) -> np.ndarray:
+        """Every row of the departments (category paths less their last level) that ``rows`` are filed in."""
+        paths = {sh: path for path, sh in self._leaves.items()}
+        depts = {paths[int(sh)][:-1] for sh in np.unique(self._shelf[rows]) if sh >= 0 and len(paths[int(sh)]) > 1}
+        shelves = [sh for path, sh in self._leaves.items() if path[:-1] in depts]
+        return np.flatnonzero(np.isin(self._shelf, shelves))
 
     @property
     def _words_of(self) -> list[frozenset[str]] | None:

@@ -353,6 +353,11 @@ class SearchEngine:
             return self._rrf([cand_lex, *cand_dense.values()], cfg.rrf_k)
 
         rows = np.unique(np.concatenate([cand_lex, *cand_dense.values()]).astype(np.int64))
+        filed = self.kinds.rows(text) if (cfg.w_category or cfg.kind_weight) and self.kinds else None
+        if filed is not None and filed.size <= cfg.candidates:
+            # every product of a small kind is a candidate: luggage titled "Hardside Spinner 28\"" holds no word
+            # of "suitcase" or 行李箱, and the kind's lift must reach it
+            rows = np.union1d(rows, filed if mask is None else filed[mask[filed]])
         if rows.size == 0:
             return rows, np.zeros(0, dtype=np.float32), {}
         signals: dict[str, np.ndarray] = {}
@@ -388,7 +393,6 @@ class SearchEngine:
             signals["phrase"] = phrase
             score += cfg.w_phrase * phrase
             total_w += cfg.w_phrase
-        filed = self.kinds.rows(text) if (cfg.w_category or cfg.kind_weight) and self.kinds else None
         near_shelf = None
         if filed is None and cfg.kind_weight and self.kinds and dense_keys and not self._names_a_product(
                 tokens, rows, signals):

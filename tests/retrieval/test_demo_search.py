@@ -120,6 +120,8 @@ def test_title_head_skips_measures_and_what_follows_the_name() -> None:
     ("a floaty summer frock for a wedding", "Apparel > Dresses"),
     ("a warm jumper", "Apparel > Sweaters"),
     ("a novel to read on holiday", "Books > Fiction"),
+    # the word before a Chinese head narrows it, also to the kind's neighbours: 游戏 "game" (was notebooks)
+    ("游戏笔记本", "Laptops > Gaming Laptops"),
 ])
 def test_the_kind_asked_for_comes_first(demo, query: str, kind: str) -> None:  # type: ignore[no-untyped-def]
     """Each of these listed another kind first before the kind index (issue 17)."""
@@ -192,3 +194,12 @@ def test_a_shelf_is_known_by_its_name_as_well_as_its_titles() -> None:
     assert kinds.nearest_shelf("en", vectors, query, encode).tolist() == [0]
     assert kinds.nearest_shelf("en", vectors, query, encode).tolist() == [0]
     assert named == [["Electronics > Headphones", "Home > Decor"]]  # the names are read once
+
+
+@pytest.mark.parametrize("query", ["suitcase", "行李箱"])
+def test_a_name_that_only_one_title_uses_also_finds_the_shelf_it_names(demo, query: str) -> None:  # type: ignore[no-untyped-def]
+    """"suitcase" is the head of one Lego set's title and of no luggage title ("Hardside Spinner Carry-On 21\""):
+    its WordNet names give the luggage shelf too, and every product of so small a kind is ranked. The top 10
+    held 1 and 5 pieces of luggage before."""
+    top = demo.search(query, k=10)
+    assert sum(h.product.category_path == "Bags > Luggage" for h in top.hits) >= 8, [h.product.title for h in top.hits]
