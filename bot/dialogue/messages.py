@@ -108,6 +108,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "in_stock": {"en": "in stock", "zh": "有货"},
     "details_oos": {"en": "Out of stock at the moment.", "zh": "暂时缺货。"},
     "details_price": {"en": "It costs {price}.", "zh": "价格是 {price}。"},
+    "fact_is": {"en": "Its {fact}: {value}.", "zh": "{fact}：{value}。"},
+    "fact_missing": {"en": "The catalog doesn't list its {fact}, and I won't guess.",
+                     "zh": "商品资料里没有写{fact}，我不想乱猜。"},
+    "fact_size_yes": {"en": "Yes, it comes in size {size} (sizes: {sizes}).", "zh": "有 {size} 码（可选尺码：{sizes}）。"},
+    "fact_size_no": {"en": "No, it doesn't come in size {size}; its sizes are {sizes}.",
+                     "zh": "没有 {size} 码；可选尺码：{sizes}。"},
+    "fact_rating": {"en": "It is rated {value} out of 5.", "zh": "评分 {value}/5。"},
+    "fact_title": {"en": "The catalog lists it with {value}.", "zh": "商品资料写的是：{value}。"},
     "feedback_up": {"en": "Thanks for the feedback!", "zh": "谢谢您的反馈！"},
     "feedback_down": {
         "en": "Sorry about that. Tell me a bit more about what you need (what it's for, a price range, a "

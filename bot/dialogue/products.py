@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from bot.dialogue.facts import QUESTION, fact_answer, stock_line
 from bot.dialogue.messages import aside, attribute_name, attribute_value, say
 from bot.dialogue.replies import Button, Reply, card_from_product, format_price
 from bot.dialogue.turn import (
@@ -26,28 +27,17 @@ from bot.dialogue.turn import (
     pick,
     pick_numbered,
 )
-from retrieval.catalog import Product
 from retrieval.query import Filters
 from retrieval.search import Hit
 
 __all__ = ["asks_about_it", "compare", "details", "similar"]
 
-# a message that asks something about a product, rather than only asking to see it
-_QUESTION = re.compile(
-    r"[?？]|吗|是否|有没有|多少|能不能|可不可以|可以.{0,8}吗|怎么样|什么|哪|"
-    r"^\s*(?:is|are|does|do|can|could|will|would|has|have|how|what|which|why|who|tell me)\b", re.I)
 _IT = re.compile(r"\b(?:it|this one|that one|this|that)\b|它|这个|这款|这件|那个|那款", re.I)
-# questions the catalog answers by itself: stock and price ("is the first one in stock?", "第一个有货吗？")
-_ASKS_STOCK = re.compile(r"\b(?:in stock|available|availability|sold out|out of stock|any left|how many left)\b|"
-                         r"有货|有没有货|还有吗|库存|缺货|卖完", re.I)
-# "how much" asks the price only about the product itself ("how much is it?"), not "how much ram does it have?"
-_ASKS_PRICE = re.compile(r"\bhow much(?=\s+(?:is|are|does|do|would|will|for|money)\b(?!.*\bweigh)|\s*[?？]|\s*$)|"
-                         r"\b(?:price|cost|costs)\b|多少钱|价格|价钱|几块钱", re.I)
 
 
 def asks_about_it(text: str) -> bool:
     """A question about "it" / "this one" ("is it machine washable?"): about the product in focus."""
-    return bool(_QUESTION.search(text) and _IT.search(text))
+    return bool(QUESTION.search(text) and _IT.search(text))
 
 
 def details(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], sku: str | None = None) -> list[Reply]:
@@ -80,7 +70,7 @@ def details(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], sku: str 
     rating = p.attr("rating")
     if rating:
         lines.append(f"{say('row_rating', lang)}: {rating[0]}/5")
-    lines.append(_stock_line(p, lang))
+    lines.append(stock_line(p, lang))
     if p.description:
         desc = p.description if len(p.description) <= 600 else p.description[:600].rsplit(" ", 1)[0] + " …"
         lines.append(desc)
@@ -89,13 +79,13 @@ def details(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], sku: str 
                Button(say("btn_up", lang), f"up:{turn.turn_id}:{p.sku}"),
                Button(say("btn_down", lang), f"down:{turn.turn_id}:{p.sku}")]
     replies = [Reply("\n".join(lines), cards=[card_from_product(p, 1, lang)], buttons=buttons)]
-    known = _fact_answer(turn.text or "", p, lang)
+    known = fact_answer(turn.text or "", p, lang)
     if known:
         # the catalog answers it: no model, and never "the product information does not say"
         replies.append(Reply(known))
         return replies
     writer = ctx.product_writer
-    if writer is not None and turn.text and _QUESTION.search(turn.text):
+    if writer is not None and turn.text and QUESTION.search(turn.text):
         # "is the second one waterproof?": the details above are facts; the model answers in words
         qa = Reply("")
         question, record = turn.text, p.to_record()
@@ -183,25 +173,3 @@ def similar(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], sku: str 
     head = say("similar_head", lang, title=anchor.title_for(lang))
     return [cards_reply(turn, head, hits, offset + len(hits) + ctx.page_size, offset,
                         reason=f"like {anchor.sku}")]
-
-
-def _fact_answer(question: str, p: Product, lang: str) -> str | None:
-    """The answer to a stock or price question about ``p`` from its catalog record, or None for any other
-    question (the language model answers those from the same record)."""
-    if not question or not _QUESTION.search(question):
-        return None
-    asks_stock, asks_price = bool(_ASKS_STOCK.search(question)), bool(_ASKS_PRICE.search(question))
-    if asks_stock == asks_price:  # neither, or both in one breath: the details above show both
-        return None
-    if asks_price:
-        return say("details_price", lang, price=format_price(p.price, p.currency))
-    if p.stock > 0:
-        return _stock_line(p, lang)
-    return say("details_oos", lang)
-
-
-def _stock_line(p: Product, lang: str) -> str:
-    """"In stock (12 left).", "In stock." where the shop gave no count, or "Out of stock."."""
-    if p.stock <= 0:
-        return say("details_oos", lang)
-    return say("details_stock", lang, stock=p.stock) if p.stock_counted else say("details_in_stock", lang)

@@ -246,11 +246,34 @@ def test_a_question_about_a_shown_product_is_answered_from_its_attributes(make) 
     assert say(bot, "how much is the first one?", user="q1")[-1].text == f"It costs ${card.price:.2f}."
 
 
-def test_how_much_of_something_else_is_a_question_for_the_model_not_the_price(make) -> None:  # type: ignore[no-untyped-def]
-    bot = make(Scripted(lambda m: "NOT_LISTED"), llm_search_summary=False)
+def test_how_much_of_something_else_is_not_the_price_and_a_spec_in_the_title_is_read(make) -> None:  # type: ignore[no-untyped-def]
+    llm = Scripted(lambda m: "NOT_LISTED")
+    bot = make(llm, llm_search_summary=False)
     say(bot, "laptop", user="r1")
     replies = say(bot, "how much ram does the first one have?", user="r1")
-    assert "doesn't say" in replies[-1].text and "costs" not in replies[-1].text
+    ram = re.search(r"\d+GB RAM", replies[0].cards[0].title)
+    assert ram is not None  # the card's title states it ...
+    # ... so the answer reads it there: never "the catalog doesn't say" under a card that says it
+    assert replies[-1].text == f"The catalog lists it with {ram.group(0)}."
+    assert "costs" not in replies[-1].text and not llm.calls
+
+
+@pytest.mark.parametrize(("search", "question", "lead"), [
+    ("running shoes for women", "what material is the first one?", "Its material: "),
+    ("女款跑步鞋", "第一个是什么材质？", "材质："),
+])
+def test_an_attribute_on_the_card_is_answered_from_it_not_by_the_model(make, search: str, question: str,  # type: ignore[no-untyped-def]
+                                                                       lead: str) -> None:
+    """Issue 19: the details card showed "material: knit textile", then the model said the catalog did not say."""
+    llm = Scripted(lambda m: "NOT_LISTED")
+    bot = make(llm, llm_search_summary=False)
+    say(bot, search, user="m1")
+    replies = say(bot, question, user="m1")
+    card = replies[0].text
+    material = re.search(r"(?:material|材质): (.+)", card)
+    assert material is not None, card
+    assert replies[-1].text.startswith(lead + material.group(1))
+    assert not any("doesn't say" in r.text or "没有写" in r.text for r in replies) and not llm.calls
 
 
 def test_when_the_catalog_does_not_say_the_assistant_does_not_guess(make) -> None:  # type: ignore[no-untyped-def]

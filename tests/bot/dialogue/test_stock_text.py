@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.dialogue.products import _stock_line
+from bot.dialogue.facts import stock_line
 from bot.dialogue.replies import card_from_product, card_line
 from retrieval.catalog import Product
 
@@ -15,7 +15,7 @@ def test_an_uncounted_stock_reads_in_stock_without_a_number() -> None:
     feed = _product(stock_count=("unknown",))
     assert " - in stock - S1" in card_line(card_from_product(feed, 1))
     assert "有货 - S1" in card_line(card_from_product(feed, 1, "zh"), "zh")
-    assert _stock_line(feed, "en") == "In stock."
+    assert stock_line(feed, "en") == "In stock."
     counted = _product()
     assert " - in stock (1) - S1" in card_line(card_from_product(counted, 1))
-    assert _stock_line(counted, "en") == "In stock (1 left)."
+    assert stock_line(counted, "en") == "In stock (1 left)."
