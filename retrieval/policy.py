@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +66,9 @@ class Passage:
     anchor: str
     index: int
     parents: tuple[str, ...] = ()  # the headings above its section ("Shipping" above "Delivery Zones")
+    # the document's introduction, before its first section ("This policy explains how ..."): it says what the
+    # document is about, and answers no question itself
+    lead: bool = False
 
     @property
     def label(self) -> str:
@@ -132,9 +135,9 @@ def split_passages(text: str, doc: str, suffix: str = ".md") -> list[Passage]:
     """One passage per paragraph or bullet list, each remembering its section (retrieval/policy_docs.py reads
     the headings of Markdown, text, HTML and FAQ pages)."""
     out: list[Passage] = []
-    for section, parents, body in outline(read_blocks(text, suffix), doc):
+    for section, parents, body, lead in outline(read_blocks(text, suffix), doc):
         lang = "zh" if has_cjk(body) else "en"
-        out.append(Passage(doc, section, body, lang, _slug(section), len(out), parents))
+        out.append(Passage(doc, section, body, lang, _slug(section), len(out), parents, lead))
     return out
 
 
@@ -202,7 +205,7 @@ class PolicyIndex:
         passages: list[Passage] = []
         for f in files:
             for q in split_passages(f.read_text(encoding="utf-8"), f.stem, f.suffix):
-                passages.append(Passage(q.doc, q.section, q.text, q.language, q.anchor, len(passages), q.parents))
+                passages.append(replace(q, index=len(passages)))
         return cls(passages, encoders, config)
 
     def sections(self) -> list[str]:
@@ -322,11 +325,15 @@ class PolicyIndex:
         threshold = self.config.threshold if self.vectors else None  # BM25 alone: the coverage rule
         if sections and not self._in_sections(sections).any():
             sections = ()  # the intent's sections are the demo policy's headings: this shop has none of them
+        # Where the intent's topic is one of this shop's sections and the best passage is in it, the two agree and
+        # the section answers ("any deals today?" asked under a promotions intent)
+        agree = bool(sections) and bool(self._in_sections(sections)[best.passage.index])
+        if best.passage.lead and not agree:
+            # a document's lead introduces it and answers nothing itself: a question nearest to it is about
+            # nothing the shop's sections say ("can I tip my driver?": "FRESHLANE ... CUSTOMER POLICY")
+            return None
         if self.vectors and self.config.handoff is not None:
-            # no section answers it: a person should. Where the intent's topic is one of this shop's sections and
-            # the best passage is in it, the two agree and the section answers ("any deals today?" asked under a
-            # promotions intent)
-            agree = bool(sections) and bool(self._in_sections(sections)[best.passage.index])
+            # no section answers it: a person should
             if not agree and self.config.handoff.hands_over(hits, lang):
                 return None
             if not sections:

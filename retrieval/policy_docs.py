@@ -199,16 +199,18 @@ def sections_of(blocks: Iterable[Block], doc: str) -> Iterator[tuple[str, str]]:
     """(section heading, paragraph) pairs: each paragraph under its nearest heading; a lone first level-1
     heading is the document's title: the text under it before the first section is named after it (after
     ``doc`` when there is no title)."""
-    for section, _parents, text in outline(blocks, doc):
+    for section, _parents, text, _lead in outline(blocks, doc):
         yield section, text
 
 
-def outline(blocks: Iterable[Block], doc: str) -> Iterator[tuple[str, tuple[str, ...], str]]:
-    """(section heading, the headings above it, paragraph) triples, as :func:`sections_of` reads them:
-    "Alaska, Hawaii and Overseas Territories" sits under "Shipping"."""
+def outline(blocks: Iterable[Block], doc: str) -> Iterator[tuple[str, tuple[str, ...], str, bool]]:
+    """(section heading, the headings above it, paragraph, whether it is the document's lead) as
+    :func:`sections_of` reads them: "Alaska, Hawaii and Overseas Territories" sits under "Shipping". The lead is
+    the text before the first section of a document that has sections ("This policy explains how ...")."""
     blocks = list(blocks)
     tops = [b for b in blocks if b.level == 1]
     title = tops[0] if len(tops) == 1 and blocks and blocks[0] is tops[0] else None
+    has_sections = any(b.level and b is not title for b in blocks)
     stack: list[Block] = []  # the open headings, outermost first
     section = title.text if title is not None else doc
     for b in blocks:
@@ -219,7 +221,7 @@ def outline(blocks: Iterable[Block], doc: str) -> Iterator[tuple[str, tuple[str,
                 stack.append(b)
                 section = b.text
             continue
-        yield section, tuple(h.text for h in stack[:-1]), b.text
+        yield section, tuple(h.text for h in stack[:-1]), b.text, has_sections and not stack
 
 
 def read_policy_file(path: Path) -> list[tuple[str, str]]:

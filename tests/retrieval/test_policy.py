@@ -87,6 +87,20 @@ def test_split_passages_keeps_sections_and_bullets() -> None:
     assert [(p.section, p.text, p.language) for p in ps] == [
         ("Doc", "Intro.", "en"), ("A", "- one\n- two", "en"), ("A", "Para.", "en"), ("B", "退货：三十天内。", "zh")]
     assert ps[-1].label == "退货"
+    assert [p.lead for p in ps] == [True, False, False, False]  # the text before the first section
+    assert not any(p.lead for p in split_passages("Returns within 30 days.\n\nRefunds in 5 days.\n", "doc"))
+
+
+def test_a_question_nearest_the_documents_introduction_is_answered_by_no_section(tmp_path: Path) -> None:
+    """The lead says what the document is; a question it is nearest to is about nothing its sections say."""
+    (tmp_path / "policy.md").write_text(
+        "# Acme Groceries: Customer Policy\n\nThis policy explains how Acme delivers your groceries and how "
+        "refunds work. It applies to every order in the Acme app.\n\n## Delivery\n\nWe deliver within two days "
+        "of your order.\n\n## Refunds\n\nRefunds are paid to your card within 14 days.\n", encoding="utf-8")
+    idx = PolicyIndex.from_path(tmp_path / "policy.md")
+    assert idx.search("does the policy apply to orders in the app?")[0].passage.lead
+    assert idx.lookup("does the policy apply to orders in the app?") is None
+    assert idx.lookup("when are refunds paid to my card?") is not None
 
 
 @pytest.mark.slow
