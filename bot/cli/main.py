@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from bot.cli.actions import actions_command
+from bot.cli.advice import eval_advice
 from bot.cli.catalog import reindex, search
 from bot.cli.chat import chat
 from bot.cli.describe import describe_cmd, eval_describe
@@ -64,6 +65,7 @@ for command in (chat, search, reindex, stats, handoffs, feedback_group, describe
                 eval_group, simulate_cmd, intents_group, telegram_command, actions_command):
     cli.add_command(command)
 eval_group.add_command(eval_describe)
+eval_group.add_command(eval_advice)
 eval_group.add_command(eval_recommend)
 
 

@@ -75,7 +75,9 @@ def title_spec(question: str, p: Product) -> str | None:
     words = {w for w in _WORD.findall(question.lower()) if w not in _NOT_SPECS}
     for part in p.title.split(",")[1:]:
         part = part.strip()
-        if any(c.isdigit() for c in part) and words & set(_WORD.findall(part.lower())):
+        held = words & set(_WORD.findall(part.lower()))
+        # a spec with its number ("16GB RAM"), or a short part that is the word asked about ("Paperback")
+        if held and (any(c.isdigit() for c in part) or len(part.split()) <= 2):
             return part
     return None
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from bot.dialogue import products, recommend, search, support
+from bot.dialogue import advice, products, recommend, search, support
 from bot.dialogue.messages import say
 from bot.dialogue.nlu.rules import QUESTION_CUE, complement_anchor
 from bot.dialogue.replies import Button, Event, LiveText, Reply
@@ -284,6 +284,17 @@ class DialogueManager:
     def _route(self, turn: Turn, u: Understanding) -> list[Reply]:
         i = u.intent
         focus = turn.state.get("focus")
+        if turn.state.get("shown") and advice.asks_about_shown(turn.text):
+            # "which of these is best for running in the rain?", "哪个更便宜？": about the products on screen,
+            # whatever the intent model made of it; the search, its filters and its page stay
+            turn.intent = "advice"
+            return advice.answer(self, turn, u.ordinals)
+        if i in {"search", "other", "compare"} and not focus and turn.state.get("shown") and (
+                products.asks_about_it(turn.text) or (i == "compare" and len(u.ordinals) == 1)):
+            # "这口锅电磁炉上能用吗" with a list on screen, "is the second one a hardback or a paperback?": a question
+            # about one shown product (which one, when the list has several and none is named), not a new search
+            turn.intent = "details"
+            return products.details(self, turn, list(u.ordinals))
         if i in {"search", "other"} and not focus:
             match = self._policy_answers(turn, u)
             if match is not None:
@@ -367,6 +378,9 @@ class DialogueManager:
         if kind == "similar":
             turn.intent = "similar"
             return products.similar(self, turn, [], sku=arg)
+        if kind == "search":  # "Search: waterproof running shoes", offered where the shown ones don't say
+            turn.intent, turn.text = "search", arg
+            return search.search(self, turn, self.understand(arg, turn.state))
         if kind == "handoff":
             turn.intent = "contact_human_agent"
             return support.handoff(self, turn, "pressed the button")

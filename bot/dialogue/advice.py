@@ -1,0 +1,263 @@
+"""Advice about the products on screen: "which of these is best for running in the rain?", "哪个更便宜？",
+"which one has the best reviews?", "what should I look for in running shoes?".
+
+A question about the list is answered about the list: the search, its filters and its page stay as they were,
+and the answer names one or two of the shown products with the catalog facts that make them fit (a title that
+says "Waterproof", a material, a rating, a price). Superlatives are read from the records by code (the
+cheapest, the best rated, the lightest by the weight a title states). Where no shown product's facts say what
+was asked, the answer says so plainly, gives the closest facts it has, and offers the search that would find
+it. Buying guidance lists what the catalog lets a shopper compare for that kind of product, from the shown
+products' own facts; nothing here comes from a model's memory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.dialogue.facts import measures
+from bot.dialogue.messages import attribute_name, attribute_value, say
+from bot.dialogue.replies import Button, Reply, format_price
+from bot.dialogue.turn import DialogueContext, Turn, pick_numbered
+from retrieval.catalog import Product
+from retrieval.lexical import has_cjk, tokenize
+from retrieval.lexicon import default_lexicon
+
+__all__ = ["Criterion", "answer", "asks_about_shown", "criterion_of"]
+
+# a question about the shown list, not one product and not the shop: "which of these ...", "which one ...",
+# "which is/would/has ...", "any of them ...", "这几款哪个 ...", "哪个更 ...", "选哪个"
+_WHICH_EN = re.compile(
+    r"\b(?:which|wich|whcih|whihc)\s+(?:one|ones|of\s+(?:these|them|those|the\s+\w+)|is|are|would|should|has|have|had|does|do|"
+    r"costs?|holds?|takes?|lasts?|gets?|works?|will|can|could)\b|"
+    r"\b(?:any|all|either|none)\s+of\s+(?:these|them|those)\b|"
+    r"\bwhich\s+(?P<noun>[a-z][a-z'-]+)\s+(?:is|are|would|should|has|have|does|do|will|can|could)\b", re.I)
+_WHICH_ZH = re.compile(
+    r"这几[个款件双台支本条只包瓶盒套顶部把样种张口]|这些|它们|哪[款件双台支本条只包瓶盒套顶部把张口]|选哪|"
+    # 哪个 of a product, not of the shop's couriers, payment or branches ("你们用哪个快递")
+    r"哪个(?!快递|物流|客服|国家|地区|城市|银行|支付|付款|门店|网点|平台|app|App)")
+# general buying advice: "what should I look for in ...", "how do I choose", "pros and cons", "要注意什么"
+_GUIDANCE = re.compile(
+    r"\bwhat\s+(?:should|do|must)\s+i\s+(?:look|check|pay attention)\b|\bwhat\s+(?:matters|counts)\b|"
+    r"\bwhat\s+to\s+look\s+(?:for|at)\b|\bhow\s+(?:do|should|can)\s+i\s+(?:choose|pick|decide|work out|"
+    r"figure out|know)\b|\bpros\s+and\s+cons\b|\bwhat(?:'s| is)\s+the\s+difference\b|\bany\s+(?:tips|advice)\b|"
+    r"要注意什么|注意哪些|怎么选|如何选|怎么挑|看哪些|有什么讲究|怎么看|选购|挑选|哪些参数|哪些指标|门道|技巧|避坑|"
+    r"哪些坑|避雷", re.I)
+# "the priciest one here", "the cheapest of them": a superlative of the list
+_OF_THE_LIST = re.compile(r"\b(?:one|ones)\s+(?:here|of\s+(?:these|them|those))\b|\bof\s+(?:these|them|those)\b|"
+                          r"\bhere\b|这几|这些|里面|当中|其中", re.I)
+# superlatives the records answer by code: (fact, lowest?) for each way of asking
+_SUPERLATIVES: tuple[tuple[str, bool, re.Pattern[str]], ...] = (
+    ("price", True, re.compile(r"\b(?:cheapest|least expensive|lowest price|costs? the least|most affordable|"
+                               r"best value|budget)\b|最便宜|最实惠|价格最低|最划算", re.I)),
+    ("price", False, re.compile(r"\b(?:most expensive|priciest|highest price|costs? the most)\b|最贵|价格最高", re.I)),
+    ("rating", False, re.compile(r"\b(?:best|highest|top)[- ]rated\b|\bbest reviews?\b|\b(?:highest|best|top) rating\b|"
+                                 r"\bmost popular\b|口碑最好|评分最高|评价最好|好评最多|最受欢迎", re.I)),
+    ("stock", False, re.compile(r"\bmost (?:in stock|stock|available)\b|现货最多|库存最多|货最多", re.I)),
+    ("weight", True, re.compile(r"\blightest\b|\bleast heavy\b|最轻|更轻|重量最轻", re.I)),
+    ("weight", False, re.compile(r"\bheaviest\b|最重|更重", re.I)),
+    ("capacity", False, re.compile(r"\b(?:biggest|largest|most) (?:capacity|volume)\b|\bholds? the most\b|容量最大|"
+                                   r"最大容量|装得最多", re.I)),
+)
+# words of a question that say nothing about what it asks for
+_ASKING = frozenset(["which", "one", "ones", "these", "them", "those", "of", "is", "are", "would", "should", "has", "have", "had", "does", "do", "best", "good", "better", "suit", "suits", "suited", "fit", "fits", "work", "works", "for", "a", "an", "the", "my", "me", "i", "we", "our", "you", "it", "its", "to", "in", "on", "with", "and", "or", "most", "more", "really", "really", "any", "all", "either", "none", "what", "recommend", "recommended", "suggest", "choose", "pick", "go", "get", "buy", "one's", "would've"])
+_ZH_ASKING = frozenset(["这几", "几个", "这些", "哪个", "哪款", "哪件", "哪双", "哪台", "哪支", "哪本", "哪条", "哪只",
+                        "选哪", "适合", "比较", "推荐", "一点", "更", "最", "好", "的", "吗", "呢", "啊", "用", "买"])
+MAX_PICKS = 2
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """What a question about the list asks the products to be: a superlative of one fact (``fact``,
+    ``lowest``), or ``words`` (BM25 tokens, with the English of Chinese words) their facts should hold, as
+    the shopper put it (``text``)."""
+
+    text: str
+    words: tuple[str, ...] = ()
+    fact: str | None = None
+    lowest: bool = False
+
+
+def asks_about_shown(text: str) -> bool:
+    """Whether ``text`` asks about the products on screen as a list, or for buying advice."""
+    if not text:
+        return False
+    m = _WHICH_EN.search(text)
+    if m and not (m.group("noun") and m.group("noun").lower() in {"payment", "payments", "country", "countries",
+                                                                    "courier", "method", "methods", "card", "cards"}):
+        return True
+    if any(pattern.search(text) for _, _, pattern in _SUPERLATIVES) and _OF_THE_LIST.search(text):
+        return True
+    return bool(_WHICH_ZH.search(text) or _GUIDANCE.search(text))
+
+
+def criterion_of(text: str, vocabulary: frozenset[str] = frozenset()) -> Criterion:
+    """What ``text`` asks the shown products to be; a Chinese word also asks for its English words that
+    ``vocabulary`` (the shown products' tokens) holds (防水: "waterproof")."""
+    for fact, lowest, pattern in _SUPERLATIVES:
+        if pattern.search(text):
+            return Criterion(text=_phrase(text), fact=fact, lowest=lowest)
+    toks = [t for t in tokenize(text) if t not in _ASKING and t not in _ZH_ASKING and not t.isdigit()]
+    zh = [t for t in toks if has_cjk(t)]
+    # (a dictionary's function words are no fact: 不 "no" found "Spaghetti No. 5")
+    english = [t for t in default_lexicon().english_tokens(zh, vocabulary) if len(t) > 2] if zh else []
+    return Criterion(text=_phrase(text), words=tuple(dict.fromkeys([*toks, *english])))
+
+
+def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> list[Reply]:
+    """The answer to a question about the shown products, or about those of ``ordinals`` when it names two or
+    more ("which is cheaper, the first or the third?"); the list and its page stay as they were."""
+    lang = turn.lang
+    shown = list(turn.state.get("shown") or [])
+    offset = int(turn.state.get("offset", 0))
+    wanted = list(ordinals) if len(ordinals) >= 2 else list(range(offset + 1, offset + len(shown) + 1))
+    numbered = pick_numbered(ctx, turn, wanted) if shown else None
+    if not numbered:
+        return [Reply(say("no_search", lang))]
+    text = turn.text or ""
+    if _GUIDANCE.search(text) and not _WHICH_EN.search(text):
+        return [_guidance(numbered, lang)]
+    c = criterion_of(text, frozenset(t for _, p in numbered for _, toks in _facts(p) for t in toks))
+    if c.fact is not None:
+        return [_superlative(numbered, c, lang)]
+    return [_best_for(numbered, c, turn, lang)]
+
+
+def _superlative(numbered: Sequence[tuple[int, Product]], c: Criterion, lang: str) -> Reply:
+    assert c.fact is not None
+    valued = [(n, p, v) for n, p in numbered if (v := _value(p, c.fact)) is not None]
+    if not valued:
+        return Reply(say("advice_no_fact", lang, fact=attribute_name(c.fact, lang)))
+    best = min(v for _, _, v in valued) if c.lowest else max(v for _, _, v in valued)
+    tied = [(n, p) for n, p, v in valued if v == best][:MAX_PICKS]
+    picks = "; ".join(f"{n}. {p.title_for(lang)} ({_shown_value(p, c.fact, lang)})" for n, p in tied)
+    key = f"advice_{c.fact}_{'low' if c.lowest else 'high'}"
+    return Reply(say(key, lang, picks=picks))
+
+
+def _best_for(numbered: Sequence[tuple[int, Product]], c: Criterion, turn: Turn, lang: str) -> Reply:
+    # words that name what was searched for or the shelf it is on say nothing about which fits ("shoes" of five
+    # running shoes; "bike" of bike helmets and a bike lock, searched as "bike accessories")
+    held = [(n, p, _facts(p)) for n, p in numbered]
+    searched = set(tokenize(str(turn.state.get("query") or "")))
+    shelves = {t for _, p in numbered for level in p.category for t in tokenize(level)}
+    words = [w for w in c.words if w not in searched | shelves]
+    scored = []
+    for n, p, facts in held:
+        hits = [_reason(fact, word, i == 0 or fact == p.titles.get("zh"), lang)
+                for word in words for i, (fact, toks) in enumerate(facts) if word in toks]
+        if hits:
+            scored.append((len({w for w in words if any(w in toks for _, toks in facts)}), n, p, list(dict.fromkeys(hits))))
+    if not words or not scored:
+        reply = Reply(say("advice_none" if c.text else "advice_none_plain", lang, criterion=c.text))
+        query = " ".join(filter(None, [c.text, str(turn.state.get("query") or "")])).strip()
+        if c.text and query:
+            reply.buttons.append(Button(say("btn_search_for", lang, query=query), f"search:{query}"))
+        return reply
+    scored.sort(key=lambda s: (-s[0], s[1]))
+    top = [s for s in scored if s[0] == scored[0][0]][:MAX_PICKS]
+    picks = "; ".join(f"{n}. {p.title_for(lang)} ({'; '.join(hits[:2])})" for _, n, p, hits in top)
+    return Reply(say("advice_best" if c.text else "advice_best_plain", lang, criterion=c.text, picks=picks))
+
+
+def _guidance(numbered: Sequence[tuple[int, Product]], lang: str) -> Reply:
+    products = [p for _, p in numbered]
+    lines = [say("advice_guidance_head", lang)]
+    prices = [p.price for p in products]
+    currency = products[0].currency
+    lines.append(f"- {say('row_price', lang)}: {format_price(min(prices), currency)} - {format_price(max(prices), currency)}")
+    brands = list(dict.fromkeys(p.brand for p in products if p.brand))
+    if brands:
+        lines.append(f"- {say('row_brand', lang)}: {', '.join(brands)}")
+    names: list[str] = []
+    for p in products:
+        names += [a for a in p.attributes if a not in names and a not in {"rating", "stock_count"}]
+    for a in names:
+        values = list(dict.fromkeys(attribute_value(a, v, lang) for p in products for v in p.attr(a)))
+        if values:
+            lines.append(f"- {attribute_name(a, lang)}: {', '.join(values[:8])}")
+    ratings = [float(r) for p in products for r in p.attr("rating")[:1] if _number(r) is not None]
+    if ratings:
+        lines.append(f"- {say('row_rating', lang)}: {min(ratings)} - {max(ratings)}")
+    lines.append(say("advice_guidance_tail", lang))
+    return Reply("\n".join(lines))
+
+
+def _reason(fact: str, word: str, is_name: bool, lang: str) -> str:
+    """Why a fact fits, as the shopper reads it: the word of the name that says so ("Waterproof" in its name),
+    else the fact itself, a long sentence cut."""
+    if is_name:
+        surface = next((w for w in re.findall(r"[\w'-]+", fact) if tokenize(w) == [word]), word)
+        return say("advice_in_name", lang, word=surface)
+    return fact if len(fact) <= 80 else fact[:80].rsplit(" ", 1)[0] + " …"
+
+
+def _facts(p: Product) -> list[tuple[str, frozenset[str]]]:
+    """``p``'s facts as a shopper would read them ("title: ... Waterproof Hiking Shoe", "material: mesh"), each
+    with its BM25 tokens: the title's parts after its name, its attributes, its description's sentences."""
+    out: list[tuple[str, frozenset[str]]] = []
+    name, *specs = [part.strip() for part in p.title.split(",")]
+    out.append((name, frozenset(tokenize(name))))
+    out += [(s, frozenset(tokenize(s))) for s in specs if s]
+    for a, values in p.attributes.items():
+        if a in {"rating", "stock_count"}:
+            continue
+        text = f"{a}: {', '.join(values)}"
+        out.append((text, frozenset(tokenize(text))))
+    for sentence in re.split(r"(?<=[.!?。！？])\s+", p.description or ""):
+        if sentence:
+            out.append((sentence.strip(), frozenset(tokenize(sentence))))
+    zh = p.titles.get("zh")
+    if zh:
+        out.append((zh, frozenset(tokenize(zh))))
+    return out
+
+
+def _value(p: Product, fact: str) -> float | None:
+    if fact == "price":
+        return p.price
+    if fact == "stock":
+        return float(p.stock)
+    if fact == "rating":
+        return _number(p.attr("rating")[0]) if p.attr("rating") else None
+    found = measures(p, fact)
+    return _in_base_unit(found[0]) if found else None
+
+
+def _shown_value(p: Product, fact: str, lang: str) -> str:
+    if fact == "price":
+        return format_price(p.price, p.currency)
+    if fact == "stock":
+        return say("details_stock", lang, stock=p.stock).rstrip("。.") if p.stock > 0 else say("details_oos", lang).rstrip("。.")
+    if fact == "rating":
+        return f"{p.attr('rating')[0]}/5"
+    return measures(p, fact)[0]
+
+
+_UNITS = {"kg": 1000.0, "g": 1.0, "lb": 453.6, "lbs": 453.6, "oz": 28.35, "l": 1000.0, "litre": 1000.0, "litres": 1000.0,
+          "liter": 1000.0, "liters": 1000.0, "ml": 1.0, "qt": 946.4, "quart": 946.4, "quarts": 946.4}
+
+
+def _in_base_unit(measure: str) -> float | None:
+    number, _, unit = measure.partition(" ")
+    value = _number(number)
+    return None if value is None else value * _UNITS.get(unit.lower(), 1.0)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text.replace(",", "."))
+    except ValueError:
+        return None
+
+
+def _phrase(text: str) -> str:
+    """What the question asks for, as the shopper put it: the words after "for" / "适合" ("running in the
+    rain"), or "" when it does not say it that way."""
+    m = re.search(r"\b(?:best|good|better|ideal|suited|suitable|work|works|ok|okay)\s+(?:for|at|in|on)\s+(.+)", text, re.I) \
+        or re.search(r"\bfor\s+(.+)", text, re.I) or re.search(r"适合(.+)", text)
+    if not m:
+        return ""
+    phrase = re.sub(r"^(?:the|a|an)\s+", "", re.split(r"[?？!！。,，;；]", m.group(1))[0].strip(), flags=re.I)
+    return phrase if len(phrase) <= 60 else ""

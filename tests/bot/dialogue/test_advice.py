@@ -1,0 +1,109 @@
+"""Questions about the products on screen stay on them and are answered from their facts (issue 19). The demo
+catalog, the real encoders, the packaged intent model and the assistant's wiring, templates only.
+
+Before: "which of these is best for running in the rain?" after women's running shoes was a new search ("in
+running": men's shoes), "which has the best reviews" got the shop's complaints policy, "哪件现货最多？" the
+delivery times, and "这口锅电磁炉上能用吗" a new search for cookware."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from bot.app import Assistant, build_assistant
+from bot.dialogue.advice import asks_about_shown, criterion_of
+from bot.dialogue.replies import Event, Reply
+from bot.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def bot(shared, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:  # type: ignore[no-untyped-def]
+    engine, nlu, policy = shared
+    a = build_assistant(Settings(data_dir=tmp_path_factory.mktemp("advice"), llm="off"), engine=engine, nlu=nlu,
+                        policy=policy)
+    yield a
+    a.close()
+
+
+def _turns(bot: Assistant, user: str, *texts: str) -> list[list[Reply]]:
+    return [bot.handle(Event(user=user, channel="test", text=t)) for t in texts]
+
+
+def _shown(bot: Assistant, replies: list[Reply]):  # type: ignore[no-untyped-def]
+    return [bot.engine.product(c.sku) for r in replies for c in r.cards]
+
+
+@pytest.mark.parametrize(("text", "about_shown"), [
+    ("which of these is best for running in the rain?", True),
+    ("which one would you recommend for a beginner?", True),
+    ("which has the best reviews", True),
+    ("这几款哪个适合送人？", True),
+    ("哪个更轻？", True),
+    ("哪个口碑最好", True),
+    ("what should I look for in running shoes?", True),
+    ("买空气炸锅要注意什么？", True),
+    ("which payment methods do you accept?", False),  # the shop, not the list
+    ("你们用哪个快递", False),
+    ("is the second one good for wide feet?", False),  # one product: its details
+    ("running shoes for women", False),
+])
+def test_what_is_a_question_about_the_list(text: str, about_shown: bool) -> None:
+    assert asks_about_shown(text) is about_shown
+
+
+def test_superlatives_and_criteria_are_read() -> None:
+    assert criterion_of("money's tight, which of these costs the least?").fact == "price"
+    c = criterion_of("哪个评分最高")
+    assert (c.fact, c.lowest) == ("rating", False)
+    c = criterion_of("which of these is best for running in the rain?")
+    assert c.fact is None and c.text == "running in the rain" and "rain" in c.words
+
+
+def test_a_superlative_names_the_shown_product_the_records_make_it(bot: Assistant) -> None:
+    first, second = _turns(bot, "s1", "running shoes for women", "which of these is the cheapest?")
+    shown = _shown(bot, first)
+    cheapest = min(shown, key=lambda p: p.price)
+    n = shown.index(cheapest) + 1
+    assert second[0].intent == "advice" and not second[0].cards  # the list stays; no new search
+    assert second[0].text.startswith(f"Of these, the cheapest is {n}. ") and f"${cheapest.price:.2f}" in second[0].text
+    # and the list is still there: "the second one" is the second shown before the question
+    [details, *_] = _turns(bot, "s1", "the second one")[0]
+    assert details.cards[0].sku == shown[1].sku
+
+
+def test_best_for_names_the_products_whose_facts_say_so(bot: Assistant) -> None:
+    first, second = _turns(bot, "w1", "women's jacket", "which of these is best for the rain?")
+    shown = _shown(bot, first)
+    for_rain = [i + 1 for i, p in enumerate(shown) if "rain" in p.title.lower()]
+    assert 0 < len(for_rain) < len(shown), [p.title for p in shown]
+    named = [int(n) for n in re.findall(r"(\d)\. ", second[0].text)]
+    assert second[0].intent == "advice" and named and set(named) <= set(for_rain), second[0].text
+    assert second[0].text.startswith("For rain, going by the catalog: ") and "\u201cRain\u201d in its name" in second[0].text
+
+
+def test_where_no_fact_says_so_it_says_that_and_offers_the_search(bot: Assistant) -> None:
+    _, second = _turns(bot, "n1", "desk lamp", "which of these is best for reading in bed?")
+    reply = second[0]
+    assert reply.text.startswith("None of these is listed as suited to reading in bed")
+    [button] = [b for b in reply.buttons if b.payload.startswith("search:")]
+    found = bot.handle(Event(user="n1", channel="test", payload=button.payload))
+    assert found[0].intent == "search" and found[0].cards
+
+
+def test_chinese_questions_about_the_list(bot: Assistant) -> None:
+    first, second = _turns(bot, "z1", "羊毛衫", "哪件现货最多？急着穿不想等补货")
+    shown = _shown(bot, first)
+    most = max(p.stock for p in shown)
+    named = [int(n) for n in re.findall(r"(\d)\. ", second[0].text)]
+    assert second[0].intent == "advice" and named and all(shown[n - 1].stock == most for n in named)
+    _, guidance = _turns(bot, "z2", "耳机", "挑耳机主要看哪些参数啊")
+    assert guidance[0].text.startswith("这几款在商品资料里可以比较的是") and "价格" in guidance[0].text
+
+
+def test_a_question_about_one_shown_product_is_not_a_new_search(bot: Assistant) -> None:
+    _, second = _turns(bot, "o1", "frying pan", "这口锅电磁炉上能用吗")
+    assert second[0].intent == "details" and not second[0].cards  # which one? (five are shown)
+    _, book = _turns(bot, "o2", "agatha christie novel", "is the second one a hardback or a paperback?")
+    assert book[0].intent == "details" and book[0].cards  # was "Tell me which two to compare"
