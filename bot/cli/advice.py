@@ -130,8 +130,8 @@ def judge(row: dict[str, str], shown: Sequence[Product], reply: str, intent: str
                 or "重量：" in reply
     elif kind == "guidance":
         answered = "What the catalog lets you compare" in reply or "可以比较的是" in reply
-    else:  # suitability: a yes or no grounded in the record is the model's work; the rule path shows the record
-        answered = says_missing or bool(re.search(r"\b(?:yes|no)\b|适合|不适合", reply, re.I))
+    else:  # suitability: the facts that bear on it, a yes or no, or that the record does not say
+        answered = says_missing or bool(re.search(r"\b(?:yes|no)\b|Going by the catalog|按商品资料|不适合|适合", reply, re.I))
     return stayed, answered, facts_ok, notes
 
 
@@ -144,9 +144,11 @@ def _share(rows: Sequence[Judged], attr: str) -> float:
               help="CSV of two-turn scenarios (tests/data/advice_scenarios.csv).")
 @click.option("--split", default="all", show_default=True, help="Only this split (tune, heldout, final) or all.")
 @click.option("--show", "show", is_flag=True, help="Print every scenario's question and reply.")
+@click.option("--model", "with_model", is_flag=True,
+              help="With the configured language model (SHOPBOT_LLM; the packaged one by default), not templates only.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
 @click.pass_context
-def eval_advice(ctx: click.Context, scenarios: Path, split: str, show: bool, as_json: bool) -> None:
+def eval_advice(ctx: click.Context, scenarios: Path, split: str, show: bool, with_model: bool, as_json: bool) -> None:
     """Questions about the products on screen: the shares that stayed on them, were answered, and kept to the
     catalog's facts, by language and kind; with the latency the question adds to a turn."""
     from bot.app import build_assistant
@@ -160,7 +162,8 @@ def eval_advice(ctx: click.Context, scenarios: Path, split: str, show: bool, as_
         if not rows:
             raise UserError(f"No scenarios of split {split!r} in {scenarios}.")
         db = Path(tempfile.mkdtemp(prefix="shopbot-eval-advice-")) / "turns.db"
-        assistant = build_assistant(s.model_copy(update={"database_url": f"sqlite:///{db}"}), llm=False)
+        s = s.model_copy(update={"database_url": f"sqlite:///{db}"})
+        assistant = build_assistant(s) if with_model else build_assistant(s, llm=False)
         judged: list[Judged] = []
         for i, row in enumerate(rows):
             judged.append(_play(assistant, Event, row, f"advice-{i}"))

@@ -13,16 +13,16 @@ products' own facts; nothing here comes from a model's memory.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from bot.dialogue.facts import measures
+from bot.dialogue.facts import fact_reason, measures, phrase_of, product_facts, question_words
 from bot.dialogue.messages import attribute_name, attribute_value, say
 from bot.dialogue.replies import Button, Reply, format_price
-from bot.dialogue.turn import DialogueContext, Turn, pick_numbered
+from bot.dialogue.turn import DialogueContext, Pending, Turn, pick_numbered
 from retrieval.catalog import Product
-from retrieval.lexical import has_cjk, tokenize
-from retrieval.lexicon import default_lexicon
+from retrieval.lexical import tokenize
 
 __all__ = ["Criterion", "answer", "asks_about_shown", "criterion_of"]
 
@@ -60,10 +60,6 @@ _SUPERLATIVES: tuple[tuple[str, bool, re.Pattern[str]], ...] = (
     ("capacity", False, re.compile(r"\b(?:biggest|largest|most) (?:capacity|volume)\b|\bholds? the most\b|容量最大|"
                                    r"最大容量|装得最多", re.I)),
 )
-# words of a question that say nothing about what it asks for
-_ASKING = frozenset(["which", "one", "ones", "these", "them", "those", "of", "is", "are", "would", "should", "has", "have", "had", "does", "do", "best", "good", "better", "suit", "suits", "suited", "fit", "fits", "work", "works", "for", "a", "an", "the", "my", "me", "i", "we", "our", "you", "it", "its", "to", "in", "on", "with", "and", "or", "most", "more", "really", "really", "any", "all", "either", "none", "what", "recommend", "recommended", "suggest", "choose", "pick", "go", "get", "buy", "one's", "would've"])
-_ZH_ASKING = frozenset(["这几", "几个", "这些", "哪个", "哪款", "哪件", "哪双", "哪台", "哪支", "哪本", "哪条", "哪只",
-                        "选哪", "适合", "比较", "推荐", "一点", "更", "最", "好", "的", "吗", "呢", "啊", "用", "买"])
 MAX_PICKS = 2
 
 
@@ -97,12 +93,8 @@ def criterion_of(text: str, vocabulary: frozenset[str] = frozenset()) -> Criteri
     ``vocabulary`` (the shown products' tokens) holds (防水: "waterproof")."""
     for fact, lowest, pattern in _SUPERLATIVES:
         if pattern.search(text):
-            return Criterion(text=_phrase(text), fact=fact, lowest=lowest)
-    toks = [t for t in tokenize(text) if t not in _ASKING and t not in _ZH_ASKING and not t.isdigit()]
-    zh = [t for t in toks if has_cjk(t)]
-    # (a dictionary's function words are no fact: 不 "no" found "Spaghetti No. 5")
-    english = [t for t in default_lexicon().english_tokens(zh, vocabulary) if len(t) > 2] if zh else []
-    return Criterion(text=_phrase(text), words=tuple(dict.fromkeys([*toks, *english])))
+            return Criterion(text=phrase_of(text), fact=fact, lowest=lowest)
+    return Criterion(text=phrase_of(text), words=question_words(text, vocabulary))
 
 
 def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> list[Reply]:
@@ -118,10 +110,26 @@ def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> li
     text = turn.text or ""
     if _GUIDANCE.search(text) and not _WHICH_EN.search(text):
         return [_guidance(numbered, lang)]
-    c = criterion_of(text, frozenset(t for _, p in numbered for _, toks in _facts(p) for t in toks))
+    c = criterion_of(text, frozenset(t for _, p in numbered for _, toks in product_facts(p) for t in toks))
     if c.fact is not None:
         return [_superlative(numbered, c, lang)]
-    return [_best_for(numbered, c, turn, lang)]
+    reply, picked = _best_for(numbered, c, turn, lang)
+    replies = [reply]
+    writer = ctx.product_writer
+    if writer is not None and picked:
+        # the facts go out at once; the model may add a sentence about them that answers the question, checked
+        # against the same records (a claim they do not hold, or a sentence about something else, is not sent)
+        said = Reply("")
+        records = [p.to_record() for _, p in numbered]
+
+        async def write(on_text: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
+            assert writer is not None
+            r = await writer.summary(text, records, lang, on_text=on_text, asked=text)
+            return r.text, {"kind": "advice", **r.to_log()}
+
+        turn.pending.append(Pending("advice", said, write))
+        replies.append(said)
+    return replies
 
 
 def _superlative(numbered: Sequence[tuple[int, Product]], c: Criterion, lang: str) -> Reply:
@@ -136,16 +144,17 @@ def _superlative(numbered: Sequence[tuple[int, Product]], c: Criterion, lang: st
     return Reply(say(key, lang, picks=picks))
 
 
-def _best_for(numbered: Sequence[tuple[int, Product]], c: Criterion, turn: Turn, lang: str) -> Reply:
+def _best_for(numbered: Sequence[tuple[int, Product]], c: Criterion, turn: Turn, lang: str) -> tuple[Reply, bool]:
+    """The shown products whose facts hold the criterion's words, and whether any does."""
     # words that name what was searched for or the shelf it is on say nothing about which fits ("shoes" of five
     # running shoes; "bike" of bike helmets and a bike lock, searched as "bike accessories")
-    held = [(n, p, _facts(p)) for n, p in numbered]
+    held = [(n, p, product_facts(p)) for n, p in numbered]
     searched = set(tokenize(str(turn.state.get("query") or "")))
     shelves = {t for _, p in numbered for level in p.category for t in tokenize(level)}
     words = [w for w in c.words if w not in searched | shelves]
     scored = []
     for n, p, facts in held:
-        hits = [_reason(fact, word, i == 0 or fact == p.titles.get("zh"), lang)
+        hits = [fact_reason(fact, word, i == 0 or fact == p.titles.get("zh"), lang)
                 for word in words for i, (fact, toks) in enumerate(facts) if word in toks]
         if hits:
             scored.append((len({w for w in words if any(w in toks for _, toks in facts)}), n, p, list(dict.fromkeys(hits))))
@@ -154,11 +163,11 @@ def _best_for(numbered: Sequence[tuple[int, Product]], c: Criterion, turn: Turn,
         query = " ".join(filter(None, [c.text, str(turn.state.get("query") or "")])).strip()
         if c.text and query:
             reply.buttons.append(Button(say("btn_search_for", lang, query=query), f"search:{query}"))
-        return reply
+        return reply, False
     scored.sort(key=lambda s: (-s[0], s[1]))
     top = [s for s in scored if s[0] == scored[0][0]][:MAX_PICKS]
     picks = "; ".join(f"{n}. {p.title_for(lang)} ({'; '.join(hits[:2])})" for _, n, p, hits in top)
-    return Reply(say("advice_best" if c.text else "advice_best_plain", lang, criterion=c.text, picks=picks))
+    return Reply(say("advice_best" if c.text else "advice_best_plain", lang, criterion=c.text, picks=picks)), True
 
 
 def _guidance(numbered: Sequence[tuple[int, Product]], lang: str) -> Reply:
@@ -182,36 +191,6 @@ def _guidance(numbered: Sequence[tuple[int, Product]], lang: str) -> Reply:
         lines.append(f"- {say('row_rating', lang)}: {min(ratings)} - {max(ratings)}")
     lines.append(say("advice_guidance_tail", lang))
     return Reply("\n".join(lines))
-
-
-def _reason(fact: str, word: str, is_name: bool, lang: str) -> str:
-    """Why a fact fits, as the shopper reads it: the word of the name that says so ("Waterproof" in its name),
-    else the fact itself, a long sentence cut."""
-    if is_name:
-        surface = next((w for w in re.findall(r"[\w'-]+", fact) if tokenize(w) == [word]), word)
-        return say("advice_in_name", lang, word=surface)
-    return fact if len(fact) <= 80 else fact[:80].rsplit(" ", 1)[0] + " …"
-
-
-def _facts(p: Product) -> list[tuple[str, frozenset[str]]]:
-    """``p``'s facts as a shopper would read them ("title: ... Waterproof Hiking Shoe", "material: mesh"), each
-    with its BM25 tokens: the title's parts after its name, its attributes, its description's sentences."""
-    out: list[tuple[str, frozenset[str]]] = []
-    name, *specs = [part.strip() for part in p.title.split(",")]
-    out.append((name, frozenset(tokenize(name))))
-    out += [(s, frozenset(tokenize(s))) for s in specs if s]
-    for a, values in p.attributes.items():
-        if a in {"rating", "stock_count"}:
-            continue
-        text = f"{a}: {', '.join(values)}"
-        out.append((text, frozenset(tokenize(text))))
-    for sentence in re.split(r"(?<=[.!?。！？])\s+", p.description or ""):
-        if sentence:
-            out.append((sentence.strip(), frozenset(tokenize(sentence))))
-    zh = p.titles.get("zh")
-    if zh:
-        out.append((zh, frozenset(tokenize(zh))))
-    return out
 
 
 def _value(p: Product, fact: str) -> float | None:
@@ -250,14 +229,3 @@ def _number(text: str) -> float | None:
         return float(text.replace(",", "."))
     except ValueError:
         return None
-
-
-def _phrase(text: str) -> str:
-    """What the question asks for, as the shopper put it: the words after "for" / "适合" ("running in the
-    rain"), or "" when it does not say it that way."""
-    m = re.search(r"\b(?:best|good|better|ideal|suited|suitable|work|works|ok|okay)\s+(?:for|at|in|on)\s+(.+)", text, re.I) \
-        or re.search(r"\bfor\s+(.+)", text, re.I) or re.search(r"适合(.+)", text)
-    if not m:
-        return ""
-    phrase = re.sub(r"^(?:the|a|an)\s+", "", re.split(r"[?？!！。,，;；]", m.group(1))[0].strip(), flags=re.I)
-    return phrase if len(phrase) <= 60 else ""

@@ -14,8 +14,11 @@ import re
 from bot.dialogue.messages import attribute_name, attribute_value, say
 from bot.dialogue.replies import format_price
 from retrieval.catalog import Product
+from retrieval.lexical import has_cjk, tokenize
+from retrieval.lexicon import default_lexicon
 
-__all__ = ["asked_fact", "fact_answer", "measures", "stock_line", "title_spec"]
+__all__ = ["asked_fact", "fact_answer", "fact_reason", "measures", "phrase_of", "product_facts", "question_words",
+           "stock_line", "suitability", "title_spec"]
 
 # a message put as a question (its form or its words)
 QUESTION = re.compile(
@@ -124,3 +127,82 @@ def stock_line(p: Product, lang: str) -> str:
     if p.stock <= 0:
         return say("details_oos", lang)
     return say("details_stock", lang, stock=p.stock) if p.stock_counted else say("details_in_stock", lang)
+
+
+# words of a question that say nothing about what it asks for
+_ASKING = frozenset(["which", "one", "ones", "these", "them", "those", "of", "is", "are", "would", "should", "has", "have", "had", "does", "do", "best", "good", "better", "suit", "suits", "suited", "suitable", "fit", "fits", "work", "works", "ok", "okay", "fine", "first", "second", "third", "fourth", "fifth", "last", "can", "will", "use", "for", "a", "an", "the", "my", "me", "i", "we", "our", "you", "it", "its", "to", "in", "on", "with", "and", "or", "most", "more", "really", "really", "any", "all", "either", "none", "what", "recommend", "recommended", "suggest", "choose", "pick", "go", "get", "buy", "one's", "would've"])
+_ZH_ASKING = frozenset(["这几", "几个", "这些", "哪个", "哪款", "哪件", "哪双", "哪台", "哪支", "哪本", "哪条", "哪只",
+                        "选哪", "适合", "第一", "第二", "第三", "第四", "第五", "一个", "二个", "能用", "可以", "能", "比较", "推荐", "一点", "更", "最", "好", "的", "吗", "呢", "啊", "用", "买"])
+
+
+def question_words(text: str, vocabulary: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """The words of a question that say what it asks of a product (BM25 tokens: "running in the rain": run,
+    rain), with the English of its Chinese words that ``vocabulary`` holds (防水: "waterproof")."""
+    toks = [t for t in tokenize(text) if t not in _ASKING and t not in _ZH_ASKING and not t.isdigit()]
+    zh = [t for t in toks if has_cjk(t)]
+    # (a dictionary's function words are no fact: 不 "no" found "Spaghetti No. 5")
+    english = [t for t in default_lexicon().english_tokens(zh, vocabulary) if len(t) > 2] if zh else []
+    return tuple(dict.fromkeys([*toks, *english]))
+
+
+# "is the second one good for wide feet?", "第一个适合小孩用吗？": does one product suit something
+_SUITS = re.compile(r"\b(?:good|ok|okay|suitable|suited|fine|right|great|safe|enough)\s+(?:for|with|on|in|to)\b|"
+                    r"\bsuit(?:s|able)?\b|\bcan\s+(?:i|you|it)\s+(?:use|wear|take|put)\b|适合|能用|可以用|能不能用|"
+                    r"用得了|玩得了|穿得了", re.I)
+
+
+def suitability(question: str, p: Product, lang: str) -> str | None:
+    """Whether ``p`` suits what ``question`` asks, as far as its record says: the facts that hold the question's
+    words, or that the record does not say; None for a question about no suitability."""
+    if not _SUITS.search(question):
+        return None
+    facts = product_facts(p)
+    words = question_words(question, frozenset(t for _, toks in facts for t in toks))
+    kind = set(tokenize(p.title.split(",")[0])) & set(tokenize(" ".join(p.category))) if p.category else set()
+    reasons = list(dict.fromkeys(fact_reason(fact, w, i == 0 or fact == p.titles.get("zh"), lang)
+                                 for w in words if w not in kind for i, (fact, toks) in enumerate(facts) if w in toks))
+    if reasons:
+        return say("suits_facts", lang, reasons="; ".join(r.rstrip(".。 ") for r in reasons[:3]))
+    return say("suits_unknown", lang, criterion=phrase_of(question) or say("suits_that", lang))
+
+
+def fact_reason(fact: str, word: str, is_name: bool, lang: str) -> str:
+    """Why a fact fits, as the shopper reads it: the word of the name that says so ("Waterproof" in its name),
+    else the fact itself, a long sentence cut."""
+    if is_name:
+        surface = next((w for w in re.findall(r"[\w'-]+", fact) if tokenize(w) == [word]), word)
+        return say("advice_in_name", lang, word=surface)
+    return fact if len(fact) <= 80 else fact[:80].rsplit(" ", 1)[0] + " …"
+
+
+def product_facts(p: Product) -> list[tuple[str, frozenset[str]]]:
+    """``p``'s facts as a shopper would read them ("title: ... Waterproof Hiking Shoe", "material: mesh"), each
+    with its BM25 tokens: the title's parts after its name, its attributes, its description's sentences."""
+    out: list[tuple[str, frozenset[str]]] = []
+    name, *specs = [part.strip() for part in p.title.split(",")]
+    out.append((name, frozenset(tokenize(name))))
+    out += [(s, frozenset(tokenize(s))) for s in specs if s]
+    for a, values in p.attributes.items():
+        if a in {"rating", "stock_count"}:
+            continue
+        text = f"{a}: {', '.join(values)}"
+        out.append((text, frozenset(tokenize(text))))
+    for sentence in re.split(r"(?<=[.!?。！？])\s+", p.description or ""):
+        if sentence:
+            out.append((sentence.strip(), frozenset(tokenize(sentence))))
+    zh = p.titles.get("zh")
+    if zh:
+        out.append((zh, frozenset(tokenize(zh))))
+    return out
+
+
+def phrase_of(text: str) -> str:
+    """What the question asks for, as the shopper put it: the words after "for" / "适合" ("running in the
+    rain"), or "" when it does not say it that way."""
+    m = re.search(r"\b(?:best|good|better|ideal|suited|suitable|work|works|ok|okay)\s+(?:for|at|in|on)\s+(.+)", text, re.I) \
+        or re.search(r"\bfor\s+(.+)", text, re.I) or re.search(r"适合(.+)", text)
+    if not m:
+        return ""
+    phrase = re.sub(r"^(?:the|a|an)\s+", "", re.split(r"[?？!！。,，;；]", m.group(1))[0].strip(), flags=re.I)
+    phrase = re.sub(r"(?:用|穿|玩|戴)?(?:吗|呢|嘛|么)$", "", phrase)  # 适合小孩用吗: 小孩
+    return phrase if len(phrase) <= 60 else ""

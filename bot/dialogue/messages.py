@@ -143,6 +143,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "advice_guidance_tail": {"en": "(These are the shop's facts, not general advice; tell me what matters most to "
                                    "you and I'll pick from them.)",
                              "zh": "（以上是店里的商品资料，不是通用建议；告诉我您最看重什么，我帮您从中挑选。）"},
+    "suits_facts": {"en": "Going by the catalog: {reasons}.", "zh": "按商品资料：{reasons}。"},
+    "suits_unknown": {"en": "The catalog doesn't say whether it is suited to {criterion}, and I won't guess.",
+                      "zh": "商品资料里没有写它是否适合{criterion}，我不想乱猜。"},
+    "suits_that": {"en": "that", "zh": "这一点"},
     "fact_title": {"en": "The catalog lists it with {value}.", "zh": "商品资料写的是：{value}。"},
     "feedback_up": {"en": "Thanks for the feedback!", "zh": "谢谢您的反馈！"},
     "feedback_down": {

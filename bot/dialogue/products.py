@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.dialogue.facts import QUESTION, fact_answer, stock_line
+from bot.dialogue.facts import QUESTION, fact_answer, stock_line, suitability
 from bot.dialogue.messages import aside, attribute_name, attribute_value, say
 from bot.dialogue.replies import Button, Reply, card_from_product, format_price
 from bot.dialogue.turn import (
@@ -85,7 +85,13 @@ def details(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], sku: str 
         replies.append(Reply(known))
         return replies
     writer = ctx.product_writer
-    if writer is not None and turn.text and QUESTION.search(turn.text):
+    if writer is None and turn.text:
+        # no model: whether it suits something, as far as its record says ("is the second one good for kids?")
+        suits = suitability(turn.text, p, lang)
+        if suits:
+            replies.append(Reply(suits))
+        return replies
+    if turn.text and QUESTION.search(turn.text):
         # "is the second one waterproof?": the details above are facts; the model answers in words
         qa = Reply("")
         question, record = turn.text, p.to_record()

@@ -45,3 +45,16 @@ def test_other_questions_are_left_to_the_model() -> None:
     assert fact_answer("is it waterproof?", SHOE, "en") is None
     assert fact_answer("the first one", SHOE, "en") is None  # not a question
     assert asked_fact("what colour and size is it?") is None  # two facts at once: the card shows both
+
+
+def test_whether_one_product_suits_something_is_read_from_its_record() -> None:
+    from bot.dialogue.facts import suitability
+
+    camera = Product(sku="C1", title="Voltix Kids Instant Print Camera, Pink", price=40.0,
+                     category=("Electronics", "Cameras"), description="A fun instant camera for kids aged 6 and up.")
+    assert suitability("is it good for kids?", camera, "en") == (
+        "Going by the catalog: \u201cKids\u201d in its name; A fun instant camera for kids aged 6 and up.")
+    assert suitability("is the second one good for wide feet?", SHOE, "en") == (
+        "The catalog doesn't say whether it is suited to wide feet, and I won't guess.")
+    assert suitability("第一个适合小孩用吗？", SHOE, "zh") == "商品资料里没有写它是否适合小孩，我不想乱猜。"
+    assert suitability("what material is it?", SHOE, "en") is None

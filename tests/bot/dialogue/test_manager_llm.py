@@ -334,3 +334,22 @@ def test_a_follow_up_about_it_is_a_question_about_the_product_in_focus(make) -> 
     replies = say(bot, "is it machine washable?", user="q3")
     assert replies[0].intent == "details" and replies[0].cards[0].title == title
     assert replies[-1].text == f"The {title} does not list a care label, so I can't say."
+
+
+def test_a_question_about_the_list_gets_the_facts_then_the_models_checked_sentence(make) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19: the catalog's pick and its facts first; the model's sentence after, sent only when true."""
+    def respond(m: Sequence[Mapping[str, str]]) -> str:
+        if "rain" in m[1]["content"].lower() and "Products shown" in m[1]["content"]:
+            return "The Watertight II Rain Jacket is the one made for rain."
+        return ""
+
+    bot = make(Scripted(respond))
+    say(bot, "women's jacket", user="l1")
+    replies = say(bot, "which of these is best for the rain?", user="l1")
+    assert replies[0].intent == "advice" and replies[0].text.startswith("For rain, going by the catalog: ")
+    assert replies[-1].text == "The Watertight II Rain Jacket is the one made for rain."
+    lying = make(Scripted(lambda m: "The Watertight II Rain Jacket costs $5 today." if "Products shown" in m[1]["content"]
+                          else ""))
+    say(lying, "women's jacket", user="l2")
+    replies = say(lying, "which of these is best for the rain?", user="l2")
+    assert not any("$5" in r.text for r in replies) and replies[0].text.startswith("For rain, going by the catalog: ")
