@@ -13,14 +13,13 @@ products' own facts; nothing here comes from a model's memory.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from bot.dialogue.facts import fact_reason, measures, phrase_of, product_facts, question_words
 from bot.dialogue.messages import attribute_name, attribute_value, say
 from bot.dialogue.replies import Button, Reply, format_price
-from bot.dialogue.turn import DialogueContext, Pending, Turn, pick_numbered
+from bot.dialogue.turn import DialogueContext, Turn, closing_line, pick_numbered
 from retrieval.catalog import Product
 from retrieval.lexical import tokenize
 
@@ -119,16 +118,7 @@ def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> li
     if writer is not None and picked:
         # the facts go out at once; the model may add a sentence about them that answers the question, checked
         # against the same records (a claim they do not hold, or a sentence about something else, is not sent)
-        said = Reply("")
-        records = [p.to_record() for _, p in numbered]
-
-        async def write(on_text: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
-            assert writer is not None
-            r = await writer.summary(text, records, lang, on_text=on_text, asked=text)
-            return r.text, {"kind": "advice", **r.to_log()}
-
-        turn.pending.append(Pending("advice", said, write))
-        replies.append(said)
+        replies.append(closing_line(turn, writer, text, [p.to_record() for _, p in numbered], lang, text, "advice"))
     return replies
 
 

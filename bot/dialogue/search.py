@@ -10,7 +10,6 @@ across turns; the products it shows are described by bot/dialogue/products.py.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +19,7 @@ from bot.dialogue.messages import aside, say
 from bot.dialogue.nlu.slots import refinement_extra
 from bot.dialogue.products import similar
 from bot.dialogue.replies import Reply
-from bot.dialogue.turn import DialogueContext, Pending, Turn, cards_reply, filters_from_dict, filters_to_dict
+from bot.dialogue.turn import DialogueContext, Turn, cards_reply, closing_line, filters_from_dict, filters_to_dict
 from bot.dialogue.understanding import Understanding
 from retrieval.query import Filters, ParsedQuery
 from retrieval.search import Hit, SearchResult
@@ -222,19 +221,10 @@ def run_search(ctx: DialogueContext, turn: Turn, *, first: bool, relax: bool = T
     replies = [cards_reply(turn, head, res.hits, res.total, offset)]
     writer = ctx.product_writer
     if writer is not None and ctx.search_summaries and first and len(res.hits) > 1:
-        # the cards go out at once; a closing line about them follows when the model has one
-        closing = Reply("")
+        # the cards go out at once; a closing line about them follows when the model has one; every sentence
+        # must be about what the shopper asked ("有货吗？" asks nothing about prices)
         records = [h.product.to_record() for h in res.hits]
-        label, asked = turn.query or query, turn.text
-
-        async def write(on_text: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
-            assert writer is not None
-            # every sentence must be about what the shopper asked ("有货吗？" asks nothing about prices)
-            r = await writer.summary(label, records, lang, on_text=on_text, asked=asked)
-            return r.text, {"kind": "search_summary", **r.to_log()}
-
-        turn.pending.append(Pending("search_summary", closing, write))
-        replies.append(closing)
+        replies.append(closing_line(turn, writer, turn.query or query, records, lang, turn.text, "search_summary"))
     return replies
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "Store",
     "Turn",
     "cards_reply",
+    "closing_line",
     "filters_from_dict",
     "filters_to_dict",
     "pick",
@@ -106,6 +107,20 @@ class Pending:
     kind: str
     reply: Reply
     write: Callable[[Callable[[str], None]], Awaitable[tuple[str, dict[str, Any]]]]
+
+
+def closing_line(turn: Turn, writer: ProductWriter, query: str, records: Sequence[Mapping[str, Any]], lang: str,
+                 asked: str | None, kind: str) -> Reply:
+    """A reply the model writes after the facts: one sentence about ``records`` that answers ``asked``,
+    checked against them (``ProductWriter.summary``); it stays empty when the model has no true one."""
+    closing = Reply("")
+
+    async def write(on_text: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
+        r = await writer.summary(query, records, lang, on_text=on_text, asked=asked)
+        return r.text, {"kind": kind, **r.to_log()}
+
+    turn.pending.append(Pending(kind, closing, write))
+    return closing
 
 
 def filters_to_dict(f: Filters) -> dict[str, Any]:
