@@ -34,7 +34,7 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("material", re.compile(r"\b(?:material|materials|fabric|made (?:of|from|out of))\b|材质|材料|面料|什么做的|"
                             r"用什么做", re.I)),
     ("color", re.compile(r"\b(?:colou?r|colou?rs)\b|颜色|什么色|几种色", re.I)),
-    ("size", re.compile(r"\b(?:size|sizes|sizing)\b|尺码|尺寸|码数|多大码|[有没]\s*\d+\s*码", re.I)),
+    ("size", re.compile(r"\b(?:size|sizes|sizing)\b|尺码|尺寸|码数|多大码|[有没]\s*(?:\d+|[xsml]{1,4})\s*码", re.I)),
     ("brand", re.compile(r"\b(?:brand|who makes|made by)\b|品牌|牌子|哪个厂", re.I)),
     ("rating", re.compile(r"\b(?:rating|rated|stars?)\b|评分|几星|几颗星", re.I)),
     ("weight", re.compile(r"\b(?:weigh|weighs|weight|heavy|heaviness)\b|多重|重量|重不重|有多沉", re.I)),
@@ -46,7 +46,7 @@ _MEASURES = {
     "capacity": re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)\s?(ml|l|litres?|liters?|qt|quarts?)\b", re.I),
 }
 _A_SIZE = re.compile(r"(?:size|尺码|码)\s*([0-9]{1,3}(?:\.5)?|xxs|xs|s|m|l|xl|xxl|xxxl)\b|"
-                     r"(?<![0-9a-z])([0-9]{1,3}(?:\.5)?|xxs|xs|xl|xxl|xxxl)\s*(?:码|号)", re.I)
+                     r"(?<![0-9a-z])([0-9]{1,3}(?:\.5)?|xxs|xs|s|m|l|xl|xxl|xxxl)\s*(?:码|号)", re.I)
 
 
 def asked_fact(question: str) -> str | None:

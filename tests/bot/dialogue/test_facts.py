@@ -22,6 +22,8 @@ KETTLEBELL = Product(sku="K1", title="Trailmark Cast Iron Kettlebell 12 kg, Blac
     ("does the second one come in size 40?", SHOE, "Yes, it comes in size 40 (sizes: 38, 39, 40)."),
     ("does it come in size 44?", SHOE, "No, it doesn't come in size 44; its sizes are 38, 39, 40."),
     ("有没有42码", SHOE, "没有 42 码；可选尺码：38, 39, 40。"),
+    ("第一条有S码吗", Product(sku="D1", title="Wrap Midi Dress, Navy", price=45.0, attributes={"size": ("M", "L")}),
+     "没有 S 码；可选尺码：M, L。"),
     ("which brand is it?", SHOE, "Its brand: Adidas."),
     ("what's the rating?", SHOE, "It is rated 4.1 out of 5."),
     ("how heavy is it?", KETTLEBELL, "Its weight: 12 kg."),  # a measure the title states
