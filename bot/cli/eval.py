@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -318,10 +319,14 @@ def eval_intents(ctx: click.Context, data: Path, train_csv: Path | None, as_json
 @click.option("--cv", "cross_validate", is_flag=True,
               help="Cross-validate the handoff by document: each document's questions decided by the model fitted "
                    "on the other documents; then the model fitted on all of them.")
+@click.option("--chat", "through_chat", is_flag=True,
+              help="Send each question to the chat as a new shopper's first message (the intent model, the routing "
+                   "between search and policy, templates), the shop's policy being its document; a search counts "
+                   "as a miss.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON object on the last line.")
 @click.pass_context
 def eval_support(ctx: click.Context, docs_dir: Path, questions: Path, split: str, show_misses: bool,
-                 cross_validate: bool, as_json: bool) -> None:
+                 cross_validate: bool, through_chat: bool, as_json: bool) -> None:
     """Customer-service answers: the share of questions answered from the section that answers them (or
     handed to a person when none does), beside the plain single-best-section retriever."""
     from bot.services import encoders_of  # the models load slowly: only when the command runs
@@ -340,7 +345,7 @@ def eval_support(ctx: click.Context, docs_dir: Path, questions: Path, split: str
         if not qs:
             raise UserError(f"No question of split {split!r} in {questions}.")
         encoders = {role: get_encoder(name) for role, name in encoders_of(s).items()}
-        answer = _policy_answer
+        answer: Callable[[Any, Any], str | None] = _policy_answer
         if cross_validate:
             samples = handoff_samples(qs, docs_dir, encoders)
             models = cross_validated_handoffs(samples)
@@ -350,6 +355,8 @@ def eval_support(ctx: click.Context, docs_dir: Path, questions: Path, split: str
                 return _policy_answer(index, q)
 
             click.echo("Each document's questions decided by the handoff fitted on the other documents:")
+        if through_chat:
+            answer = _chat_policy_answer(s)
         res = evaluate_policy(qs, docs_dir, encoders, answer)
     d = res.as_dict()
 
@@ -372,6 +379,41 @@ def eval_support(ctx: click.Context, docs_dir: Path, questions: Path, split: str
                    f"w_unknown={h.w_unknown}, bias={h.bias}, threshold={h.threshold})")
     if as_json:
         click.echo(json.dumps(d, ensure_ascii=False))
+
+
+# where a chat answer came from: retrieval.policy.source_line
+_SOURCE = re.compile(r"— (?:from our FAQ: (?P<faq>.+)|from our (?P<section>.+) policy|摘自：(?P<zh>.+))$", re.M)
+
+
+def _chat_policy_answer(s: Any) -> Callable[[Any, Any], str | None]:
+    """Each question as a new shopper's first chat message, the shop's policy being its document (templates, a
+    throw-away database): the section the reply cites, None when it offers a person, "[search]" for cards."""
+    import tempfile
+
+    from bot.app import build_assistant
+    from bot.dialogue.replies import Event
+    from bot.services import load_engine
+
+    engine = load_engine(s)
+    db = Path(tempfile.mkdtemp(prefix="shopbot-eval-support-")) / "turns.db"
+    s = s.model_copy(update={"database_url": f"sqlite:///{db}"})
+    assistants: dict[int, Any] = {}
+    count = iter(range(1 << 30))
+
+    def answer(index: Any, q: Any) -> str | None:
+        if id(index) not in assistants:
+            assistants[id(index)] = build_assistant(s, engine=engine, policy=index, llm=False)
+        replies = assistants[id(index)].handle(Event(user=f"support-{next(count)}", channel="eval", text=q.question))
+        if any(r.cards for r in replies):
+            return "[search]"
+        for r in replies:
+            m = _SOURCE.search(r.text)
+            if m:
+                label = (m.group("faq") or m.group("section") or m.group("zh")).strip()
+                return next((p.section for p in index.passages if label in (p.label, p.section)), label)
+        return None
+
+    return answer
 
 
 def _policy_answer(index: Any, q: Any) -> str | None:
