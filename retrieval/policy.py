@@ -214,6 +214,13 @@ class PolicyIndex:
     def section(self, name: str) -> list[Passage]:
         return [p for p in self.passages if p.section.lower() == name.lower()]
 
+    def _headed(self, sections: Sequence[str]) -> Sequence[str]:
+        """``sections`` (the intent's topics, the demo policy's headings) when this policy has one of them as a
+        heading, else none: a shop's own document is ranked by what it says, and the intent's topic must not
+        pick its section by a label that merely looks alike (配送 of "三、配送说明" for every delivery-ish question)."""
+        wanted = {x.lower() for x in sections}
+        return sections if any(p.section.lower() in wanted for p in self.passages) else ()
+
     def _in_sections(self, sections: Sequence[str]) -> np.ndarray:
         wanted = {s.lower() for s in sections}
         aliases = [a for s in wanted for a in SECTION_ALIASES.get(s, ())]
@@ -225,6 +232,7 @@ class PolicyIndex:
     def search(self, question: str, k: int = 3, language: str | None = None,
                sections: Sequence[str] = (), section_boost: float = 0.3) -> list[PolicyHit]:
         lang = language or ("zh" if has_cjk(question) else "en")
+        sections = self._headed(sections)
         tokens = [t for t in tokenize(question) if t not in _STOP] or tokenize(question)
         lex = self.bm25.scores(tokens)
         top = float(lex.max()) if lex.size else 0.0
@@ -323,8 +331,7 @@ class PolicyIndex:
         best = hits[0]
         lang = language or ("zh" if has_cjk(question) else "en")
         threshold = self.config.threshold if self.vectors else None  # BM25 alone: the coverage rule
-        if sections and not self._in_sections(sections).any():
-            sections = ()  # the intent's sections are the demo policy's headings: this shop has none of them
+        sections = self._headed(sections)  # the intent's sections are the demo policy's headings: a shop may have none
         # Where the intent's topic is one of this shop's sections and the best passage is in it, the two agree and
         # the section answers ("any deals today?" asked under a promotions intent)
         agree = bool(sections) and bool(self._in_sections(sections)[best.passage.index])

@@ -119,3 +119,14 @@ def test_real_encoders_on_paraphrases() -> None:
     # a question that names a section's heading gets that section, not a neighbour USE finds a bit closer
     assert idx.search("退货政策是什么？")[0].passage.label == "退货"
     assert idx.search("how do refunds work?")[0].passage.section == "Refunds"
+
+
+def test_the_intents_topic_does_not_pick_a_shops_section_that_only_looks_alike(tmp_path: Path) -> None:
+    """A question the intent model files under delivery ("Shipping", a heading of the demo policy) is answered
+    from the shop's own section that says it, not from one whose label merely looks alike (配送)."""
+    (tmp_path / "须知.md").write_text(
+        "# 书城购物须知\n\n## 三、配送说明\n\n配送：全国包邮，三天内送达。\n\n"
+        "## 九、会员积分\n\n积分：每消费一元得一积分，一百积分可抵一元。\n", encoding="utf-8")
+    idx = PolicyIndex.from_path(tmp_path / "须知.md")
+    hits = idx.lookup_hits("积分怎么用，一百积分抵多少钱", language="zh", sections=("Shipping",))
+    assert hits is not None and hits[0].passage.section == "九、会员积分"
