@@ -106,7 +106,8 @@ def judge(row: dict[str, str], shown: Sequence[Product], reply: str, intent: str
         words = [w.strip().lower() for w in criterion.split("|") if w.strip()]
         fits = {i + 1 for i, p in enumerate(shown)
                 if any(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", _fact_words(p)) for w in words)}
-        answered = (bool(named) and set(named) <= fits) if fits else (says_missing and not named)
+        # none fits: it must say so (the closest facts it names after that are allowed)
+        answered = (bool(named) and set(named) <= fits and not says_missing) if fits else says_missing
         if fits and not named:
             notes.append(f"fits: {sorted(fits)}")
     elif kind == "attribute":

@@ -149,7 +149,13 @@ def _best_for(numbered: Sequence[tuple[int, Product]], c: Criterion, turn: Turn,
         if hits:
             scored.append((len({w for w in words if any(w in toks for _, toks in facts)}), n, p, list(dict.fromkeys(hits))))
     if not words or not scored:
-        reply = Reply(say("advice_none" if c.text else "advice_none_plain", lang, criterion=c.text))
+        # said plainly, then the closest facts the records do hold: the best rated and the cheapest
+        rated = [(v, n, p) for n, p in numbered if (v := _value(p, "rating")) is not None]
+        closest = say("advice_closest", lang,
+                      rated=_named(max(rated, key=lambda r: (r[0], -r[1]))[1:], "rating", lang) if rated else "-",
+                      cheap=_named(min(numbered, key=lambda np_: (np_[1].price, np_[0])), "price", lang))
+        reply = Reply(say("advice_none" if c.text else "advice_none_plain", lang, criterion=c.text)
+                      + ("" if lang == "zh" else " ") + closest)
         query = " ".join(filter(None, [c.text, str(turn.state.get("query") or "")])).strip()
         if c.text and query:
             reply.buttons.append(Button(say("btn_search_for", lang, query=query), f"search:{query}"))
@@ -181,6 +187,11 @@ def _guidance(numbered: Sequence[tuple[int, Product]], lang: str) -> Reply:
         lines.append(f"- {say('row_rating', lang)}: {min(ratings)} - {max(ratings)}")
     lines.append(say("advice_guidance_tail", lang))
     return Reply("\n".join(lines))
+
+
+def _named(numbered: tuple[int, Product], fact: str, lang: str) -> str:
+    n, p = numbered
+    return f"{n}. {p.title_for(lang)} ({_shown_value(p, fact, lang)})"
 
 
 def _value(p: Product, fact: str) -> float | None:

@@ -87,6 +87,8 @@ def test_where_no_fact_says_so_it_says_that_and_offers_the_search(bot: Assistant
     _, second = _turns(bot, "n1", "desk lamp", "which of these is best for reading in bed?")
     reply = second[0]
     assert reply.text.startswith("None of these is listed as suited to reading in bed")
+    # then the closest facts the records hold: the best rated and the cheapest of the shown lamps
+    assert "What the catalog does say: the best rated is " in reply.text and "; the cheapest is " in reply.text
     [button] = [b for b in reply.buttons if b.payload.startswith("search:")]
     found = bot.handle(Event(user="n1", channel="test", payload=button.payload))
     assert found[0].intent == "search" and found[0].cards
