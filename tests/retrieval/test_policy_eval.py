@@ -42,4 +42,3 @@ def test_each_document_is_decided_by_a_model_fitted_on_the_others() -> None:
     assert models["a.md"] == fit_handoff([s for s in samples if s.question.document == "b.md"])
     with pytest.raises(CatalogError, match="at least two documents"):
         cross_validated_handoffs([s for s in samples if s.question.document == "a.md"])
-
