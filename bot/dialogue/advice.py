@@ -13,13 +13,14 @@ products' own facts; nothing here comes from a model's memory.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.dialogue.facts import fact_reason, measures, phrase_of, product_facts, question_words
 from bot.dialogue.messages import attribute_name, attribute_value, say
 from bot.dialogue.replies import Button, Reply, format_price
-from bot.dialogue.turn import DialogueContext, Turn, closing_line, pick_numbered
+from bot.dialogue.turn import DialogueContext, Pending, Turn, closing_line, pick_numbered
 from retrieval.catalog import Product
 from retrieval.lexical import tokenize
 
@@ -108,7 +109,21 @@ def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> li
         return [Reply(say("no_search", lang))]
     text = turn.text or ""
     if _GUIDANCE.search(text) and not _WHICH_EN.search(text):
-        return [_guidance(numbered, lang)]
+        replies = [_guidance(numbered, lang)]
+        writer = ctx.product_writer
+        if writer is not None:
+            # a model may add general advice, marked as general: checked against no product, it can state no
+            # price, brand or number; the shop's facts above stand without it
+            general = Reply("")
+
+            async def write(on_text: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
+                assert writer is not None
+                r = await writer.guidance(text, lang, on_text=on_text)
+                return (say("advice_general", lang, text=r.text) if r.text else ""), {"kind": "guidance", **r.to_log()}
+
+            turn.pending.append(Pending("guidance", general, write))
+            replies.append(general)
+        return replies
     c = criterion_of(text, frozenset(t for _, p in numbered for _, toks in product_facts(p) for t in toks))
     if c.fact is not None:
         return [_superlative(numbered, c, lang)]

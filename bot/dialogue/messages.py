@@ -137,6 +137,7 @@ MESSAGES: dict[str, dict[str, str]] = {
                                 "without guessing.",
                           "zh": "这几款的商品资料都没有写到这一点，我不想乱猜。"},
     "advice_in_name": {"en": "\u201c{word}\u201d in its name", "zh": "名称里有“{word}”"},
+    "advice_general": {"en": "General advice, not from the catalog: {text}", "zh": "一般建议（不是商品资料）：{text}"},
     "advice_closest": {"en": "What the catalog does say: the best rated is {rated}; the cheapest is {cheap}.",
                        "zh": "商品资料里有的是：评分最高的是 {rated}；最便宜的是 {cheap}。"},
     "btn_search_for": {"en": "Search: {query}", "zh": "搜索：{query}"},

@@ -353,3 +353,21 @@ def test_a_question_about_the_list_gets_the_facts_then_the_models_checked_senten
     say(lying, "women's jacket", user="l2")
     replies = say(lying, "which of these is best for the rain?", user="l2")
     assert not any("$5" in r.text for r in replies) and replies[0].text.startswith("For rain, going by the catalog: ")
+
+
+def test_buying_guidance_is_the_catalogs_comparison_then_general_advice_marked_as_such(make) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19, point 4: the model's general advice is marked as general and can state no product fact."""
+    def advise(m: Sequence[Mapping[str, str]]) -> str:
+        return "Look for a snug heel and enough room for your toes." if "general buying advice" in m[0]["content"] else ""
+
+    bot = make(Scripted(advise), llm_search_summary=False)
+    say(bot, "running shoes for women", user="g1")
+    replies = say(bot, "what should I look for in running shoes?", user="g1")
+    assert replies[0].text.startswith("What the catalog lets you compare for these:")
+    assert replies[-1].text == "General advice, not from the catalog: Look for a snug heel and enough room for your toes."
+    # a "general" sentence with a product fact in it is not general advice: it is not sent
+    pushy = make(Scripted(lambda m: "The Nike Pegasus 41 at $130 is the one to buy." if "general buying advice"
+                          in m[0]["content"] else ""), llm_search_summary=False)
+    say(pushy, "running shoes for women", user="g2")
+    replies = say(pushy, "what should I look for in running shoes?", user="g2")
+    assert not any("$130" in r.text or "General advice" in r.text for r in replies)
