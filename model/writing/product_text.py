@@ -116,6 +116,16 @@ def guidance_messages(question: str, language: str = "en", feedback: str | None 
             {"role": "user", "content": user}]
 
 
+def _no_unfinished_list(text: str) -> str:
+    """Advice that ends announcing a list it never gives ("相机用的SD卡应该看以下指标：") says nothing: it is cut back
+    to the sentences before that, or to nothing."""
+    text = text.strip()
+    while text.endswith((":", "：")):
+        cut = max(text.rfind(". ", 0, len(text) - 1), text.rfind("。", 0, len(text) - 1))
+        text = text[:cut + 1].strip() if cut >= 0 else ""
+    return text
+
+
 def _first_sentence(text: str) -> str:
     """A closing line is one sentence: the model's first, whatever it wrote after it."""
     text = text.strip()
@@ -165,6 +175,7 @@ class ProductWriter:
         return await stream_checked(
             self.llm, lambda fb: guidance_messages(question, language, fb), self._check([], question),
             on_text or (lambda _t: None), fallback="", timeout=self.timeout, max_tokens=80, language=language,
+            finish=_no_unfinished_list,
             relevant=relevance_check(question, "answer", []) if self.relevance else None)
 
     async def summary(self, query: str, recs: Sequence[Mapping[str, Any]], language: str = "en", *,

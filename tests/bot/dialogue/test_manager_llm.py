@@ -371,3 +371,13 @@ def test_buying_guidance_is_the_catalogs_comparison_then_general_advice_marked_a
     say(pushy, "running shoes for women", user="g2")
     replies = say(pushy, "what should I look for in running shoes?", user="g2")
     assert not any("$130" in r.text or "General advice" in r.text for r in replies)
+
+
+def test_general_advice_that_only_announces_a_list_is_not_sent(make) -> None:  # type: ignore[no-untyped-def]
+    """The packaged model wrote "一般建议（不是商品资料）：相机用的SD卡应该看以下指标：" and stopped: a line that says nothing."""
+    bot = make(Scripted(lambda m: "相机用的SD卡应该看以下指标：" if "选购建议" in m[0]["content"] else ""),
+               llm_search_summary=False)
+    say(bot, "SD卡", user="g3")
+    replies = say(bot, "相机用的SD卡要看哪些指标？", user="g3")
+    assert replies[0].text.startswith("这几款在商品资料里可以比较的是")
+    assert not any("一般建议" in r.text for r in replies)
