@@ -124,10 +124,11 @@ def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> li
             turn.pending.append(Pending("guidance", general, write))
             replies.append(general)
         return replies
-    c = criterion_of(text, frozenset(t for _, p in numbered for _, toks in product_facts(p) for t in toks))
+    held = [(n, p, product_facts(p)) for n, p in numbered]  # read once: the criterion's words and the picks
+    c = criterion_of(text, frozenset(t for _, _, facts in held for _, toks in facts for t in toks))
     if c.fact is not None:
         return [_superlative(numbered, c, lang)]
-    reply, picked = _best_for(numbered, c, turn, lang)
+    reply, picked = _best_for(held, c, turn, lang)
     replies = [reply]
     writer = ctx.product_writer
     if writer is not None and picked:
@@ -144,16 +145,18 @@ def _superlative(numbered: Sequence[tuple[int, Product]], c: Criterion, lang: st
         return Reply(say("advice_no_fact", lang, fact=attribute_name(c.fact, lang)))
     best = min(v for _, _, v in valued) if c.lowest else max(v for _, _, v in valued)
     tied = [(n, p) for n, p, v in valued if v == best][:MAX_PICKS]
-    picks = "; ".join(f"{n}. {p.title_for(lang)} ({_shown_value(p, c.fact, lang)})" for n, p in tied)
+    picks = "; ".join(_named(shown, c.fact, lang) for shown in tied)
     key = f"advice_{c.fact}_{'low' if c.lowest else 'high'}"
     return Reply(say(key, lang, picks=picks))
 
 
-def _best_for(numbered: Sequence[tuple[int, Product]], c: Criterion, turn: Turn, lang: str) -> tuple[Reply, bool]:
-    """The shown products whose facts hold the criterion's words, and whether any does."""
+def _best_for(held: Sequence[tuple[int, Product, list[tuple[str, frozenset[str]]]]], c: Criterion, turn: Turn,
+              lang: str) -> tuple[Reply, bool]:
+    """The shown products (``held``: each with its number and its facts) whose facts hold the criterion's words,
+    and whether any does."""
+    numbered = [(n, p) for n, p, _ in held]
     # words that name what was searched for or the shelf it is on say nothing about which fits ("shoes" of five
     # running shoes; "bike" of bike helmets and a bike lock, searched as "bike accessories")
-    held = [(n, p, product_facts(p)) for n, p in numbered]
     searched = set(tokenize(str(turn.state.get("query") or "")))
     shelves = {t for _, p in numbered for level in p.category for t in tokenize(level)}
     words = [w for w in c.words if w not in searched | shelves]
