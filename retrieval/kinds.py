@@ -72,8 +72,10 @@ def _chinese_heads(text: str) -> list[tuple[str, str | None]]:
     for clause in _ZH_CLAUSE.split(text):
         # jieba would join 有 or 求 to the name before them (跑步袜有吗, 小白鞋求推荐)
         toks = _unmeasured(tokenize(_ZH_JOINS.sub(" ", clause)))
-        while toks and _trails(toks[-1]):
-            toks.pop()
+        # a property after the name is no name either (空气炸锅 大容量, 行李箱 尺寸大): the word before it is the head
+        while toks and (_trails(toks[-1]) or (len(toks) > 1 and _names_property(toks[-1]))):
+            gone = toks.pop()
+            toks = [t for t in toks if t not in gone]
         if toks:
             before = [t for t in toks[:-1] if t not in toks[-1] and has_cjk(t)]
             heads.append((toks[-1], before[-1] if before else None))
@@ -85,7 +87,10 @@ _ZH_CLAUSE = re.compile(r"[，,。；;！!？?\n]+")
 _ZH_JOINS = re.compile(r"有没有|有木有|有吗|求推荐|求")
 # words that follow a name without naming a thing: "百搭那种", "跑步穿", "办公用", "两百左右"
 _ZH_TRAILING = frozenset(["那种", "这种", "那款", "这款", "之类", "类", "款", "用", "穿", "戴", "左右", "以下", "以内",
-                          "以上", "上下", "的话", "就行", "就好", "可以", "一点", "好", "好用", "推荐", "吗", "呢", "吧"])
+                          "以上", "上下", "的话", "就行", "就好", "可以", "一点", "好", "好用", "推荐", "吗", "呢", "吧",
+                          # how it should be, after what it should be so (尺寸大, 容量大一点, 续航久)
+                          "大", "小", "多", "少", "长", "短", "轻", "重", "高", "低", "快", "慢", "强", "久", "便宜", "贵",
+                          "好看", "漂亮", "耐用", "结实", "舒服", "舒适"])
 
 
 def _head_word(text: str, head: str) -> str | None:
@@ -117,6 +122,14 @@ def _trails(tok: str) -> bool:
         return False
     lex = default_lexicon()
     return lex.knows(tok) and not lex.nouns(tok, rare=True)
+
+
+def _names_property(tok: str) -> bool:
+    """Whether a Chinese word names what a thing has (容量 "capacity", 大容量 "high capacity", 尺寸 "size"): its first
+    gloss ends in a word whose commonest WordNet sense is an attribute or a quantity."""
+    glosses = default_lexicon().glosses(tok) if has_cjk(tok) else []
+    words = glosses[0].split() if glosses else []
+    return bool(words) and default_thesaurus().names_property(words[-1])
 
 
 def title_head(title: str) -> str | None:

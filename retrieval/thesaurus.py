@@ -30,6 +30,9 @@ DEPTH = 2  # a word's own synonyms, then what it is a kind of, twice: cagoule ->
 # a broader name is a kind of goods (jacket: 26 kinds under it, book: 88), not a class of them (garment: 271,
 # machine: 255, container: 748, device: 2,762)
 MAX_KINDS = 100
+# the lexicographer files of what a thing has rather than what it is: attribute, quantity ("capacity", "size",
+# "weight", "colour" in its commonest sense)
+PROPERTIES = frozenset({"07", "23"})
 
 
 class EnglishThesaurus:
@@ -42,6 +45,7 @@ class EnglishThesaurus:
         self._below: dict[str, list[str]] = {}  # offset -> its hyponyms' offsets
         self._kinds: dict[str, int] = {}  # offset -> how many goods synsets lie under it, counted when asked
         self._exceptions: dict[str, str] = {}  # irregular plural -> singular ("mice": "mouse")
+        self._properties: set[str] = set()  # offsets of attribute and quantity synsets
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -63,6 +67,8 @@ class EnglishThesaurus:
                     if line.startswith(" "):
                         continue
                     parts = line.partition(" | ")[0].split()
+                    if parts[1] in PROPERTIES:
+                        self._properties.add(parts[0])
                     if parts[1] not in GOODS:
                         continue
                     count = int(parts[3], 16)
@@ -108,6 +114,14 @@ class EnglishThesaurus:
             level = [h for off in (goods[:1] if depth == 0 else level) for h in self._synsets[off][1]
                      if h in self._synsets]
         return out
+
+    def names_property(self, word: str) -> bool:
+        """Whether ``word`` names what a thing has, not a thing: WordNet's commonest sense of the noun is an
+        attribute or a quantity ("capacity", "size", "weight"; not "light", a phenomenon first and a lamp after)."""
+        index = self._load()
+        key = word.lower().strip().replace(" ", "_")
+        offsets = index.get(key) or index.get(_singular(key)) or []
+        return bool(offsets) and offsets[0] in self._properties
 
     def _kinds_below(self, off: str) -> int:
         if off not in self._kinds:

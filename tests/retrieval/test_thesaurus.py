@@ -62,3 +62,10 @@ def test_the_shop_word_is_searched_as_well(demo_engine) -> None:  # type: ignore
     """"telly" is in no title: the TVs were not even candidates before the shop's word was searched too."""
     top = demo_engine.search("a new telly for the lounge", k=3)
     assert [h.product.category_path for h in top.hits] == ["Electronics > TVs"] * 3
+
+
+def test_a_property_is_told_from_a_thing(thesaurus: EnglishThesaurus) -> None:
+    # what a thing has (a Chinese request's 大容量 "high capacity", 尺寸 "size" after its name) is no kind of goods
+    assert all(thesaurus.names_property(w) for w in ("capacity", "size", "weight", "volume"))
+    # "light" is a phenomenon first (and a lamp after); the goods are no properties
+    assert not any(thesaurus.names_property(w) for w in ("light", "headphones", "tent", "notebook", "gift", "unknownword"))

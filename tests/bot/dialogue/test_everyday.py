@@ -113,6 +113,9 @@ def test_search_without_the_dialogue_puts_the_kind_first(shared, tmp_path: Path)
     # a long Chinese message whose second clause names a phone: the thing asked for is the first clause's
     # (a head read from the whole message with its commas gone showed phones)
     ("想买个小斜挎包，逛街装个手机口红就够了，颜色要百搭一点的", "Handbags"),
+    # a property after the name is no head: 大容量 "high capacity" listed the Dutch ovens ("cookware"), 尺寸 "size"
+    ("空气炸锅 大容量", "Appliances"),
+    ("行李箱 尺寸大一点", "Luggage"),
 ])
 def test_the_chat_agrees_with_the_search_on_the_kind(bot: Assistant, text: str, kind: str) -> None:
     reply = _ask(bot, text, f"agree-{text}")
