@@ -40,7 +40,8 @@ __all__ = ["Judged", "eval_advice", "judge"]
 COLUMNS = ("id", "language", "split", "category", "search", "question", "kind", "attribute", "ordinal", "criterion",
            "answerable")
 _ON_SHOWN = {"advice", "details"}
-_MISSING = ("doesn't list", "没有写", "doesn't say", "没有一款", "都没有写", "None of these", "can't pick")
+_MISSING = ("doesn't list", "没有写", "doesn't say", "没有一款", "都没有写", "None of these", "can't pick", "can't find that",
+            "没找到这一点")
 _FACT_LINES = ("Its ", "It costs", "It is rated", "In stock", "Out of stock", "Yes, it comes", "No, it doesn't come",
                "The catalog lists it with", "价格是", "有货", "缺货", "评分", "：", "有 ", "没有 ")
 
@@ -76,6 +77,13 @@ def _value(p: Product, fact: str) -> float | None:
         return None
     m = re.search(rf"(\d+(?:\.\d+)?)\s?({'|'.join(units)})\b", f"{p.title} {p.description}", re.I)
     return None if m is None else float(m.group(1)) * units[m.group(2).lower()]
+
+
+def _number_in(p: Product, fact: str) -> str:
+    """The number of the measure the judge reads from ``p``'s record ("1.7" of "1.7L"), as a pattern."""
+    units = {"weight": "kg|g", "capacity": "l|ml|qt"}[fact]
+    m = re.search(rf"(\d+(?:\.\d+)?)\s?(?:{units})\b", f"{p.title} {p.description}", re.I)
+    return re.escape(m.group(1)) if m else "$^"
 
 
 def judge(row: dict[str, str], shown: Sequence[Product], reply: str, intent: str, cards: Sequence[str]) -> tuple[bool, bool, bool, list[str]]:
@@ -126,9 +134,13 @@ def judge(row: dict[str, str], shown: Sequence[Product], reply: str, intent: str
                 answered = says_missing
         elif p is not None and attr in {"price", "stock"}:
             answered = any(line in reply for line in _FACT_LINES[1:5]) or "价格是" in reply or "有货" in reply or "缺货" in reply
-        else:  # weight or another fact: stated from the record, or said to be missing
-            answered = says_missing or "The catalog lists it with" in reply or "资料写的是" in reply or "Its weight" in reply \
-                or "重量：" in reply
+        else:  # weight, capacity or another fact: the record's measure stated, or said to be missing
+            value = _value(p, attr) if p is not None else None
+            last = reply.rstrip().rsplit("\n", 1)[-1]  # the line after the card
+            numbers = set(re.findall(r"\d+(?:\.\d+)?", last))
+            answered = says_missing or "The catalog lists it with" in reply or "资料写的是" in reply or (
+                p is not None and value is not None and re.search(rf"(?<![\d.]){_number_in(p, attr)}(?![\d])", reply) is not None
+            ) or (p is not None and bool(numbers) and numbers <= set(re.findall(r"\d+(?:\.\d+)?", _fact_words(p))))
     elif kind == "guidance":
         answered = "What the catalog lets you compare" in reply or "可以比较的是" in reply
     else:  # suitability: the facts that bear on it, a yes or no, or that the record does not say

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.dialogue.facts import fact_reason, measures, phrase_of, product_facts, question_words
+from bot.dialogue.facts import fact_reason, measures, phrase_of, product_facts, question_words, searched_words
 from bot.dialogue.messages import attribute_name, attribute_value, say
 from bot.dialogue.replies import Button, Reply, format_price
 from bot.dialogue.turn import DialogueContext, Pending, Turn, closing_line, pick_numbered
@@ -61,6 +61,11 @@ _SUPERLATIVES: tuple[tuple[str, bool, re.Pattern[str]], ...] = (
                                    r"最大容量|装得最多", re.I)),
 )
 MAX_PICKS = 2
+# "which has the most RAM?", "the biggest SSD", "哪个内存最大": the most of what a title states with a number
+_MOST_EN = re.compile(r"\b(?:most|biggest|largest|highest|greatest|more|bigger|larger|higher)\s+(?P<w>[a-z][a-z-]+)", re.I)
+_MOST_ZH = re.compile(r"(?P<w>[\u4e00-\u9fff]{2})(?:最大|最多|最高|更大|更多|更高)")
+_SPEC = re.compile(r"(\d+(?:\.\d+)?)\s*(tb|gb|mb|mah|w|hz|mp|\"|in|inch|cm)?\b", re.I)
+_SPEC_UNITS = {"tb": 1024.0, "mb": 1 / 1024}
 
 
 @dataclass(frozen=True)
@@ -125,9 +130,13 @@ def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> li
             replies.append(general)
         return replies
     held = [(n, p, product_facts(p)) for n, p in numbered]  # read once: the criterion's words and the picks
-    c = criterion_of(text, frozenset(t for _, _, facts in held for _, toks in facts for t in toks))
+    vocabulary = frozenset(t for _, _, facts in held for _, toks in facts for t in toks)
+    c = criterion_of(text, vocabulary)
     if c.fact is not None:
         return [_superlative(numbered, c, lang)]
+    most = _spec_superlative(numbered, text, vocabulary, lang)
+    if most is not None:
+        return [most]
     reply, picked = _best_for(held, c, turn, lang)
     replies = [reply]
     writer = ctx.product_writer
@@ -150,16 +159,37 @@ def _superlative(numbered: Sequence[tuple[int, Product]], c: Criterion, lang: st
     return Reply(say(key, lang, picks=picks))
 
 
+def _spec_superlative(numbered: Sequence[tuple[int, Product]], text: str, vocabulary: frozenset[str],
+                      lang: str) -> Reply | None:
+    """The shown products with the most of a spec their titles state with a number ("which has the most RAM?":
+    "32GB RAM" over "16GB RAM"), or None when the question asks for no such most, or no title states it."""
+    m = _MOST_EN.search(text) or _MOST_ZH.search(text)
+    if m is None:
+        return None
+    words = set(question_words(m.group("w"), vocabulary)) & vocabulary
+    valued = []
+    for n, p in numbered:
+        for part in p.title.split(",")[1:]:
+            if words & set(tokenize(part)) and (v := _SPEC.search(part)) is not None:
+                valued.append((float(v.group(1)) * _SPEC_UNITS.get((v.group(2) or "").lower(), 1.0), n, p, part.strip()))
+                break
+    if not valued:
+        return None
+    best = max(v for v, _, _, _ in valued)
+    top = [(n, p, part) for v, n, p, part in valued if v == best]
+    if len(top) == len(numbered) > 1:
+        return Reply(say("advice_spec_same", lang, value=top[0][2]))
+    picks = "; ".join(f"{n}. {p.title_for(lang)} ({part})" for n, p, part in top[:MAX_PICKS])
+    return Reply(say("advice_spec_high", lang, picks=picks))
+
+
 def _best_for(held: Sequence[tuple[int, Product, list[tuple[str, frozenset[str]]]]], c: Criterion, turn: Turn,
               lang: str) -> tuple[Reply, bool]:
     """The shown products (``held``: each with its number and its facts) whose facts hold the criterion's words,
     and whether any does."""
     numbered = [(n, p) for n, p, _ in held]
-    # words that name what was searched for or the shelf it is on say nothing about which fits ("shoes" of five
-    # running shoes; "bike" of bike helmets and a bike lock, searched as "bike accessories")
-    searched = set(tokenize(str(turn.state.get("query") or "")))
-    shelves = {t for _, p in numbered for level in p.category for t in tokenize(level)}
-    words = [w for w in c.words if w not in searched | shelves]
+    searched = searched_words(turn.state, [p for _, p in numbered])
+    words = [w for w in c.words if w not in searched]
     scored = []
     for n, p, facts in held:
         hits = [fact_reason(fact, word, i == 0 or fact == p.titles.get("zh"), lang)

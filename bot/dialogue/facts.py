@@ -17,12 +17,12 @@ from retrieval.catalog import Product
 from retrieval.lexical import has_cjk, tokenize
 from retrieval.lexicon import default_lexicon
 
-__all__ = ["asked_fact", "fact_answer", "fact_reason", "measures", "phrase_of", "product_facts", "question_words",
-           "stock_line", "suitability", "title_spec"]
+__all__ = ["asked_fact", "fact_answer", "fact_reason", "facts_holding", "measures", "phrase_of", "product_facts",
+           "question_words", "rule_answer", "searched_words", "stock_line", "title_spec"]
 
 # a message put as a question (its form or its words)
 QUESTION = re.compile(
-    r"[?？]|吗|是否|有没有|多少|能不能|可不可以|可以.{0,8}吗|怎么样|什么|哪|"
+    r"[?？]|吗|是否|有没有|多少|多久|多长|多大|多重|多高|多宽|能不能|可不可以|可以.{0,8}吗|怎么样|什么|哪|"
     r"^\s*(?:is|are|does|do|can|could|will|would|has|have|how|what|which|why|who|tell me)\b", re.I)
 # the facts a question can ask for, in the order they are tried; each pattern reads English and Chinese
 _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -31,42 +31,58 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
                          r"\b(?:price|cost|costs)\b|多少钱|价格|价钱|几块钱", re.I)),
     ("stock", re.compile(r"\b(?:in stock|available|availability|sold out|out of stock|any left|how many left)\b|"
                          r"有货|有没有货|还有吗|库存|缺货|卖完", re.I)),
-    ("material", re.compile(r"\b(?:material|materials|fabric|made (?:of|from|out of))\b|材质|材料|面料|什么做的|"
-                            r"用什么做", re.I)),
+    ("material", re.compile(r"\b(?:material|materials|fabric|made (?:of|from|out of)|filled with|filling|stuffed with)\b|"
+                            r"材质|材料|面料|什么做的|用什么做|填充|什么填的", re.I)),
     ("color", re.compile(r"\b(?:colou?r|colou?rs)\b|颜色|什么色|几种色", re.I)),
-    ("size", re.compile(r"\b(?:size|sizes|sizing)\b|尺码|尺寸|码数|多大码|[有没]\s*(?:\d+|[xsml]{1,4})\s*码", re.I)),
+    ("size", re.compile(r"\b(?:size|sizes|sizing)\b|\bcomes? in (?:an? )?(?:xxs|xs|s|m|l|xl|xxl|xxxl)\b|尺码|尺寸|码数|多大码|"
+                        r"[有没]\s*(?:\d+|[xsml]{1,4})\s*码", re.I)),
     ("brand", re.compile(r"\b(?:brand|who makes|made by)\b|品牌|牌子|哪个厂", re.I)),
     ("rating", re.compile(r"\b(?:rating|rated|stars?)\b|评分|几星|几颗星", re.I)),
     ("weight", re.compile(r"\b(?:weigh|weighs|weight|heavy|heaviness)\b|多重|重量|重不重|有多沉", re.I)),
-    ("capacity", re.compile(r"\b(?:capacity|volume|how (?:big|large) is)\b|容量|多大容量|装多少", re.I)),
+    ("storage", re.compile(r"\b(?:storage|ram|memory|ssd|hard drive|how many (?:gb|gigs))\b|存储|储存|内存|运存|硬盘|"
+                           r"多少g\b|几个g\b", re.I)),
+    ("screen", re.compile(r"\b(?:screen|display)\b|屏幕|屏|几寸|多少寸|多大寸", re.I)),
+    ("capacity", re.compile(r"\b(?:capacity|volume|how (?:big|large) is|how much (?:\w+ )?(?:does|do|will|can) (?:it|they|this|"
+                            r"that)(?: one)? (?:hold|take|fit))\b|容量|多大容量|装多少|装得下多少|[烧煮装盛]多少", re.I)),
 )
 # the measures a title or description states: "12 kg", "750 ml", "5L", "6 qt"
 _MEASURES = {
     "weight": re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)\s?(kg|g|lbs?|oz)\b", re.I),
     "capacity": re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)\s?(ml|l|litres?|liters?|qt|quarts?)\b", re.I),
+    "screen": re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s?(\"|”|''|-?inch(?:es)?\b|in\b|英寸|寸)", re.I),
+    # "16GB RAM", "1TB SSD", "512GB of storage": the number, its unit and the word after it
+    "storage": re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)\s?((?:gb|tb)(?:\s+(?:of\s+)?(?:ram|ssd|hdd|storage|memory|"
+                          r"unified memory|internal storage))?)\b", re.I),
 }
-_A_SIZE = re.compile(r"(?:size|尺码|码)\s*([0-9]{1,3}(?:\.5)?|xxs|xs|s|m|l|xl|xxl|xxxl)\b|"
+_A_SIZE = re.compile(r"(?:size|尺码|码|comes? in(?: an?)?)\s*([0-9]{1,3}(?:\.5)?|xxs|xs|s|m|l|xl|xxl|xxxl)\b|"
                      r"(?<![0-9a-z])([0-9]{1,3}(?:\.5)?|xxs|xs|s|m|l|xl|xxl|xxxl)\s*(?:码|号)", re.I)
 
 
 def asked_fact(question: str) -> str | None:
     """The one catalog fact ``question`` asks for ("price", "stock", "material", "color", "size", "brand",
-    "rating", "weight", "capacity"), or None: none of them, or two in one breath (the card shows both)."""
+    "rating", "storage", "weight", "capacity"), or None: none of them, or two in one breath (the card shows
+    both)."""
     if not question or not QUESTION.search(question):
         return None
     asked = [name for name, pattern in _ASKS if pattern.search(question)]
+    if "screen" in asked:  # "what size is the screen?", "how big is the display?"
+        asked = [a for a in asked if a not in {"size", "capacity"}]
     return asked[0] if len(asked) == 1 else None
 
 
 def measures(p: Product, kind: str) -> list[str]:
-    """The ``kind`` ("weight" or "capacity") measures that ``p``'s title, attributes or description state, as
+    """The ``kind`` ("weight", "capacity", "storage" or "screen") measures that ``p``'s title, attributes or description state, as
     written ("12 kg"), first seen first."""
     found: list[str] = []
     texts = [p.title, *(", ".join(v) for v in p.attributes.values()), p.description or ""]
     for m in _MEASURES[kind].finditer(" · ".join(texts)):
-        value = f"{m.group(1)} {m.group(2)}"
-        if value.lower() not in (f.lower() for f in found):
+        value = f"{m.group(1)}{m.group(2)}" if m.group(2) in {'"', "”", "''"} else f"{m.group(1)} {m.group(2)}"
+        # one measure once: "512 GB" of the title and "512 GB of storage" of the description are the same
+        same = [f for f in found if f.lower().startswith(value.lower()) or value.lower().startswith(f.lower())]
+        if not same:
             found.append(value)
+        elif len(value) > len(same[0]):
+            found[found.index(same[0])] = value
     return found
 
 
@@ -93,15 +109,23 @@ _NOT_SPECS = frozenset(["how", "much", "many", "what", "which", "does", "do", "d
 def fact_answer(question: str, p: Product, lang: str) -> str | None:
     """The answer to a question about one fact of ``p``, from its record (or that the record does not hold
     it); None for a question about anything else, which the language model answers from the same record."""
+    found = _fact_answer(question, p, lang)
+    return None if found is None else found[0]
+
+
+def _fact_answer(question: str, p: Product, lang: str) -> tuple[str, bool] | None:
+    """``fact_answer`` and whether the record holds the fact (False: the answer says it does not)."""
     fact = asked_fact(question)
     if fact is None:
         spec = title_spec(question, p)
-        return say("fact_title", lang, value=spec) if spec else None
+        return (say("fact_title", lang, value=spec), True) if spec else None
     if fact == "price":
-        return say("details_price", lang, price=format_price(p.price, p.currency))
+        return say("details_price", lang, price=format_price(p.price, p.currency)), True
     if fact == "stock":
-        return stock_line(p, lang)
-    name = attribute_name(fact, lang)
+        return stock_line(p, lang), True
+    if fact == "storage" and (spec := title_spec(question, p)):  # "how much ram?": "16GB RAM", not the SSD too
+        return say("fact_title", lang, value=spec), True
+    name = say("fact_storage", lang) if fact == "storage" else attribute_name(fact, lang)
     if fact == "brand":
         values = [p.brand] if p.brand else list(p.attr("brand"))
     elif fact in _MEASURES:  # a shop's own weight column, else what its title or description states
@@ -110,16 +134,16 @@ def fact_answer(question: str, p: Product, lang: str) -> str | None:
         values = [attribute_value(fact, v, lang) for v in p.attr(fact)]
     if not values:
         spec = title_spec(question, p)  # "how big is the ssd?": "1TB SSD"
-        return say("fact_title", lang, value=spec) if spec else say("fact_missing", lang, fact=name)
+        return (say("fact_title", lang, value=spec), True) if spec else (say("fact_missing", lang, fact=name), False)
     if fact == "size":
         wanted = _A_SIZE.search(question)
         size = (wanted.group(1) or wanted.group(2)) if wanted else None
         if size is not None:
             held = size.lower() in (v.lower() for v in p.attr("size"))
-            return say("fact_size_yes" if held else "fact_size_no", lang, size=size.upper(), sizes=", ".join(values))
+            return say("fact_size_yes" if held else "fact_size_no", lang, size=size.upper(), sizes=", ".join(values)), True
     if fact == "rating":
-        return say("fact_rating", lang, value=values[0])
-    return say("fact_is", lang, fact=name, value=", ".join(values))
+        return say("fact_rating", lang, value=values[0]), True
+    return say("fact_is", lang, fact=name, value=", ".join(values)), True
 
 
 def stock_line(p: Product, lang: str) -> str:
@@ -131,14 +155,23 @@ def stock_line(p: Product, lang: str) -> str:
 
 # words of a question that say nothing about what it asks for
 _ASKING = frozenset(["which", "one", "ones", "these", "them", "those", "of", "is", "are", "would", "should", "has", "have", "had", "does", "do", "best", "good", "better", "suit", "suits", "suited", "suitable", "fit", "fits", "work", "works", "ok", "okay", "fine", "first", "second", "third", "fourth", "fifth", "last", "can", "will", "use", "for", "a", "an", "the", "my", "me", "i", "we", "our", "you", "it", "its", "to", "in", "on", "with", "and", "or", "most", "more", "really", "really", "any", "all", "either", "none", "what", "recommend", "recommended", "suggest", "choose", "pick", "go", "get", "buy", "one's", "would've"])
+# (compared as BM25 tokens: "does" is "doe")
+_ASKING_TOKENS = _ASKING | frozenset(t for w in _ASKING for t in tokenize(w)) | frozenset(
+    t for w in ("how", "many", "much", "come", "comes", "when", "there", "need", "know", "tell", "about", "long", "take",
+                "takes", "get", "gets", "put", "keep", "still", "also", "really", "very", "so", "enough", "well")
+    for t in {w, *tokenize(w)})
+# "这个", "这口", "第三个", "三个": which product, not what about it
+_ZH_WHICH = re.compile(r"^(?:这|那|第)?[一二三四五六七八九十两\d]*[个款件双台支本条只口把顶套瓶盒包部张]$")
 _ZH_ASKING = frozenset(["这几", "几个", "这些", "哪个", "哪款", "哪件", "哪双", "哪台", "哪支", "哪本", "哪条", "哪只",
-                        "选哪", "适合", "第一", "第二", "第三", "第四", "第五", "一个", "二个", "能用", "可以", "能", "比较", "推荐", "一点", "更", "最", "好", "的", "吗", "呢", "啊", "用", "买"])
+                        "选哪", "适合", "第一", "第二", "第三", "第四", "第五", "一个", "二个", "能用", "可以", "能", "比较", "推荐", "一点", "更", "最", "好", "的", "吗", "呢", "啊", "用", "买",
+                        "多", "大", "多大", "多少", "多久", "一次", "是不是", "有没有", "什么", "怎么", "怎么样", "吧", "了", "是"])
 
 
 def question_words(text: str, vocabulary: frozenset[str] = frozenset()) -> tuple[str, ...]:
     """The words of a question that say what it asks of a product (BM25 tokens: "running in the rain": run,
     rain), with the English of its Chinese words that ``vocabulary`` holds (防水: "waterproof")."""
-    toks = [t for t in tokenize(text) if t not in _ASKING and t not in _ZH_ASKING and not t.isdigit()]
+    toks = [t for t in tokenize(text) if t not in _ASKING_TOKENS and t not in _ZH_ASKING and not t.isdigit()
+            and not _ZH_WHICH.match(t)]
     zh = [t for t in toks if has_cjk(t)]
     # (a dictionary's function words are no fact: 不 "no" found "Spaghetti No. 5")
     english = [t for t in default_lexicon().english_tokens(zh, vocabulary) if len(t) > 2] if zh else []
@@ -151,19 +184,46 @@ _SUITS = re.compile(r"\b(?:good|ok|okay|suitable|suited|fine|right|great|safe|en
                     r"用得了|玩得了|穿得了", re.I)
 
 
-def suitability(question: str, p: Product, lang: str) -> str | None:
-    """Whether ``p`` suits what ``question`` asks, as far as its record says: the facts that hold the question's
-    words, or that the record does not say; None for a question about no suitability."""
-    if not _SUITS.search(question):
-        return None
+def facts_holding(question: str, p: Product, lang: str, known: frozenset[str] = frozenset()) -> str | None:
+    """The facts of ``p`` that hold the words ``question`` asks about ("does it have a hood?": "With an
+    adjustable hood."), as one "Going by the catalog: ..." line; None when none does. The words that name the
+    kind of product it is ("shoe" of a running shoe, 锅 "pan" of a frying pan) and ``known`` words (those the
+    shopper searched with) are no answer."""
     facts = product_facts(p)
     words = question_words(question, frozenset(t for _, toks in facts for t in toks))
-    kind = set(tokenize(p.title.split(",")[0])) & set(tokenize(" ".join(p.category))) if p.category else set()
+    kind = set(tokenize(" ".join(p.category))) | set(tokenize(_NAMED_KIND.sub("", p.title.split(",")[0]))[-1:]) | known
     reasons = list(dict.fromkeys(fact_reason(fact, w, i == 0 or fact == p.titles.get("zh"), lang)
                                  for w in words if w not in kind for i, (fact, toks) in enumerate(facts) if w in toks))
-    if reasons:
-        return say("suits_facts", lang, reasons="; ".join(r.rstrip(".。 ") for r in reasons[:3]))
-    return say("suits_unknown", lang, criterion=phrase_of(question) or say("suits_that", lang))
+    return say("suits_facts", lang, reasons="; ".join(r.rstrip(".。 ") for r in reasons[:3])) if reasons else None
+
+
+# what follows a title's name before its kind word ("... Laptop 16GB" is still a laptop): numbers and sizes
+_NAMED_KIND = re.compile(r"[\s\d.\"']+(?:cm|mm|in|inch|l|ml|qt|gb|tb|kg|g)?\s*$", re.I)
+
+
+def rule_answer(question: str, p: Product, lang: str, known: frozenset[str] = frozenset()) -> tuple[str, bool] | None:
+    """The answer code gives to a question about ``p`` from its record alone, and whether the record holds it
+    (False: it says plainly that the catalog does not say); None for a message that is no question. ``known``:
+    see ``facts_holding``."""
+    if not QUESTION.search(question):
+        return None
+    fact = _fact_answer(question, p, lang)
+    if fact is not None:
+        return fact
+    found = facts_holding(question, p, lang, known)
+    if found is not None:
+        return found, True
+    if not question_words(question):  # "tell me more about the second one": the card is the answer
+        return None
+    if _SUITS.search(question):
+        return say("suits_unknown", lang, criterion=phrase_of(question) or say("suits_that", lang)), False
+    return say("fact_not_listed", lang), False
+
+
+def searched_words(state: dict[str, object], shown: list[Product]) -> frozenset[str]:
+    """The words that say nothing about which shown product fits: those of the search and of the shelves the
+    shown products are on ("shoes" of five running shoes; "bike" of bike helmets and a bike lock)."""
+    return frozenset(tokenize(str(state.get("query") or ""))) | {t for p in shown for level in p.category for t in tokenize(level)}
 
 
 def fact_reason(fact: str, word: str, is_name: bool, lang: str) -> str:

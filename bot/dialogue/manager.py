@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.dialogue import advice, products, recommend, search, support
 from bot.dialogue.messages import say
-from bot.dialogue.nlu.rules import QUESTION_CUE, complement_anchor
+from bot.dialogue.nlu.rules import QUESTION_CUE, complement_anchor, names_service
 from bot.dialogue.replies import Button, Event, LiveText, Reply
 from bot.dialogue.support import CS_SECTIONS
 from bot.dialogue.turn import PolicyAnswers, Store, Turn, filters_to_dict
@@ -289,10 +289,11 @@ class DialogueManager:
             # whatever the intent model made of it; the search, its filters and its page stay
             turn.intent = "advice"
             return advice.answer(self, turn, u.ordinals)
-        if i in {"search", "other", "compare"} and not focus and turn.state.get("shown") and (
-                products.asks_about_it(turn.text) or (i == "compare" and len(u.ordinals) == 1)):
+        if (i in {"search", "other", "compare"} or (i in CS_SECTIONS and not names_service(turn.text))) and not focus \
+                and turn.state.get("shown") and (products.asks_about_it(turn.text) or (i == "compare" and len(u.ordinals) == 1)):
             # "这口锅电磁炉上能用吗" with a list on screen, "is the second one a hardback or a paperback?": a question
-            # about one shown product (which one, when the list has several and none is named), not a new search
+            # about one shown product (which one, when the list has several and none is named), not a new search;
+            # "这个充满电能听多久" is about the product's battery, whatever delivery time the intent model heard in 多久
             turn.intent = "details"
             return products.details(self, turn, list(u.ordinals))
         if i in {"search", "other"} and not focus:

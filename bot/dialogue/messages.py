@@ -125,6 +125,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                            "zh": "写明重量的几款里最重的是 {picks}。"},
     "advice_capacity_high": {"en": "Of these, the largest the catalog gives a capacity for is {picks}.",
                              "zh": "写明容量的几款里容量最大的是 {picks}。"},
+    "advice_spec_same": {"en": "All of these state the same: {value}.", "zh": "这几款写的都一样：{value}。"},
+    "advice_spec_high": {"en": "Of these, going by what their titles state: {picks}.", "zh": "按商品名称里写的，这几款里最高的是 {picks}。"},
     "advice_no_fact": {"en": "The catalog doesn't list the {fact} of any of these, so I can't compare them on it.",
                        "zh": "这几款的商品资料都没有写{fact}，没法据此比较。"},
     "advice_best": {"en": "For {criterion}, going by the catalog: {picks}.",
@@ -151,6 +153,13 @@ MESSAGES: dict[str, dict[str, str]] = {
                       "zh": "商品资料里没有写它是否适合{criterion}，我不想乱猜。"},
     "suits_that": {"en": "that", "zh": "这一点"},
     "fact_title": {"en": "The catalog lists it with {value}.", "zh": "商品资料写的是：{value}。"},
+    "fact_storage": {"en": "memory and storage", "zh": "内存和存储"},
+    # what code could not find in the record: said as a finding, since the card above may say it in other words
+    "fact_not_listed": {"en": "I can't find that in this product's catalog facts, and I won't guess.",
+                        "zh": "在这件商品的资料里没找到这一点，我不想乱猜。"},
+    "each_head": {"en": "For each of these, the catalog says:", "zh": "这几款的商品资料分别是："},
+    "each_missing": {"en": "I can't find that in the catalog facts of any of these, and I won't guess.",
+                     "zh": "在这几款的商品资料里都没找到这一点，我不想乱猜。"},
     "feedback_up": {"en": "Thanks for the feedback!", "zh": "谢谢您的反馈！"},
     "feedback_down": {
         "en": "Sorry about that. Tell me a bit more about what you need (what it's for, a price range, a "

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.dialogue.facts import QUESTION, fact_answer, stock_line, suitability
+from bot.dialogue.facts import QUESTION, fact_answer, facts_holding, rule_answer, searched_words, stock_line
 from bot.dialogue.messages import aside, attribute_name, attribute_value, say
 from bot.dialogue.replies import Button, Reply, card_from_product, format_price
 from bot.dialogue.turn import (
@@ -51,7 +51,9 @@ def details(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], sku: str 
             return [Reply(say("no_search", lang))]
         picked = pick(ctx, turn, ordinals[:1] or [1]) if (ordinals or len(shown) == 1) else None
         if picked is None:
-            return [Reply(say("which_one", lang, n=len(shown)))]
+            # "how heavy is this one?" with five on screen: what each one's record says, rather than which one
+            each = _for_each(ctx, turn) if not ordinals else None
+            return [each or Reply(say("which_one", lang, n=len(shown)))]
     if not picked:
         return [Reply(say("unknown_product", lang))]
     p = picked[0]
@@ -79,17 +81,19 @@ def details(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], sku: str 
                Button(say("btn_up", lang), f"up:{turn.turn_id}:{p.sku}"),
                Button(say("btn_down", lang), f"down:{turn.turn_id}:{p.sku}")]
     replies = [Reply("\n".join(lines), cards=[card_from_product(p, 1, lang)], buttons=buttons)]
-    known = fact_answer(turn.text or "", p, lang)
+    searched = searched_words(turn.state, [p])
+    known = fact_answer(turn.text or "", p, lang) or facts_holding(turn.text or "", p, lang, searched)
     if known:
-        # the catalog answers it: no model, and never "the product information does not say"
+        # the catalog answers it (a fact asked for, or the facts that hold the question's words): no model, and
+        # never "the product information does not say"
         replies.append(Reply(known))
         return replies
     writer = ctx.product_writer
     if writer is None and turn.text:
-        # no model: whether it suits something, as far as its record says ("is the second one good for kids?")
-        suits = suitability(turn.text, p, lang)
-        if suits:
-            replies.append(Reply(suits))
+        # no model: the record holds nothing the question asks about, and the answer says so
+        ruled = rule_answer(turn.text, p, lang, searched)
+        if ruled:
+            replies.append(Reply(ruled[0], buttons=[Button(say("btn_handoff", lang), "handoff")]))
         return replies
     if turn.text and QUESTION.search(turn.text):
         # "is the second one waterproof?": the details above are facts; the model answers in words
@@ -107,6 +111,23 @@ def details(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], sku: str 
         turn.pending.append(Pending("product_qa", qa, write))
         replies.append(qa)
     return replies
+
+
+def _for_each(ctx: DialogueContext, turn: Turn) -> Reply | None:
+    """A question about "this one" while several are shown, answered for each from its record (one line each);
+    None when it is no question code can answer that way."""
+    text, lang = turn.text or "", turn.lang
+    shown = list(turn.state.get("shown") or [])
+    offset = int(turn.state.get("offset", 0))
+    numbered = pick_numbered(ctx, turn, list(range(offset + 1, offset + len(shown) + 1))) or []
+    searched = searched_words(turn.state, [p for _, p in numbered])
+    answers = [(n, p, a) for n, p in numbered if (a := rule_answer(text, p, lang, searched)) is not None]
+    if not answers or len(answers) < len(numbered):
+        return None
+    if not any(found for _, _, (_, found) in answers):
+        return Reply(say("each_missing", lang))
+    lines = [say("each_head", lang)] + [f"{n}. {p.title_for(lang)}: {line}" for n, p, (line, _) in answers]
+    return Reply("\n".join(lines))
 
 
 def compare(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int]) -> list[Reply]:

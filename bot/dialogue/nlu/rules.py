@@ -164,6 +164,12 @@ _COMPLEMENT_FILLER = re.compile(
     r"的|吗|呢|推荐|请", re.IGNORECASE)
 
 
+def names_service(text: str) -> bool:
+    """Whether ``text`` names something of the shop's service (an order, delivery, a refund, a warranty ...)
+    rather than only a product: "这个多久能到货" does, "这个充满电能听多久" does not."""
+    return bool(_CS_WORDS.search(text))
+
+
 def complement_anchor(text: str) -> str | None:
     """The product words of a complements request ("I bought a laptop, what else do I need?" -> "laptop"),
     "" when it names no product ("what goes with it?"), None when ``text`` asks for no complements

@@ -106,6 +106,42 @@ def test_chinese_questions_about_the_list(bot: Assistant) -> None:
 
 def test_a_question_about_one_shown_product_is_not_a_new_search(bot: Assistant) -> None:
     _, second = _turns(bot, "o1", "frying pan", "这口锅电磁炉上能用吗")
-    assert second[0].intent == "details" and not second[0].cards  # which one? (five are shown)
+    # five are shown and none is named: what each one's record says (none of them mentions induction), no cards
+    assert second[0].intent == "details" and not second[0].cards
+    assert second[0].text == "在这几款的商品资料里都没找到这一点，我不想乱猜。"
     _, book = _turns(bot, "o2", "agatha christie novel", "is the second one a hardback or a paperback?")
     assert book[0].intent == "details" and book[0].cards  # was "Tell me which two to compare"
+
+
+
+def test_this_one_with_several_shown_is_answered_for_each(bot: Assistant) -> None:
+    first, second = _turns(bot, "e1", "electric kettle", "how much water does this one hold?")
+    shown = _shown(bot, first)
+    reply = second[0]
+    assert reply.intent == "details" and not reply.cards
+    lines = reply.text.split("\n")
+    assert lines[0] == "For each of these, the catalog says:" and len(lines) == len(shown) + 1
+    for n, (line, p) in enumerate(zip(lines[1:], shown, strict=True), 1):
+        assert line.startswith(f"{n}. {p.title}: ")
+    kettle = next(i for i, p in enumerate(shown) if "1.7L" in p.title)
+    assert lines[kettle + 1].endswith("Its capacity: 1.7 L.")  # was "Which one do you mean?"
+
+
+def test_a_product_question_is_not_a_delivery_question(bot: Assistant) -> None:
+    # 多久 ("how long") made the intent model hear a delivery time: the delivery policy answered with its prices
+    _, second = _turns(bot, "b1", "蓝牙音箱", "这个充满电能听多久")
+    assert second[0].intent == "details" and "$4.99" not in second[0].text
+    _, delivery = _turns(bot, "b2", "蓝牙音箱", "这个多久能到货？")
+    assert delivery[0].intent != "details"  # a question about the service stays one
+
+
+def test_the_most_of_a_title_spec(bot: Assistant) -> None:
+    first, second = _turns(bot, "r1", "14 inch laptop", "which of these has the most RAM?")
+    shown = _shown(bot, first)
+    ram = [int(m.group(1)) if (m := re.search(r"(\d+)GB RAM", p.title)) else 0 for p in shown]
+    assert len(set(ram) - {0}) > 1, [p.title for p in shown]  # the shown laptops differ in RAM
+    named = [int(n) for n in re.findall(r"(\d)\. ", second[0].text)]
+    assert second[0].intent == "advice" and named and all(ram[n - 1] == max(ram) for n in named), second[0].text
+    # where they all state the same, it says so rather than picking one
+    _, same = _turns(bot, "r2", "laptop for university", "which of these has the most RAM?")
+    assert same[0].text == "All of these state the same: 16GB RAM."

@@ -50,13 +50,28 @@ def test_other_questions_are_left_to_the_model() -> None:
 
 
 def test_whether_one_product_suits_something_is_read_from_its_record() -> None:
-    from bot.dialogue.facts import suitability
+    from bot.dialogue.facts import rule_answer
 
     camera = Product(sku="C1", title="Voltix Kids Instant Print Camera, Pink", price=40.0,
                      category=("Electronics", "Cameras"), description="A fun instant camera for kids aged 6 and up.")
-    assert suitability("is it good for kids?", camera, "en") == (
-        "Going by the catalog: \u201cKids\u201d in its name; A fun instant camera for kids aged 6 and up.")
-    assert suitability("is the second one good for wide feet?", SHOE, "en") == (
-        "The catalog doesn't say whether it is suited to wide feet, and I won't guess.")
-    assert suitability("第一个适合小孩用吗？", SHOE, "zh") == "商品资料里没有写它是否适合小孩，我不想乱猜。"
-    assert suitability("what material is it?", SHOE, "en") is None
+    assert rule_answer("is it good for kids?", camera, "en") == (
+        "Going by the catalog: \u201cKids\u201d in its name; A fun instant camera for kids aged 6 and up.", True)
+    assert rule_answer("is the second one good for wide feet?", SHOE, "en") == (
+        "The catalog doesn't say whether it is suited to wide feet, and I won't guess.", False)
+    assert rule_answer("第一个适合小孩用吗？", SHOE, "zh") == ("商品资料里没有写它是否适合小孩，我不想乱猜。", False)
+    assert rule_answer("the first one", SHOE, "en") is None  # no question
+
+
+def test_any_question_is_answered_from_the_record_or_said_to_be_missing() -> None:
+    from bot.dialogue.facts import rule_answer
+
+    jacket = Product(sku="J1", title="Trailmark Rain Jacket, Navy", price=80.0, category=("Apparel", "Jackets"),
+                     description="A packable rain jacket. With an adjustable hood and taped seams.")
+    assert rule_answer("does it have a hood?", jacket, "en") == (
+        "Going by the catalog: With an adjustable hood and taped seams.", True)
+    # the kind it is and what was searched for answer nothing ("jacket" of a jacket; "rain" of a search for rain)
+    assert rule_answer("is this jacket any good?", jacket, "en") == (
+        "I can't find that in this product's catalog facts, and I won't guess.", False)
+    assert rule_answer("is it good in the rain?", jacket, "en", known=frozenset(["rain"]))[1] is False
+    # what no fact holds is said plainly to be missing, in the shopper's language
+    assert rule_answer("保质期多久？", jacket, "zh") == ("在这件商品的资料里没找到这一点，我不想乱猜。", False)

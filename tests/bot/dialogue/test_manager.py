@@ -366,7 +366,11 @@ def test_stock_and_price_questions_about_a_shown_product_are_answered_from_the_c
     assert r[-1].text == (f"有货（剩余 {p.stock} 件）。" if p.stock > 0 else "暂时缺货。")
     r = chat.say("how much is the first one?")
     assert r[-1].text.startswith("It costs $") and f"{p.price:,.2f}" in r[-1].text
-    assert len(chat.say("is the first one waterproof?")) == 1  # no model here: the details, and no invented answer
+    # no model here: the details, then plainly that the record does not say (a laptop's record holds no
+    # "waterproof"), with a person to ask; nothing invented
+    r = chat.say("is the first one waterproof?")
+    assert len(r) == 2 and r[-1].text == "I can't find that in this product's catalog facts, and I won't guess."
+    assert [b.payload for b in r[-1].buttons] == ["handoff"]
 
 
 def test_a_count_is_only_claimed_for_products_of_the_kind_asked_for(bot: Assistant) -> None:
