@@ -593,6 +593,19 @@ class SearchEngine:
         i = self.by_sku.get(sku)
         return None if i is None else self.products[i]
 
+    def closeness(self, text: str, skus: Sequence[str]) -> np.ndarray | None:
+        """How close each of ``skus`` (catalog products) is in meaning to ``text``: the cosine between ``text`` as
+        a query and each one's title-and-description vector, in the encoder for the text's language; None
+        without a dense encoder."""
+        keys = self._dense_keys(text)
+        if not keys or not skus:
+            return None
+        d = self.dense[keys[0]]
+        rows = np.asarray([self.by_sku[s] for s in skus], dtype=np.int64)
+        vectors = d.body_vectors if d.body_vectors is not None else d.vectors
+        q = np.asarray(d.encoder.encode([text]), dtype=np.float32)[0]
+        return np.asarray(vectors[rows] @ q, dtype=np.float32)
+
     def similar(self, sku: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         """Products closest to ``sku`` in the English (else any) dense space: "more like this"."""
         i = self.by_sku.get(sku)

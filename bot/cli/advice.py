@@ -41,7 +41,7 @@ COLUMNS = ("id", "language", "split", "category", "search", "question", "kind", 
            "answerable")
 _ON_SHOWN = {"advice", "details"}
 _MISSING = ("doesn't list", "没有写", "doesn't say", "没有一款", "都没有写", "None of these", "can't pick", "can't find that",
-            "没找到这一点")
+            "没找到这一点", "没有一款写明")
 _FACT_LINES = ("Its ", "It costs", "It is rated", "In stock", "Out of stock", "Yes, it comes", "No, it doesn't come",
                "The catalog lists it with", "价格是", "有货", "缺货", "评分", "：", "有 ", "没有 ")
 
@@ -114,8 +114,9 @@ def judge(row: dict[str, str], shown: Sequence[Product], reply: str, intent: str
         words = [w.strip().lower() for w in criterion.split("|") if w.strip()]
         fits = {i + 1 for i, p in enumerate(shown)
                 if any(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", _fact_words(p)) for w in words)}
-        # none fits: it must say so (the closest facts it names after that are allowed)
-        answered = (bool(named) and set(named) <= fits and not says_missing) if fits else says_missing
+        # the products it names are those that fit (also as the closest, after saying no fact states it); none
+        # fits: it must say so (the closest it names after that is allowed)
+        answered = (bool(named) and set(named) <= fits) if fits else says_missing
         if fits and not named:
             notes.append(f"fits: {sorted(fits)}")
     elif kind == "attribute":
@@ -136,7 +137,9 @@ def judge(row: dict[str, str], shown: Sequence[Product], reply: str, intent: str
             answered = any(line in reply for line in _FACT_LINES[1:5]) or "价格是" in reply or "有货" in reply or "缺货" in reply
         else:  # weight, capacity or another fact: the record's measure stated, or said to be missing
             value = _value(p, attr) if p is not None else None
-            last = reply.rstrip().rsplit("\n", 1)[-1]  # the line after the card
+            # the line about the product: its own line of an answer for each shown, else the line after the card
+            own = [line for line in reply.split("\n") if line.startswith(f"{n}. ")]
+            last = own[0] if own else reply.rstrip().rsplit("\n", 1)[-1]
             numbers = set(re.findall(r"\d+(?:\.\d+)?", last))
             answered = says_missing or "The catalog lists it with" in reply or "资料写的是" in reply or (
                 p is not None and value is not None and re.search(rf"(?<![\d.]){_number_in(p, attr)}(?![\d])", reply) is not None

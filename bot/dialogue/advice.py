@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from bot.dialogue.facts import fact_reason, measures, phrase_of, product_facts, question_words, searched_words
 from bot.dialogue.messages import attribute_name, attribute_value, say
 from bot.dialogue.replies import Button, Reply, format_price
@@ -43,7 +45,8 @@ _GUIDANCE = re.compile(
     r"\bwhat\s+to\s+look\s+(?:for|at)\b|\bhow\s+(?:do|should|can)\s+i\s+(?:choose|pick|decide|work out|"
     r"figure out|know)\b|\bpros\s+and\s+cons\b|\bwhat(?:'s| is)\s+the\s+difference\b|\bany\s+(?:tips|advice)\b|"
     r"要注意什么|注意哪些|怎么选|如何选|怎么挑|看哪些|有什么讲究|怎么看|选购|挑选|哪些参数|哪些指标|门道|技巧|避坑|"
-    r"哪些坑|避雷", re.I)
+    r"哪些坑|避雷|\b(?:vs\.?|versus)\b", re.I)
+_VERSUS = re.compile(r"\b(?:vs\.?|versus)\b|还是.+好|和.+哪种", re.I)
 # "the priciest one here", "the cheapest of them": a superlative of the list
 _OF_THE_LIST = re.compile(r"\b(?:one|ones)\s+(?:here|of\s+(?:these|them|those))\b|\bof\s+(?:these|them|those)\b|"
                           r"\bhere\b|这几|这些|里面|当中|其中", re.I)
@@ -63,7 +66,7 @@ _SUPERLATIVES: tuple[tuple[str, bool, re.Pattern[str]], ...] = (
 MAX_PICKS = 2
 # "which has the most RAM?", "the biggest SSD", "哪个内存最大": the most of what a title states with a number
 _MOST_EN = re.compile(r"\b(?:most|biggest|largest|highest|greatest|more|bigger|larger|higher)\s+(?P<w>[a-z][a-z-]+)", re.I)
-_MOST_ZH = re.compile(r"(?P<w>[\u4e00-\u9fff]{2})(?:最大|最多|最高|更大|更多|更高)")
+_MOST_ZH = re.compile(r"(?P<w>[\u4e00-\u9fff]{2})(?:最大|最多|最高|更大|更多|更高|大一点|多一点|高一点|大一些|多一些|高一些)")
 _SPEC = re.compile(r"(\d+(?:\.\d+)?)\s*(tb|gb|mb|mah|w|hz|mp|\"|in|inch|cm)?\b", re.I)
 _SPEC_UNITS = {"tb": 1024.0, "mb": 1 / 1024}
 
@@ -96,9 +99,11 @@ def asks_about_shown(text: str) -> bool:
 def criterion_of(text: str, vocabulary: frozenset[str] = frozenset()) -> Criterion:
     """What ``text`` asks the shown products to be; a Chinese word also asks for its English words that
     ``vocabulary`` (the shown products' tokens) holds (防水: "waterproof")."""
-    for fact, lowest, pattern in _SUPERLATIVES:
-        if pattern.search(text):
-            return Criterion(text=phrase_of(text), fact=fact, lowest=lowest)
+    # the superlative asked first ("which is the lightest? budget airlines are strict": the weight, not the price)
+    asked = [(m.start(), fact, lowest) for fact, lowest, pattern in _SUPERLATIVES if (m := pattern.search(text))]
+    if asked:
+        _, fact, lowest = min(asked, key=lambda a: a[0])
+        return Criterion(text=phrase_of(text), fact=fact, lowest=lowest)
     return Criterion(text=phrase_of(text), words=question_words(text, vocabulary))
 
 
@@ -113,7 +118,8 @@ def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> li
     if not numbered:
         return [Reply(say("no_search", lang))]
     text = turn.text or ""
-    if _GUIDANCE.search(text) and not _WHICH_EN.search(text):
+    if _GUIDANCE.search(text) and (not _WHICH_EN.search(text) or _VERSUS.search(text)):
+        # "down vs synthetic filling - which should I go for?" weighs two kinds of thing, not the shown products
         replies = [_guidance(numbered, lang)]
         writer = ctx.product_writer
         if writer is not None:
@@ -137,7 +143,7 @@ def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> li
     most = _spec_superlative(numbered, text, vocabulary, lang)
     if most is not None:
         return [most]
-    reply, picked = _best_for(held, c, turn, lang)
+    reply, picked = _best_for(held, c, turn, lang, ctx.engine.closeness)
     replies = [reply]
     writer = ctx.product_writer
     if writer is not None and picked:
@@ -169,7 +175,9 @@ def _spec_superlative(numbered: Sequence[tuple[int, Product]], text: str, vocabu
     words = set(question_words(m.group("w"), vocabulary)) & vocabulary
     valued = []
     for n, p in numbered:
-        for part in p.title.split(",")[1:]:
+        # the title's specs ("16GB RAM"), then the memory, storage and screen measures its record states ("128GB
+        # of storage" of a description)
+        for part in [*p.title.split(",")[1:], *measures(p, "storage"), *measures(p, "screen")]:
             if words & set(tokenize(part)) and (v := _SPEC.search(part)) is not None:
                 valued.append((float(v.group(1)) * _SPEC_UNITS.get((v.group(2) or "").lower(), 1.0), n, p, part.strip()))
                 break
@@ -184,9 +192,10 @@ def _spec_superlative(numbered: Sequence[tuple[int, Product]], text: str, vocabu
 
 
 def _best_for(held: Sequence[tuple[int, Product, list[tuple[str, frozenset[str]]]]], c: Criterion, turn: Turn,
-              lang: str) -> tuple[Reply, bool]:
+              lang: str, closeness: Callable[[str, Sequence[str]], np.ndarray | None]) -> tuple[Reply, bool]:
     """The shown products (``held``: each with its number and its facts) whose facts hold the criterion's words,
-    and whether any does."""
+    and whether any does; where none does, the one whose catalog text ``closeness`` finds nearest in meaning to
+    the question ("splashed at the pool": the speaker whose title says "Waterproof"), named as only that."""
     numbered = [(n, p) for n, p, _ in held]
     searched = searched_words(turn.state, [p for _, p in numbered])
     words = [w for w in c.words if w not in searched]
@@ -197,11 +206,17 @@ def _best_for(held: Sequence[tuple[int, Product, list[tuple[str, frozenset[str]]
         if hits:
             scored.append((len({w for w in words if any(w in toks for _, toks in facts)}), n, p, list(dict.fromkeys(hits))))
     if not words or not scored:
-        # said plainly, then the closest facts the records do hold: the best rated and the cheapest
-        rated = [(v, n, p) for n, p in numbered if (v := _value(p, "rating")) is not None]
-        closest = say("advice_closest", lang,
-                      rated=_named(max(rated, key=lambda r: (r[0], -r[1]))[1:], "rating", lang) if rated else "-",
-                      cheap=_named(min(numbered, key=lambda np_: (np_[1].price, np_[0])), "price", lang))
+        # said plainly, then the closest the records come: the product whose catalog text is nearest in meaning
+        # to the question (no fact says it fits, and the reply says so), else the best rated and the cheapest
+        near = closeness(turn.text or "", [p.sku for _, p in numbered]) if len(numbered) > 1 else None
+        if near is not None:
+            n, p = numbered[int(np.argmax(near))]
+            closest = say("advice_nearest", lang, pick=f"{n}. {p.title_for(lang)}")
+        else:
+            rated = [(v, n, p) for n, p in numbered if (v := _value(p, "rating")) is not None]
+            closest = say("advice_closest", lang,
+                          rated=_named(max(rated, key=lambda r: (r[0], -r[1]))[1:], "rating", lang) if rated else "-",
+                          cheap=_named(min(numbered, key=lambda np_: (np_[1].price, np_[0])), "price", lang))
         reply = Reply(say("advice_none" if c.text else "advice_none_plain", lang, criterion=c.text)
                       + ("" if lang == "zh" else " ") + closest)
         query = " ".join(filter(None, [c.text, str(turn.state.get("query") or "")])).strip()

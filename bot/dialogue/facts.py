@@ -221,9 +221,12 @@ def rule_answer(question: str, p: Product, lang: str, known: frozenset[str] = fr
 
 
 def searched_words(state: dict[str, object], shown: list[Product]) -> frozenset[str]:
-    """The words that say nothing about which shown product fits: those of the search and of the shelves the
-    shown products are on ("shoes" of five running shoes; "bike" of bike helmets and a bike lock)."""
-    return frozenset(tokenize(str(state.get("query") or ""))) | {t for p in shown for level in p.category for t in tokenize(level)}
+    """The words that say nothing about which shown product fits: those of the search, of the kind each shown
+    product is (its title's last word before the comma) and of the shelves they are on ("shoes" of five running
+    shoes; "bike" of bike helmets and a bike lock)."""
+    heads = {t for p in shown for t in tokenize(_NAMED_KIND.sub("", p.title.split(",")[0]))[-1:]}  # "pan" of frying pans
+    return frozenset(tokenize(str(state.get("query") or ""))) | heads | {
+        t for p in shown for level in p.category for t in tokenize(level)}
 
 
 def fact_reason(fact: str, word: str, is_name: bool, lang: str) -> str:
@@ -265,4 +268,6 @@ def phrase_of(text: str) -> str:
         return ""
     phrase = re.sub(r"^(?:the|a|an)\s+", "", re.split(r"[?？!！。,，;；]", m.group(1))[0].strip(), flags=re.I)
     phrase = re.sub(r"(?:用|穿|玩|戴)?(?:吗|呢|嘛|么)$", "", phrase)  # 适合小孩用吗: 小孩
+    if re.match(r"(?:and|or|but|it|that|this|them|me|you)\b", phrase, re.I):  # "which should I go for and why"
+        return ""
     return phrase if len(phrase) <= 60 else ""

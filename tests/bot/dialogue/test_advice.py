@@ -86,9 +86,10 @@ def test_best_for_names_the_products_whose_facts_say_so(bot: Assistant) -> None:
 def test_where_no_fact_says_so_it_says_that_and_offers_the_search(bot: Assistant) -> None:
     _, second = _turns(bot, "n1", "desk lamp", "which of these is best for reading in bed?")
     reply = second[0]
-    assert reply.text.startswith("None of these is listed as suited to reading in bed")
-    # then the closest facts the records hold: the best rated and the cheapest of the shown lamps
-    assert "What the catalog does say: the best rated is " in reply.text and "; the cheapest is " in reply.text
+    assert reply.text.startswith("None of these is listed as suited to reading in bed in the catalog. ")
+    # then the closest the records come, by what their catalog text means, and said to be no more than that
+    assert re.search(r"The closest in what the catalog says about them is [1-5]\. .+; I won't claim more than that\.$",
+                     reply.text), reply.text
     [button] = [b for b in reply.buttons if b.payload.startswith("search:")]
     found = bot.handle(Event(user="n1", channel="test", payload=button.payload))
     assert found[0].intent == "search" and found[0].cards
@@ -145,3 +146,14 @@ def test_the_most_of_a_title_spec(bot: Assistant) -> None:
     # where they all state the same, it says so rather than picking one
     _, same = _turns(bot, "r2", "laptop for university", "which of these has the most RAM?")
     assert same[0].text == "All of these state the same: 16GB RAM."
+
+
+def test_the_closest_in_meaning_where_no_word_of_the_question_is_in_the_facts(bot: Assistant) -> None:
+    # no fact holds "pool" or "splash": the speaker whose title says "Waterproof" is the closest in meaning (the
+    # reply named the best rated and the cheapest before)
+    first, second = _turns(bot, "p1", "bluetooth speaker", "which of these would be fine by the pool?")
+    shown = _shown(bot, first)
+    assert any("Waterproof" not in p.title for p in shown)
+    [n] = [int(n) for n in re.findall(r"is (\d)\. ", second[0].text)]
+    assert second[0].text.startswith("None of these products' catalog facts say anything about that.")
+    assert "Waterproof" in shown[n - 1].title, second[0].text
