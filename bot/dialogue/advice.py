@@ -122,7 +122,7 @@ def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> li
         # "down vs synthetic filling - which should I go for?" weighs two kinds of thing, not the shown products
         replies = [_guidance(numbered, lang)]
         writer = ctx.product_writer
-        if writer is not None:
+        if writer is not None and ctx.general_advice:
             # a model may add general advice, marked as general: checked against no product, it can state no
             # price, brand or number; the shop's facts above stand without it
             general = Reply("")

@@ -99,10 +99,12 @@ def details(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], sku: str 
         # "is the second one waterproof?": the details above are facts; the model answers in words
         qa = Reply("")
         question, record = turn.text, p.to_record()
+        unfound = (rule_answer(question, p, lang, searched) or ("", False))[0]
 
         async def write(on_text: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
             assert writer is not None
-            r = await writer.answer(question, record, lang, on_text=on_text)
+            # what code says when the model has no answer from the record: it could not find one there either
+            r = await writer.answer(question, record, lang, on_text=on_text, fallback=unfound)
             text = say("qa_not_listed", lang) if r.source == "dont_know" else r.text
             if r.source == "dont_know":
                 qa.buttons.append(Button(say("btn_handoff", lang), "handoff"))

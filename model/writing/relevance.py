@@ -242,6 +242,15 @@ def _stem(word: str) -> str:
     return word
 
 
+def _values(value: Any) -> str:
+    """Every value of a record, nested ones too, as one text."""
+    if isinstance(value, Mapping):
+        return " ".join(_values(v) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return " ".join(_values(v) for v in value)
+    return "" if value is None else str(value)
+
+
 def _card_text(products: Iterable[Mapping[str, Any]]) -> str:
     """What a product card shows: title(s), brand, category, colour and size, sku."""
     parts: list[str] = []
@@ -330,6 +339,10 @@ class Relevance:
         # a closing line that restates the search ("these are all bluetooth earbuds") repeats what is on screen too
         self.card = _card_text(self.products) + (f" {question}" if kind == "closing" else "")
         self.known = frozenset(_stem(w) for w in _EN_WORD.findall(self.card.lower()))
+        # everything the records hold (price, stock, description, every attribute), for an answer's figures and words
+        held = " ".join(_values(rec) for rec in self.products)
+        self.record_numbers = frozenset(_NUMBER.findall(held))
+        self.record_words = frozenset(_stem(w) for w in _EN_WORD.findall(held.lower()))
         self.asked = asked_topics(question)
         self.question_words = frozenset(_content_en(question, frozenset()))
         self.asks_to_compare = bool(_ASKS_COMPARE.search(question))
@@ -371,6 +384,16 @@ class Relevance:
             return "it compares products the shopper did not ask to compare"
         if self.kind == "support" and len(_refs(s)) >= 2:
             return "it compares products the shopper did not ask about"
+        if self.kind == "answer" and self.products:
+            # an answer about one product says what its record holds: a figure neither the question nor the record
+            # has ("1.00 pieces come in the first set."), or the question turned into a yes with no word of the
+            # record in it ("The first one would be ok for flat feet."), is no answer from the catalog
+            figures = set(_NUMBER.findall(s))
+            if figures - set(_NUMBER.findall(self.question)) - self.record_numbers:
+                return "it states a figure that neither the question nor the catalog holds"
+            words = _content_en(s, frozenset())
+            if words and words <= self.question_words and not words & self.record_words and not figures & self.record_numbers:
+                return "it only turns the question into an answer, with nothing from the catalog"
         # an asked-for comparison ("the cheapest is ...") says more than the cards, whatever words it uses
         repeats = self.kind != "support" and compared is None and _repeats_cards(s, self.card, self.known)
         if repeats and self.kind == "closing":

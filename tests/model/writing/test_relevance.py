@@ -194,6 +194,12 @@ def test_a_support_answer_with_nothing_about_the_question_is_the_policy_itself()
     ("Northfield 外套很保暖，价格为49.99美元。", "外套", "closing", "prices or stock"),
     ("You can reach our customer service team by email.", "how do I contact a person?", "support", None),
     ("Its weight is not listed in the catalog.", "how heavy is the first one?", "answer", None),
+    # an answer about a product from nothing its record holds (the packaged model on the advice scenarios)
+    ("The first one would be ok for flat feet.", "would the first one be ok for flat feet?", "answer",
+     "nothing from the catalog"),
+    ("1.00 pieces come in the first coat.", "how many pieces come in the first coat?", "answer", "a figure"),
+    ("Yes, it is made of polyester.", "is the first one polyester?", "answer", None),  # the record says so
+    ("The first one costs $49.99.", "how much is the first one?", "answer", None),  # the record's own figure
     ("Return shipping costs $5.99.", "return shipping cost?", "support", None),
     # asking back is about the search, whatever it asks about
     ("Tell me your size or a budget and I will narrow these down.", "red winter coat", "closing", None),
