@@ -91,7 +91,8 @@ def judge(row: dict[str, str], shown: Sequence[Product], reply: str, intent: str
     notes: list[str] = []
     skus = [p.sku for p in shown]
     stayed = intent in _ON_SHOWN and set(cards) <= set(skus)
-    named = [int(n) for n in re.findall(r"(?:^|[\s:：;；(（])(\d{1,2})\. ", reply)]
+    # a position is a number before a title ("4. Trailmark ..."), not a sentence's last number ("Sizes: 42 and 46.")
+    named = [int(n) for n in re.findall(r"(?:^|\n|[:：;；(（]\s*|\bis\s|是\s?)(\d{1,2})\. (?=[A-Z\u4e00-\u9fff])", reply)]
     facts_ok = all(1 <= n <= len(shown) for n in named)
     prices = {f"{p.price:,.2f}" for p in shown}
     for price in re.findall(r"\$([\d,]+\.\d{2})", reply):

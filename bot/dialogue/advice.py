@@ -34,7 +34,8 @@ _WHICH_EN = re.compile(
     r"\b(?:which|wich|whcih|whihc)\s+(?:one|ones|of\s+(?:these|them|those|the\s+\w+)|is|are|would|should|has|have|had|does|do|"
     r"costs?|holds?|takes?|lasts?|gets?|works?|will|can|could)\b|"
     r"\b(?:any|all|either|none)\s+of\s+(?:these|them|those)\b|"
-    r"\bwhich\s+(?P<noun>[a-z][a-z'-]+)\s+(?:is|are|would|should|has|have|does|do|will|can|could)\b", re.I)
+    r"\bwhich\s+(?P<noun>[a-z][a-z'-]+)\s+(?:is|are|would|should|has|have|does|do|will|can|could|makes?|suits?|fits?|"
+    r"gives?|offers?|keeps?|looks?|feels?|works?|lasts?|holds?|takes?|gets?|costs?)\b", re.I)
 _WHICH_ZH = re.compile(
     r"这几[个款件双台支本条只包瓶盒套顶部把样种张口]|这些|它们|哪[款件双台支本条只包瓶盒套顶部把张口]|选哪|"
     # 哪个 of a product, not of the shop's couriers, payment or branches ("你们用哪个快递")
@@ -45,7 +46,10 @@ _GUIDANCE = re.compile(
     r"\bwhat\s+to\s+look\s+(?:for|at)\b|\bhow\s+(?:do|should|can)\s+i\s+(?:choose|pick|decide|work out|"
     r"figure out|know)\b|\bpros\s+and\s+cons\b|\bwhat(?:'s| is)\s+the\s+difference\b|\bany\s+(?:tips|advice)\b|"
     r"要注意什么|注意哪些|怎么选|如何选|怎么挑|看哪些|有什么讲究|怎么看|选购|挑选|哪些参数|哪些指标|门道|技巧|避坑|"
-    r"哪些坑|避雷|\b(?:vs\.?|versus)\b", re.I)
+    r"哪些坑|避雷|\b(?:vs\.?|versus)\b|优缺点|利弊|看重哪些|看重什么|应该看重|应该看什么|"
+    r"\bwhat\s+(?:specs?|features?|things?|else)\s+(?:actually\s+|really\s+)?(?:matters?|count)\b|\bmatters?\s+most\b|"
+    r"\boverkill\b|\bworth\s+(?:it|the money|paying)\b|\bhow\s+\w+\s+(?:does|do|should)\s+(?:a|an|the|my)\s+[\w\s]{2,30}?"
+    r"\s+(?:need|have)\s+to\s+be\b", re.I)
 _VERSUS = re.compile(r"\b(?:vs\.?|versus)\b|还是.+好|和.+哪种", re.I)
 # "the priciest one here", "the cheapest of them": a superlative of the list
 _OF_THE_LIST = re.compile(r"\b(?:one|ones)\s+(?:here|of\s+(?:these|them|those))\b|\bof\s+(?:these|them|those)\b|"
@@ -53,11 +57,12 @@ _OF_THE_LIST = re.compile(r"\b(?:one|ones)\s+(?:here|of\s+(?:these|them|those))\
 # superlatives the records answer by code: (fact, lowest?) for each way of asking
 _SUPERLATIVES: tuple[tuple[str, bool, re.Pattern[str]], ...] = (
     ("price", True, re.compile(r"\b(?:cheapest|least expensive|lowest price|costs? the least|most affordable|"
-                               r"best value|budget)\b|最便宜|最实惠|价格最低|最划算", re.I)),
+                               r"best value|budget)\b|最便宜|最实惠|价格最低|最划算|最省钱", re.I)),
     ("price", False, re.compile(r"\b(?:most expensive|priciest|highest price|costs? the most)\b|最贵|价格最高", re.I)),
     ("rating", False, re.compile(r"\b(?:best|highest|top)[- ]rated\b|\bbest reviews?\b|\b(?:highest|best|top) rating\b|"
                                  r"\bmost popular\b|口碑最好|评分最高|评价最好|好评最多|最受欢迎", re.I)),
-    ("stock", False, re.compile(r"\bmost (?:in stock|stock|available)\b|现货最多|库存最多|货最多", re.I)),
+    ("stock", False, re.compile(r"\bmost (?:in stock|stock|available)\b|\bmost of\b.{0,20}\bin stock\b|现货最多|库存最多|货最多",
+                               re.I)),
     ("weight", True, re.compile(r"\blightest\b|\bleast heavy\b|最轻|更轻|重量最轻", re.I)),
     ("weight", False, re.compile(r"\bheaviest\b|最重|更重", re.I)),
     ("capacity", False, re.compile(r"\b(?:biggest|largest|most) (?:capacity|volume)\b|\bholds? the most\b|容量最大|"
@@ -118,7 +123,8 @@ def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> li
     if not numbered:
         return [Reply(say("no_search", lang))]
     text = turn.text or ""
-    if _GUIDANCE.search(text) and (not _WHICH_EN.search(text) or _VERSUS.search(text)):
+    superlative = any(pattern.search(text) for _, _, pattern in _SUPERLATIVES)  # "the priciest one, is it worth it?"
+    if _GUIDANCE.search(text) and not superlative and (not _WHICH_EN.search(text) or _VERSUS.search(text)):
         # "down vs synthetic filling - which should I go for?" weighs two kinds of thing, not the shown products
         replies = [_guidance(numbered, lang)]
         writer = ctx.product_writer

@@ -23,7 +23,7 @@ __all__ = ["asked_fact", "fact_answer", "fact_reason", "facts_holding", "measure
 # a message put as a question (its form or its words)
 QUESTION = re.compile(
     r"[?？]|吗|是否|有没有|多少|多久|多长|多大|多重|多高|多宽|能不能|可不可以|可以.{0,8}吗|怎么样|什么|哪|"
-    r"^\s*(?:is|are|does|do|can|could|will|would|has|have|how|what|which|why|who|tell me)\b", re.I)
+    r"^\s*(?:is|are|does|do|can|could|will|would|has|have|how|what|whats|what's|which|why|who|tell me)\b", re.I)
 # the facts a question can ask for, in the order they are tried; each pattern reads English and Chinese
 _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     # "how much" asks the price only about the product itself ("how much is it?"), not "how much ram does it have?"
@@ -161,7 +161,7 @@ _ASKING_TOKENS = _ASKING | frozenset(t for w in _ASKING for t in tokenize(w)) | 
                 "takes", "get", "gets", "put", "keep", "still", "also", "really", "very", "so", "enough", "well")
     for t in {w, *tokenize(w)})
 # "这个", "这口", "第三个", "三个": which product, not what about it
-_ZH_WHICH = re.compile(r"^(?:这|那|第)?[一二三四五六七八九十两\d]*[个款件双台支本条只口把顶套瓶盒包部张]$")
+_ZH_WHICH = re.compile(r"^(?:这|那|第)?[一二三四五六七八九十两\d]*[个款件双台支本条只口把顶套瓶盒包部张副]$")
 _ZH_ASKING = frozenset(["这几", "几个", "这些", "哪个", "哪款", "哪件", "哪双", "哪台", "哪支", "哪本", "哪条", "哪只",
                         "选哪", "适合", "第一", "第二", "第三", "第四", "第五", "一个", "二个", "能用", "可以", "能", "比较", "推荐", "一点", "更", "最", "好", "的", "吗", "呢", "啊", "用", "买",
                         "多", "大", "多大", "多少", "多久", "一次", "是不是", "有没有", "什么", "怎么", "怎么样", "吧", "了", "是"])
@@ -248,8 +248,9 @@ def product_facts(p: Product) -> list[tuple[str, frozenset[str]]]:
     for a, values in p.attributes.items():
         if a in {"rating", "stock_count"}:
             continue
+        # the values answer, not the name: "color: black" says nothing about a light whose colour can be changed
         text = f"{a}: {', '.join(values)}"
-        out.append((text, frozenset(tokenize(text))))
+        out.append((text, frozenset(tokenize(", ".join(values)))))
     for sentence in re.split(r"(?<=[.!?。！？])\s+", p.description or ""):
         if sentence:
             out.append((sentence.strip(), frozenset(tokenize(sentence))))

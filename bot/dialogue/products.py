@@ -32,7 +32,8 @@ from retrieval.search import Hit
 
 __all__ = ["asks_about_it", "compare", "details", "similar"]
 
-_IT = re.compile(r"\b(?:it|this one|that one|this|that)\b|它|这[个款件双台支本条只口把顶套瓶盒包部]|那[个款件双台支]", re.I)
+_IT = re.compile(r"\b(?:it|this one|that one|this|that)\b|它|这[个款件双台支本条只口把顶套瓶盒包部副]|那[个款件双台支副]|"
+                 r"第[一二三四五六七八九十\d]+[个款件双台支本条只口把顶套瓶盒包部副张]", re.I)
 
 
 def asks_about_it(text: str) -> bool:

@@ -85,7 +85,7 @@ _EN_FIRST_N = re.compile(r"\b(?:the\s+)?(?:first|top)\s+(two|three|four|five|[2-
 _HASH_NUM = re.compile(r"(?<![\w#])#\s?(\d{1,2})(?![\w-])")
 _NUMBER_WORD = re.compile(r"(?<!order )\b(?:number|no\.|num|item|option|product|result|choice)\s*#?\s*(\d{1,2})\b(?![\w.-])", re.I)
 _ZH_NUM = "[一二两三四五六七八九十0-9]{1,3}"
-_ZH_MEASURE = "[个款件种条双台部本项样位套只把顶张支块瓶盒包口袋罐]"
+_ZH_MEASURE = "[个款件种条双台部本项样位套只把顶张支块瓶盒包口袋罐副]"
 _ZH_ORD_RX = re.compile(rf"第\s*({_ZH_NUM})\s*(?:{_ZH_MEASURE}|(?=[和跟与及、，,。？?！!的\s]|$))")
 _ZH_LAST = re.compile(rf"最后(?:一{_ZH_MEASURE}|那{_ZH_MEASURE}?|{_ZH_MEASURE})")
 _ZH_FIRST_N = re.compile(rf"前\s*([两二三四五2-5])\s*{_ZH_MEASURE}")

@@ -44,6 +44,13 @@ def _shown(bot: Assistant, replies: list[Reply]):  # type: ignore[no-untyped-def
     ("哪个口碑最好", True),
     ("what should I look for in running shoes?", True),
     ("买空气炸锅要注意什么？", True),
+    # guidance in other words (the final third's first reading took them for searches or for nothing)
+    ("不粘锅跟铸铁锅各有什么优缺点", True),
+    ("预算三千左右，选手机应该看重哪些方面", True),
+    ("what specs actually matter for coding? I don't game", True),
+    ("Is a smartwatch overkill if I mostly want step counting?", True),
+    ("how warm does a sleeping bag need to be for camping in april?", True),
+    ("It's just me and my girlfriend, which tent makes the most sense for two?", True),
     ("which payment methods do you accept?", False),  # the shop, not the list
     ("你们用哪个快递", False),
     ("is the second one good for wide feet?", False),  # one product: its details
@@ -57,6 +64,10 @@ def test_superlatives_and_criteria_are_read() -> None:
     assert criterion_of("money's tight, which of these costs the least?").fact == "price"
     c = criterion_of("哪个评分最高")
     assert (c.fact, c.lowest) == ("rating", False)
+    assert criterion_of("预算有限，哪台最省钱").fact == "price"
+    assert criterion_of("which pair do you have the most of in stock?").fact == "stock"
+    # the superlative asked first decides: the weight, not the price of "budget airlines"
+    assert criterion_of("which is the lightest? budget airlines are super strict").fact == "weight"
     c = criterion_of("which of these is best for running in the rain?")
     assert c.fact is None and c.text == "running in the rain" and "rain" in c.words
 
@@ -157,3 +168,16 @@ def test_the_closest_in_meaning_where_no_word_of_the_question_is_in_the_facts(bo
     [n] = [int(n) for n in re.findall(r"is (\d)\. ", second[0].text)]
     assert second[0].text.startswith("None of these products' catalog facts say anything about that.")
     assert "Waterproof" in shown[n - 1].title, second[0].text
+
+
+def test_a_named_pair_is_one_shown_product(bot: Assistant) -> None:
+    # 副 (a pair of glasses, of earphones) is a measure word: "第二副" is the second shown, not a new search
+    first, second = _turns(bot, "g1", "sunglasses", "第二副能戴着游泳吗")
+    shown = _shown(bot, first)
+    assert second[0].intent == "details" and second[0].cards[0].sku == shown[1].sku
+
+
+def test_an_attribute_name_is_no_answer(bot: Assistant) -> None:
+    # "color: black" says nothing about a light whose colour can be changed (it was the pick)
+    _, second = _turns(bot, "c1", "落地灯", "哪个能调颜色？想要暖一点的光")
+    assert "color: " not in second[0].text and "颜色: " not in second[0].text
