@@ -26,7 +26,7 @@ from bot.dialogue.turn import DialogueContext, Pending, Turn, closing_line, pick
 from retrieval.catalog import Product
 from retrieval.lexical import tokenize
 
-__all__ = ["Criterion", "answer", "asks_about_shown", "criterion_of"]
+__all__ = ["Criterion", "answer", "asks_about_shown", "compares_named", "criterion_of"]
 
 # a question about the shown list, not one product and not the shop: "which of these ...", "which one ...",
 # "which is/would/has ...", "any of them ...", "这几款哪个 ...", "哪个更 ...", "选哪个"
@@ -42,11 +42,12 @@ _WHICH_ZH = re.compile(
     r"哪个(?!快递|物流|客服|国家|地区|城市|银行|支付|付款|门店|网点|平台|app|App)")
 # general buying advice: "what should I look for in ...", "how do I choose", "pros and cons", "要注意什么"
 _GUIDANCE = re.compile(
-    r"\bwhat\s+(?:should|do|must)\s+i\s+(?:look|check|pay attention)\b|\bwhat\s+(?:matters|counts)\b|"
+    r"\bwhat\s+(?:should|do|must)\s+i\s+(?:\w+\s+)?(?:look|check|pay attention)\b|"
+    r"\bwhat\s+\w+\s+should\s+i\s+(?:go for|get|choose|pick|buy)\b|\b(?:what'?s|whats|which is|which'?s)\s+better\b|\bwhat\s+(?:matters|counts)\b|"
     r"\bwhat\s+to\s+look\s+(?:for|at)\b|\bhow\s+(?:do|should|can)\s+i\s+(?:choose|pick|decide|work out|"
     r"figure out|know)\b|\bpros\s+and\s+cons\b|\bwhat(?:'s| is)\s+the\s+difference\b|\bany\s+(?:tips|advice)\b|"
     r"要注意什么|注意哪些|怎么选|如何选|怎么挑|看哪些|有什么讲究|怎么看|选购|挑选|哪些参数|哪些指标|门道|技巧|避坑|"
-    r"哪些坑|避雷|\b(?:vs\.?|versus)\b|优缺点|利弊|看重哪些|看重什么|应该看重|应该看什么|"
+    r"哪些坑|避雷|\b(?:vs\.?|versus)\b|优缺点|利弊|看重哪些|看重什么|应该看重|应该看什么|主要看什么|咋选|选多[厚大长重]|"
     r"\bwhat\s+(?:specs?|features?|things?|else)\s+(?:actually\s+|really\s+)?(?:matters?|count)\b|\bmatters?\s+most\b|"
     r"\boverkill\b|\bworth\s+(?:it|the money|paying)\b|\bhow\s+\w+\s+(?:does|do|should)\s+(?:a|an|the|my)\s+[\w\s]{2,30}?"
     r"\s+(?:need|have)\s+to\s+be\b", re.I)
@@ -57,14 +58,17 @@ _OF_THE_LIST = re.compile(r"\b(?:one|ones)\s+(?:here|of\s+(?:these|them|those))\
 # superlatives the records answer by code: (fact, lowest?) for each way of asking
 _SUPERLATIVES: tuple[tuple[str, bool, re.Pattern[str]], ...] = (
     ("price", True, re.compile(r"\b(?:cheapest|least expensive|lowest price|costs? the least|most affordable|"
-                               r"best value|budget)\b|最便宜|最实惠|价格最低|最划算|最省钱", re.I)),
-    ("price", False, re.compile(r"\b(?:most expensive|priciest|highest price|costs? the most)\b|最贵|价格最高", re.I)),
+                               r"best value|budget|cheaper|less expensive)\b|最便宜|最实惠|价格最低|最划算|最省钱|"
+                               r"哪[个款本台件双]更?便宜", re.I)),
+    ("price", False, re.compile(r"\b(?:most expensive|priciest|highest price|costs? the most|more expensive|pricier)\b|最贵|"
+                                r"价格最高|哪[个款本台件双]更?贵", re.I)),
     ("rating", False, re.compile(r"\b(?:best|highest|top)[- ]rated\b|\bbest reviews?\b|\b(?:highest|best|top) rating\b|"
-                                 r"\bmost popular\b|口碑最好|评分最高|评价最好|好评最多|最受欢迎", re.I)),
+                                 r"\bmost popular\b|\b(?:better|higher)[- ]rated\b|口碑最好|评分最高|评价最好|好评最多|最受欢迎|"
+                                 r"评分(?:更)?高|口碑更好", re.I)),
     ("stock", False, re.compile(r"\bmost (?:in stock|stock|available)\b|\bmost of\b.{0,20}\bin stock\b|现货最多|库存最多|货最多",
                                re.I)),
-    ("weight", True, re.compile(r"\blightest\b|\bleast heavy\b|最轻|更轻|重量最轻", re.I)),
-    ("weight", False, re.compile(r"\bheaviest\b|最重|更重", re.I)),
+    ("weight", True, re.compile(r"\blightest\b|\bleast heavy\b|\blighter\b|最轻|更轻|重量最轻|哪[个款台双]轻", re.I)),
+    ("weight", False, re.compile(r"\bheaviest\b|\bheavier\b|最重|更重|哪[个款台双]重", re.I)),
     ("capacity", False, re.compile(r"\b(?:biggest|largest|most) (?:capacity|volume)\b|\bholds? the most\b|容量最大|"
                                    r"最大容量|装得最多", re.I)),
 )
@@ -101,6 +105,12 @@ def asks_about_shown(text: str) -> bool:
     return bool(_WHICH_ZH.search(text) or _GUIDANCE.search(text))
 
 
+def compares_named(text: str, ordinals: Sequence[int]) -> bool:
+    """Whether ``text`` names two or more shown products and asks which has more or less of a fact ("is the 1st
+    or the 2nd one lighter?", "第一个跟第三个比，哪个便宜？"), which the catalog answers, not a comparison table."""
+    return len(ordinals) >= 2 and any(pattern.search(text) for _, _, pattern in _SUPERLATIVES)
+
+
 def criterion_of(text: str, vocabulary: frozenset[str] = frozenset()) -> Criterion:
     """What ``text`` asks the shown products to be; a Chinese word also asks for its English words that
     ``vocabulary`` (the shown products' tokens) holds (防水: "waterproof")."""
@@ -124,7 +134,7 @@ def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> li
         return [Reply(say("no_search", lang))]
     text = turn.text or ""
     superlative = any(pattern.search(text) for _, _, pattern in _SUPERLATIVES)  # "the priciest one, is it worth it?"
-    if _GUIDANCE.search(text) and not superlative and (not _WHICH_EN.search(text) or _VERSUS.search(text)):
+    if _GUIDANCE.search(text) and not superlative and len(ordinals) < 2 and (not _WHICH_EN.search(text) or _VERSUS.search(text)):
         # "down vs synthetic filling - which should I go for?" weighs two kinds of thing, not the shown products
         replies = [_guidance(numbered, lang)]
         writer = ctx.product_writer

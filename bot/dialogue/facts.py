@@ -34,7 +34,7 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("material", re.compile(r"\b(?:material|materials|fabric|made (?:of|from|out of)|filled with|filling|stuffed with)\b|"
                             r"材质|材料|面料|什么做的|用什么做|填充|什么填的", re.I)),
     ("color", re.compile(r"\b(?:colou?r|colou?rs)\b|颜色|什么色|几种色", re.I)),
-    ("size", re.compile(r"\b(?:size|sizes|sizing)\b|\bcomes? in (?:an? )?(?:xxs|xs|s|m|l|xl|xxl|xxxl)\b|尺码|尺寸|码数|多大码|"
+    ("size", re.compile(r"\b(?:size|sizes|sizing)\b|\bcomes? in (?:an? )?(?:xxs|xs|s|m|l|xl|xxl|xxxl)\b|尺码|尺寸|码数|多大码|[哪什]些码|什么码|几码|啥码|"
                         r"[有没]\s*(?:\d+|[xsml]{1,4})\s*码", re.I)),
     ("brand", re.compile(r"\b(?:brand|who makes|made by)\b|品牌|牌子|哪个厂", re.I)),
     ("rating", re.compile(r"\b(?:rating|rated|stars?)\b|评分|几星|几颗星", re.I)),

@@ -286,7 +286,7 @@ class DialogueManager:
     def _route(self, turn: Turn, u: Understanding) -> list[Reply]:
         i = u.intent
         focus = turn.state.get("focus")
-        if turn.state.get("shown") and advice.asks_about_shown(turn.text):
+        if turn.state.get("shown") and (advice.asks_about_shown(turn.text) or advice.compares_named(turn.text, u.ordinals)):
             # "which of these is best for running in the rain?", "哪个更便宜？": about the products on screen,
             # whatever the intent model made of it; the search, its filters and its page stay
             turn.intent = "advice"

@@ -225,7 +225,7 @@ EXAMPLES = {
 # Catalog attribute names as a Chinese shopper reads them (the values stay the catalog's own words);
 # a name not listed is shown as the catalog spells it.
 ATTRIBUTE_NAMES: dict[str, dict[str, str]] = {
-    "zh": {"color": "颜色", "colour": "颜色", "size": "尺码", "material": "材质", "rating": "评分", "weight": "重量",
+    "zh": {"color": "颜色", "colour": "颜色", "size": "尺码", "material": "材质", "rating": "评分", "weight": "重量", "brand": "品牌",
            "capacity": "容量", "storage": "存储", "ram": "内存", "memory": "内存", "screen": "屏幕", "style": "款式",
            "gender": "性别", "pattern": "图案", "fit": "版型", "length": "长度", "width": "宽度", "height": "高度",
            "volume": "容量", "power": "功率", "battery": "电池", "model": "型号", "flavor": "口味", "flavour": "口味",

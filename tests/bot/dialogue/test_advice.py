@@ -51,6 +51,9 @@ def _shown(bot: Assistant, replies: list[Reply]):  # type: ignore[no-untyped-def
     ("Is a smartwatch overkill if I mostly want step counting?", True),
     ("how warm does a sleeping bag need to be for camping in april?", True),
     ("It's just me and my girlfriend, which tent makes the most sense for two?", True),
+    ("What should I actually look for in a running shoe?", True),
+    ("oled or qled whats better for a bright living rm", True),
+    ("纯棉的和速干的咋选 夏天穿", True),
     ("which payment methods do you accept?", False),  # the shop, not the list
     ("你们用哪个快递", False),
     ("is the second one good for wide feet?", False),  # one product: its details
@@ -181,3 +184,14 @@ def test_an_attribute_name_is_no_answer(bot: Assistant) -> None:
     # "color: black" says nothing about a light whose colour can be changed (it was the pick)
     _, second = _turns(bot, "c1", "落地灯", "哪个能调颜色？想要暖一点的光")
     assert "color: " not in second[0].text and "颜色: " not in second[0].text
+
+
+def test_two_named_products_compared_on_a_fact(bot: Assistant) -> None:
+    # "which is cheaper, the first or the third?" is answered from the records (was a new search, or the
+    # comparison table with no answer)
+    first, second = _turns(bot, "t1", "bluetooth speaker", "第一个跟第三个比，哪个便宜？")
+    shown = _shown(bot, first)
+    cheaper = 1 if shown[0].price <= shown[2].price else 3
+    assert second[0].intent == "advice" and second[0].text.startswith(f"这几款里最便宜的是 {cheaper}. "), second[0].text
+    _, lighter = _turns(bot, "t2", "desk lamp", "Is the 1st or the 2nd one lighter?")
+    assert lighter[0].intent == "advice" and not lighter[0].table  # the records' weights, or that they list none
