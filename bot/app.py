@@ -362,8 +362,7 @@ def build_assistant(
     dm = DialogueManager(engine, store, nlu_understander(nlu, engine), policy_answerer(policy),
                          page_size=settings.page_size, versions=versions, support_writer=support,
                          product_writer=products, search_summaries=settings.llm_search_summary,
-                         general_advice=settings.llm_general_advice == "on" or (
-                             settings.llm_general_advice == "auto" and bool(settings.llm_url)),
+                         model_advice=settings.llm_advice == "on" or (settings.llm_advice == "auto" and bool(settings.llm_url)),
                          sequential=None if next_items is None else next_items[0])
     assistant = Assistant(dm, store, engine, nlu, policy, lm, settings)
     assistant._published = {kind: assistant._active_name(kind) for kind in ("intents", "recommender")}

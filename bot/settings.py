@@ -66,9 +66,10 @@ class Settings(BaseSettings):
     llm_search_summary: bool = Field(
         default=True, description="After search results, a closing line from the model (the cards never wait for it)."
     )
-    llm_general_advice: Literal["auto", "on", "off"] = Field(
-        default="auto", description="General buying advice from the model after the catalog's comparison ('what should I "
-        "look for in ...?'); auto: only from a served model (llm_url), since the packaged one wrote none worth sending."
+    llm_advice: Literal["auto", "on", "off"] = Field(
+        default="auto", description="The model's own words about the products on screen: an answer about one product "
+        "that its record does not settle, a sentence after the catalog's picks, general buying advice; auto: only from "
+        "a served model (llm_url), since the packaged one wrote none worth sending (code answers from the records)."
     )
     llm_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a reply may wait for the language model before the template answers instead."

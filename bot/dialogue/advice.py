@@ -138,7 +138,7 @@ def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> li
         # "down vs synthetic filling - which should I go for?" weighs two kinds of thing, not the shown products
         replies = [_guidance(numbered, lang)]
         writer = ctx.product_writer
-        if writer is not None and ctx.general_advice:
+        if writer is not None and ctx.model_advice:
             # a model may add general advice, marked as general: checked against no product, it can state no
             # price, brand or number; the shop's facts above stand without it
             general = Reply("")
@@ -161,7 +161,7 @@ def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> li
         return [most]
     reply, picked = _best_for(held, c, turn, lang, ctx.engine.closeness)
     replies = [reply]
-    writer = ctx.product_writer
+    writer = ctx.product_writer if ctx.model_advice else None
     if writer is not None and picked:
         # the facts go out at once; the model may add a sentence about them that answers the question, checked
         # against the same records (a claim they do not hold, or a sentence about something else, is not sent)

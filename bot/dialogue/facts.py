@@ -28,7 +28,7 @@ QUESTION = re.compile(
 _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     # "how much" asks the price only about the product itself ("how much is it?"), not "how much ram does it have?"
     ("price", re.compile(r"\bhow much(?=\s+(?:is|are|does|do|would|will|for|money)\b(?!.*\bweigh)|\s*[?？]|\s*$)|"
-                         r"\b(?:price|cost|costs)\b|多少钱|价格|价钱|几块钱", re.I)),
+                         r"\b(?:price|cost|costs)\b|多少钱|价格|价钱|几块钱|卖多少|售价|什么价", re.I)),
     ("stock", re.compile(r"\b(?:in stock|available|availability|sold out|out of stock|any left|how many left)\b|"
                          r"有货|有没有货|还有吗|库存|缺货|卖完", re.I)),
     ("material", re.compile(r"\b(?:material|materials|fabric|made (?:of|from|out of)|filled with|filling|stuffed with)\b|"

@@ -104,7 +104,7 @@ class DialogueManager:
         support_writer: SupportWriter | None = None,
         product_writer: ProductWriter | None = None,
         search_summaries: bool = True,
-        general_advice: bool = True,
+        model_advice: bool = True,
         sequential: tuple[SequentialRecommender, Sequence[str] | None] | None = None,
     ) -> None:
         self.engine = engine
@@ -119,7 +119,8 @@ class DialogueManager:
         self.support_writer = support_writer
         self.product_writer = product_writer
         self.search_summaries = search_summaries
-        self.general_advice = general_advice  # the model's general buying advice after the catalog's comparison
+        # the model's own words about the products on screen (see Settings.llm_advice); code answers without them
+        self.model_advice = model_advice
         self._tasks: set[asyncio.Task[None]] = set()
         self._rec_cache: tuple[SearchEngine, float, Recommender] | None = None
         # a trained next-item model and its items' SKUs (the active recommender version), loaded by the caller

@@ -89,9 +89,10 @@ def details(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], sku: str 
         # never "the product information does not say"
         replies.append(Reply(known))
         return replies
-    writer = ctx.product_writer
+    writer = ctx.product_writer if ctx.model_advice else None
     if writer is None and turn.text:
-        # no model: the record holds nothing the question asks about, and the answer says so
+        # no model (or none trusted with its own words here): the record holds nothing the question asks about,
+        # and the answer says so
         ruled = rule_answer(turn.text, p, lang, searched)
         if ruled:
             replies.append(Reply(ruled[0], buttons=[Button(say("btn_handoff", lang), "handoff")]))

@@ -78,7 +78,7 @@ class DialogueContext(Protocol):
     support_writer: SupportWriter | None  # the language model's writers; None: templates only
     product_writer: ProductWriter | None
     search_summaries: bool
-    general_advice: bool
+    model_advice: bool
 
     def recommender(self) -> Recommender: ...
 

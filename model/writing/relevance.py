@@ -115,7 +115,8 @@ _META = re.compile(
     r"顾客|客户(?!服务)|搜索的内容|根据(?:给出|提供|所提供|以上|上述|这些)?的?(?:商品)?(?:信息|内容|资料)|的详细信息|"
     r"不是(?:一个|一件|一款)?商品|没有比较", re.IGNORECASE)
 # the model ran out of words in the middle of a sentence ("The material is polyester, which is")
-_CUT_OFF = re.compile(r"(?:\b(?:is|are|was|were|which|that|and|or|but|the|a|an|of|to|with|for|in|on|at|by|from)|[，、：的和与或])\s*$",
+_CUT_OFF = re.compile(r"(?:\b(?:is|are|was|were|which|that|and|or|but|the|a|an|of|to|with|for|in|on|at|by|from|their|its|his|"
+                      r"her|our|your|my|this|these|those)|[，、：的和与或])\s*$",
                       re.IGNORECASE)
 
 

@@ -75,6 +75,8 @@ def make(shared, tmp_path: Path) -> Iterator[Callable[..., Assistant]]:  # type:
 
     def build(llm: Scripted, **settings: object) -> Assistant:
         engine, nlu, policy = shared
+        # the scripted model stands in for a served one: its own words about products are on unless a test says
+        settings = {"llm_advice": "on", **settings}
         s = Settings(data_dir=tmp_path / f"a{len(made)}", llm="auto", **settings)  # type: ignore[arg-type]
         a = build_assistant(s, engine=engine, nlu=nlu, policy=policy, llm=llm)  # type: ignore[arg-type]
         made.append(a)
@@ -360,31 +362,34 @@ def test_buying_guidance_is_the_catalogs_comparison_then_general_advice_marked_a
     def advise(m: Sequence[Mapping[str, str]]) -> str:
         return "Look for a snug heel and enough room for your toes." if "general buying advice" in m[0]["content"] else ""
 
-    bot = make(Scripted(advise), llm_search_summary=False, llm_general_advice="on")
+    bot = make(Scripted(advise), llm_search_summary=False, llm_advice="on")
     say(bot, "running shoes for women", user="g1")
     replies = say(bot, "what should I look for in running shoes?", user="g1")
     assert replies[0].text.startswith("What the catalog lets you compare for these:")
     assert replies[-1].text == "General advice, not from the catalog: Look for a snug heel and enough room for your toes."
     # a "general" sentence with a product fact in it is not general advice: it is not sent
     pushy = make(Scripted(lambda m: "The Nike Pegasus 41 at $130 is the one to buy." if "general buying advice"
-                          in m[0]["content"] else ""), llm_search_summary=False, llm_general_advice="on")
+                          in m[0]["content"] else ""), llm_search_summary=False, llm_advice="on")
     say(pushy, "running shoes for women", user="g2")
     replies = say(pushy, "what should I look for in running shoes?", user="g2")
     assert not any("$130" in r.text or "General advice" in r.text for r in replies)
-    # by default only a served model (SHOPBOT_LLM_URL) gives general advice: the packaged one wrote none worth
-    # sending (docs/conversations.md); the catalog's comparison stands alone
-    local = make(Scripted(advise), llm_search_summary=False)
+    # by default only a served model (SHOPBOT_LLM_URL) has its own words about products: the packaged one wrote
+    # none worth sending (docs/conversations.md); the catalog's comparison stands alone
+    local = make(Scripted(advise), llm_search_summary=False, llm_advice="auto")
     say(local, "running shoes for women", user="g4")
     replies = say(local, "what should I look for in running shoes?", user="g4")
     assert replies[0].text.startswith("What the catalog lets you compare") and not any("General advice" in r.text for r in replies)
-    served = make(Scripted(advise), llm_search_summary=False, llm_url="http://127.0.0.1:9/v1")
-    assert served.dialogue.general_advice and not local.dialogue.general_advice
+    served = make(Scripted(advise), llm_search_summary=False, llm_url="http://127.0.0.1:9/v1", llm_advice="auto")
+    assert served.dialogue.model_advice and not local.dialogue.model_advice
+    # ... and a question about one product that its record does not settle gets the code's plain answer at once
+    replies = say(local, "is the first one good for flat feet?", user="g4")
+    assert replies[-1].text == "The catalog doesn't say whether it is suited to flat feet, and I won't guess."
 
 
 def test_general_advice_that_only_announces_a_list_is_not_sent(make) -> None:  # type: ignore[no-untyped-def]
     """The packaged model wrote "一般建议（不是商品资料）：相机用的SD卡应该看以下指标：" and stopped: a line that says nothing."""
     bot = make(Scripted(lambda m: "相机用的SD卡应该看以下指标：" if "选购建议" in m[0]["content"] else ""),
-               llm_search_summary=False, llm_general_advice="on")
+               llm_search_summary=False, llm_advice="on")
     say(bot, "SD卡", user="g3")
     replies = say(bot, "相机用的SD卡要看哪些指标？", user="g3")
     assert replies[0].text.startswith("这几款在商品资料里可以比较的是")
