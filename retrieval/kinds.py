@@ -288,7 +288,7 @@ class KindIndex:
         heads = query_heads(text)
         if not heads:
             return None
-        found = self._rows_for(heads)
+        found = self._narrowed(text, heads[0], self._rows_for(heads))
         if found is not None and heads[0] in self._category_tokens:
             return found
         # a name the shop does not use: what else it is called, or what kind of thing it is (frock: dress;
@@ -305,6 +305,24 @@ class KindIndex:
         # luggage shelf's kind
         shelf, _ = self._rows_for_thesaurus(default_thesaurus().names(word), shelves=True)
         return found if shelf is None else np.union1d(found, shelf)
+
+    def _narrowed(self, text: str, head: str, found: np.ndarray | None) -> np.ndarray | None:
+        """An English head narrowed by the word just before it, as a Chinese one is: to the products of the kind
+        whose title or category holds it ("gaming laptop": the gaming laptops); where none does and the word names
+        goods, to those of the kind's department ("bike accessories": the bike helmets, locks and lights of
+        Sports & Outdoors, not the running accessories)."""
+        if found is None or self._words_of is None:
+            return found
+        words = _ASCII_WORD.findall(_HEAD_END.split(f" {text} ", maxsplit=1)[0])
+        toks = [t for w in words for t in tokenize(w)]
+        if len(toks) < 2 or toks[-1] != head or toks[-2] == head:
+            return found
+        before = toks[-2]
+        narrow = found[[before in self._words_of[i] for i in found]]
+        if not narrow.size and default_thesaurus().names(words[-2]):
+            around = self._around(found)
+            narrow = around[[before in self._words_of[i] for i in around]]
+        return narrow if narrow.size else found
 
     def _rows_for_head(self, head: str, before: str | None = None) -> np.ndarray | None:
         if not has_cjk(head):

@@ -22,6 +22,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.dialogue import advice, products, recommend, search, support
@@ -324,7 +325,12 @@ class DialogueManager:
         if i == "recommend":
             anchor = complement_anchor(turn.text)
             if anchor is not None:
-                return recommend.complements(self, turn, u.ordinals, anchor)
+                replies = recommend.complements(self, turn, u.ordinals, anchor)
+                if replies is not None:
+                    return replies
+                # "bike accessories" where no bike is sold: a search for them
+                turn.intent = "search"
+                return search.search(self, turn, u if u.query else replace(u, query=turn.text))
             return recommend.recommend(self, turn)
         if i in {"contact_human_agent", "handoff"}:
             return support.handoff(self, turn, "asked for a person")

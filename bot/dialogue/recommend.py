@@ -19,6 +19,7 @@ from bot.dialogue.messages import say
 from bot.dialogue.replies import Reply
 from bot.dialogue.turn import DialogueContext, Turn, cards_reply, pick
 from retrieval.catalog import Product
+from retrieval.lexical import has_cjk, tokenize
 from retrieval.query import ParsedQuery
 from retrieval.search import Hit
 
@@ -47,9 +48,18 @@ def recommend(ctx: DialogueContext, turn: Turn) -> list[Reply]:
     return [reply]
 
 
-def complements(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], words: str) -> list[Reply]:
+def _names(ctx: DialogueContext, words: str, p: Product) -> bool:
+    """Whether ``words`` name ``p``: a word of its titles or category, or (Chinese words) its kind."""
+    if set(tokenize(words)) & set(tokenize(" ".join([p.title, *p.titles.values(), *p.category]))):
+        return True
+    rows = ctx.engine.kinds.rows(words) if has_cjk(words) and ctx.engine.kinds else None
+    return rows is not None and ctx.engine.by_sku.get(p.sku, -1) in set(rows.tolist())
+
+
+def complements(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], words: str) -> list[Reply] | None:
     """What goes with one product ("I bought a laptop, what else do I need?"): the product is the shown
-    one the shopper points at, else the best match for the words they named, else the one on screen."""
+    one the shopper points at, else the best match for the words they named, else the one on screen. None when
+    the words name nothing the shop sells ("bike accessories" in a shop without bikes): a search for them."""
     lang = turn.lang
     anchor: Product | None = None
     picked = pick(ctx, turn, ordinals) if ordinals else None
@@ -61,6 +71,8 @@ def complements(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int], words
         query = named.query or words
         hits = ctx.engine.search(ParsedQuery(text=query, filters=named.filters, raw=query), k=1).hits
         anchor = hits[0].product if hits else None
+        if anchor is not None and not _names(ctx, query, anchor):
+            return None  # the best match is no such product (an ab roller wheel for "bike")
     else:
         on_screen = turn.state.get("focus") or next(iter(turn.state.get("shown") or []), None)
         anchor = ctx.engine.product(str(on_screen)) if on_screen else None

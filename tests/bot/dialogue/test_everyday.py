@@ -58,6 +58,9 @@ def test_the_count_counts_only_the_kind_asked_for(bot: Assistant) -> None:
 
 
 @pytest.mark.parametrize(("text", "kind"), [
+    # the word before an English head narrows it within the kind's department: the bike helmets, locks and
+    # lights (was the running accessories: "accessories" alone)
+    ("bike accessories", "Cycling"),
     ("I need a waterproof jacket for hiking under $120", "Jackets"),
     ("an android phone with a good camera", "Smartphones"),
     ("a camera for my phone", "Cameras"),
