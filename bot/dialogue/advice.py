@@ -131,7 +131,8 @@ def answer(ctx: DialogueContext, turn: Turn, ordinals: Sequence[int] = ()) -> li
     wanted = list(ordinals) if len(ordinals) >= 2 else list(range(offset + 1, offset + len(shown) + 1))
     numbered = pick_numbered(ctx, turn, wanted) if shown else None
     if not numbered:
-        return [Reply(say("no_search", lang))]
+        # nothing on screen, or a position that is not ("1 or 3" with one product shown)
+        return [Reply(say("which_one", lang, n=len(shown)) if shown else say("no_search", lang))]
     text = turn.text or ""
     superlative = any(pattern.search(text) for _, _, pattern in _SUPERLATIVES)  # "the priciest one, is it worth it?"
     if _GUIDANCE.search(text) and not superlative and len(ordinals) < 2 and (not _WHICH_EN.search(text) or _VERSUS.search(text)):

@@ -195,3 +195,9 @@ def test_two_named_products_compared_on_a_fact(bot: Assistant) -> None:
     assert second[0].intent == "advice" and second[0].text.startswith(f"这几款里最便宜的是 {cheaper}. "), second[0].text
     _, lighter = _turns(bot, "t2", "desk lamp", "Is the 1st or the 2nd one lighter?")
     assert lighter[0].intent == "advice" and not lighter[0].table  # the records' weights, or that they list none
+
+
+def test_a_position_that_is_not_on_screen_is_asked_about(bot: Assistant) -> None:
+    # five are shown: "1 or 9" is not "tell me first what you're looking for" (the list is there)
+    _, second = _turns(bot, "x1", "running shoes", "which is cheaper, 1 or 9?")
+    assert second[0].text == 'Which one do you mean? Say for example "the second one" (1-5).'
