@@ -14,6 +14,7 @@ import re
 from bot.dialogue.messages import attribute_name, attribute_value, say
 from bot.dialogue.replies import format_price
 from retrieval.catalog import Product
+from retrieval.kinds import title_head
 from retrieval.lexical import has_cjk, tokenize
 from retrieval.lexicon import default_lexicon
 
@@ -191,14 +192,10 @@ def facts_holding(question: str, p: Product, lang: str, known: frozenset[str] = 
     shopper searched with) are no answer."""
     facts = product_facts(p)
     words = question_words(question, frozenset(t for _, toks in facts for t in toks))
-    kind = set(tokenize(" ".join(p.category))) | set(tokenize(_NAMED_KIND.sub("", p.title.split(",")[0]))[-1:]) | known
+    kind = searched_words({}, [p]) | known
     reasons = list(dict.fromkeys(fact_reason(fact, w, i == 0 or fact == p.titles.get("zh"), lang)
                                  for w in words if w not in kind for i, (fact, toks) in enumerate(facts) if w in toks))
     return say("suits_facts", lang, reasons="; ".join(r.rstrip(".。 ") for r in reasons[:3])) if reasons else None
-
-
-# what follows a title's name before its kind word ("... Laptop 16GB" is still a laptop): numbers and sizes
-_NAMED_KIND = re.compile(r"[\s\d.\"']+(?:cm|mm|in|inch|l|ml|qt|gb|tb|kg|g)?\s*$", re.I)
 
 
 def rule_answer(question: str, p: Product, lang: str, known: frozenset[str] = frozenset()) -> tuple[str, bool] | None:
@@ -224,7 +221,7 @@ def searched_words(state: dict[str, object], shown: list[Product]) -> frozenset[
     """The words that say nothing about which shown product fits: those of the search, of the kind each shown
     product is (its title's last word before the comma) and of the shelves they are on ("shoes" of five running
     shoes; "bike" of bike helmets and a bike lock)."""
-    heads = {t for p in shown for t in tokenize(_NAMED_KIND.sub("", p.title.split(",")[0]))[-1:]}  # "pan" of frying pans
+    heads = {h for p in shown if (h := title_head(p.title))}  # "pan" of frying pans
     return frozenset(tokenize(str(state.get("query") or ""))) | heads | {
         t for p in shown for level in p.category for t in tokenize(level)}
 
