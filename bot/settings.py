@@ -107,6 +107,29 @@ class Settings(BaseSettings):
         "recommender or intents version and serves it; 0: only at start."
     )
 
+    # scale-out and operations (docs/scale-out.md, docs/operations.md)
+    broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis server whose Streams carry Telegram updates from "
+        "`shopbot receiver` to `shopbot worker` (webhook mode with several workers); polling needs none."
+    )
+    queue_shards: int = Field(
+        default=16, ge=1, le=1024, description="Streams the updates are spread over by chat: one chat's messages stay "
+        "in order on one shard, different shards are handled by different workers at once. Set it once, before the "
+        "first update; every receiver and worker must agree."
+    )
+    queue_lease_seconds: float = Field(
+        default=5.0, gt=0, description="A worker holds each shard it serves for this long between renewals; a worker "
+        "that dies loses its shards after this time and another worker takes over its unacknowledged updates."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Port of /healthz, /readyz and Prometheus /metrics for a command "
+        "that has no HTTP port of its own (`shopbot telegram` by polling, `shopbot worker`); off when unset."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="'json': one JSON object per log line with a turn id that follows a message from "
+        "receiver to worker (no tokens, secrets or message text at INFO); 'text' for a terminal."
+    )
+
     @field_validator("exchange_rates", mode="before")
     @classmethod
     def _rates(cls, value: object) -> object:
