@@ -51,7 +51,10 @@ log = logging.getLogger(__name__)
 
 MAX_CHARS = 1000  # what we read of one message; the rest is dropped with a note
 # a message put as a question: the NLU's cues, and a few more ways of asking ("should I ...", "会不会...")
-_QUESTION = re.compile(QUESTION_CUE.pattern + r"|^\s*(?:should|may|was)\b|呢|会不会|是不是|能否|可否", re.I)
+_QUESTION = re.compile(QUESTION_CUE.pattern + r"|^\s*(?:should|may|was)\b|呢|会不会|是不是|能否|可否"
+                       # a question after a statement: "my zipper broke, can you fix it and how much"
+                       r"|[,;]\s*(?:is|are|do|does|can|could|will|would|how|what|when|where|who|why)\b"
+                       r"|\bhow (?:much|many|long)\b", re.I)
 # a question the intent model took for a search goes to the policy only when a section is this close to it in
 # meaning (PolicyMatch.score, the encoders' part without shared words): above 95% of the everyday requests of
 # retrieval/data/demo_needs.csv asked as questions ("do you sell ...?", "有没有...？") against the demo policy and
@@ -300,8 +303,10 @@ class DialogueManager:
             # "这个充满电能听多久" is about the product's battery, whatever delivery time the intent model heard in 多久
             turn.intent = "details"
             return products.details(self, turn, list(u.ordinals))
-        if i in {"search", "other"} and not focus:
-            match = self._policy_answers(turn, u)
+        if (i in {"search", "other"} or (i == "refine" and not turn.state.get("shown"))) and not focus:
+            # a "refinement" of nothing on screen is a first request ("does this brand run small?", "is AC
+            # installation free"): routed as a search would be
+            match = self._policy_answers(turn, u if i != "refine" else replace(u, intent="search"))
             if match is not None:
                 # "can I send back an opened TV?", "what are your opening hours?": the shop's documents answer it
                 turn.intent = "policy_question"

@@ -66,3 +66,36 @@ def test_a_question_the_documents_do_not_answer_gets_a_person_not_products(shop:
 def test_a_question_about_products_that_names_their_kind_stays_a_search(shop: Assistant) -> None:
     [reply, *_] = _ask(shop, "do you sell tents?")
     assert reply.cards
+
+
+def test_a_question_after_a_statement_is_still_a_question(shop: Assistant) -> None:
+    """The question cue used to be looked for only at the start: this got products (issue 18)."""
+    [reply, *_] = _ask(shop, "my new TV has a dead pixel, can I still return it")
+    assert not reply.cards and reply.text.rstrip().endswith(
+        "— from our FAQ: Can I return a TV after I've opened the box?"), reply.text
+
+
+FASHION = FAQ.parent / "fashion_help.html"
+
+
+@pytest.fixture(scope="module")
+def fashion(shared, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:  # type: ignore[no-untyped-def]
+    engine, nlu, _ = shared
+    a = build_assistant(Settings(data_dir=tmp_path_factory.mktemp("fashion"), llm="off", policy=FASHION),
+                        engine=engine, nlu=nlu)
+    yield a
+    a.close()
+
+
+@pytest.mark.parametrize("question", ["is the fit true to size", "does this label size up small"])
+def test_a_first_message_the_intent_model_takes_for_a_refinement_can_be_a_policy_question(
+        fashion: Assistant, question: str) -> None:
+    """A "refinement" with nothing on screen is a first request, routed as a search would be: these got
+    products (issue 18)."""
+    [reply, *_] = _ask(fashion, question)
+    assert not reply.cards and reply.text.rstrip().endswith("— from our Size and Fit Guide policy"), reply.text
+
+
+def test_a_refinement_of_a_first_request_stays_a_search(fashion: Assistant) -> None:
+    [reply, *_] = _ask(fashion, "cheaper dresses please")
+    assert reply.cards
