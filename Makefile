@@ -15,17 +15,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
+# tests/test_docker.py checks docker/compose.yaml against the Compose Specification with check-jsonschema, in
+# a venv of its own: it needs ruamel.yaml>=0.18, which rasa-sdk 3.16 forbids in the project's venv
+TOOLS := $(VENV)/tools/bin/check-jsonschema
+$(TOOLS):
+	$(PY) -m venv $(VENV)/tools
+	$(VENV)/tools/bin/python -m pip install -q check-jsonschema==0.39.0
+
 install: $(STAMP)
 
 chat: $(STAMP)
 	$(BIN)/shopbot chat
 
 # the dependency rules first (seconds): a broken layer fails before ten minutes of tests
-test: $(STAMP)
+test: $(STAMP) $(TOOLS)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(TOOLS)
 	$(BIN)/python -m pytest -m ''
 
 lint: $(STAMP)

@@ -11,7 +11,8 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,10 +21,11 @@ from bot.dialogue.nlu.intents import IntentModel, IntentModelError, load_default
 from bot.dialogue.nlu.parser import NLU
 from bot.dialogue.replies import Event, Reply
 from bot.dialogue.understanding import Understanding
+from bot.observability.metrics import count_error, count_tokens, observe, set_index_version
 from bot.services import active_version, load_engine
 from bot.settings import Settings
 from bot.store.database import Store
-from model.llm.base import BaseLLM
+from model.llm.base import LLM, BaseLLM, LLMTimeout, Message
 from model.llm.factory import LLMError, build_llm
 from model.training.intents import MODEL_FILE
 from model.training.registry import Registry, RegistryError
@@ -37,7 +39,9 @@ from retrieval.search import SearchEngine
 
 __all__ = [
     "Assistant",
+    "MeteredLLM",
     "build_assistant",
+    "index_version",
     "intent_model_from_settings",
     "llm_from_settings",
     "next_item_model_from_settings",
@@ -198,6 +202,58 @@ def quiet_model_loading() -> None:
             hf_logging.set_verbosity_error()
 
 
+def index_version(engine: SearchEngine) -> str:
+    """The served index as /metrics names it: its bundle's build directory, or "memory" for one built in
+    this process without a bundle (tests)."""
+    return engine.bundle.name if engine.bundle is not None else "memory"
+
+
+class MeteredLLM(BaseLLM):
+    """The configured language model, measured for /metrics: time to the first streamed piece, pieces
+    streamed, errors and timeouts. The model packages know nothing of the bot (import contract), so the
+    measuring wraps the model here where the assistant is wired; everything else is the model's own."""
+
+    def __init__(self, inner: LLM) -> None:
+        self.inner = inner
+        self.name, self.version = inner.name, inner.version
+
+    def __getattr__(self, name: str) -> Any:  # load, close, tokenizer ...: the model's own, when it has them
+        if name == "inner":  # not set yet (a copy being made): no endless lookup
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.2,
+        stop: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[str]:
+        start = time.perf_counter()
+        first = True
+        pieces = self.inner.stream(messages, max_tokens=max_tokens, temperature=temperature, stop=stop,
+                                   timeout=timeout)
+        try:
+            async for piece in pieces:
+                if first:
+                    observe("llm_first_token", time.perf_counter() - start)
+                    first = False
+                count_tokens("completion")
+                yield piece
+        except LLMTimeout:
+            count_error("llm_timeout")
+            raise
+        except LLMError:
+            count_error("llm_error")
+            raise
+        finally:
+            aclose = getattr(pieces, "aclose", None)
+            if aclose is not None:
+                await aclose()  # a caller who stops reading stops the model's generation, as without the wrapper
+
+
 @dataclass
 class Assistant:
     dialogue: DialogueManager
@@ -224,6 +280,7 @@ class Assistant:
         self._use_nlu(nlu)
         self.dialogue.versions["ranker"] = engine.ranker_version
         self.store.versions["ranker"] = engine.ranker_version
+        set_index_version(index_version(engine))
 
     def reload(self) -> list[str]:
         """Serve what was published since this assistant loaded: a new index bundle (``shopbot reindex``,
@@ -269,6 +326,21 @@ class Assistant:
         if changed:
             log.info("Now serving the newly published %s.", ", ".join(changed))
         return changed
+
+    def readiness(self) -> dict[str, Callable[[], bool]]:
+        """What /readyz checks for this assistant (bot/observability/ready.py runs them with a timeout):
+        an index is loaded and holds products, and the database answers a ``SELECT 1`` now (a store that
+        buffers writes through an outage still answers shoppers, but is not ready for more of them)."""
+
+        def index() -> bool:
+            return self.engine is not None and len(self.engine.products) > 0
+
+        def database() -> bool:
+            with self.store.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+
+        return {"index": index, "database": database}
 
     def _active_name(self, kind: str) -> str | None:
         assert self.settings is not None
@@ -351,6 +423,8 @@ def build_assistant(
     if next_items is not None:
         versions["recommender"] = next_items[1]
     lm = llm_from_settings(settings) if llm is True else (llm or None)
+    if lm is not None and not isinstance(lm, MeteredLLM):
+        lm = MeteredLLM(lm)
     support = products = None
     if lm is not None:
         versions["llm"] = f"{lm.name}@{lm.version}"
@@ -365,5 +439,6 @@ def build_assistant(
                          model_advice=settings.llm_advice == "on" or (settings.llm_advice == "auto" and bool(settings.llm_url)),
                          sequential=None if next_items is None else next_items[0])
     assistant = Assistant(dm, store, engine, nlu, policy, lm, settings)
+    set_index_version(index_version(engine))
     assistant._published = {kind: assistant._active_name(kind) for kind in ("intents", "recommender")}
     return assistant

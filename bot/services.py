@@ -23,6 +23,7 @@ from model.training.registry import Registry, RegistryError, Version
 from retrieval.bundle import current_dir
 from retrieval.catalog import LoadResult, OnError, Product, load_catalog, overlay_descriptions
 from retrieval.descriptions import DESCRIPTIONS_FILE
+from retrieval.encoders import set_default_device
 from retrieval.formats import read_header
 from retrieval.indexer import BuildReport, build_bundle
 from retrieval.indexer import load_engine as load_bundle
@@ -37,6 +38,7 @@ __all__ = [
     "column_map_path",
     "descriptions_path",
     "index_catalog",
+    "index_on_gpu",
     "load_engine",
     "load_options",
     "read_catalog",
@@ -59,15 +61,24 @@ def encoders_of(s: Settings) -> dict[str, str]:
     return enc
 
 
+def index_on_gpu(s: Settings) -> bool | None:
+    """The FAISS half of the one GPU switch: SHOPBOT_USE_GPU_INDEX when set, else off when SHOPBOT_DEVICE is cpu,
+    else None (on the GPU when faiss-gpu sees one; with faiss-cpu the index stays on the CPU)."""
+    if s.use_gpu_index is not None:
+        return s.use_gpu_index
+    return False if s.device == "cpu" else None
+
+
 def build_options(s: Settings) -> dict[str, Any]:
     """Settings that shape an index build; every build (reindex, first chat, eval) uses the same ones."""
     return {"encoders": encoders_of(s), "index_type": s.index_type, "approx_threshold": s.approx_threshold,
-            "use_gpu": s.use_gpu_index, "body_view": s.body_view}
+            "use_gpu": index_on_gpu(s), "device": s.device, "body_view": s.body_view}
 
 
 def load_options(s: Settings) -> dict[str, Any]:
     """Settings that shape how a built index is served."""
-    return {"encoders": encoders_of(s), "use_gpu": s.use_gpu_index, "query_threads": s.query_threads}
+    return {"encoders": encoders_of(s), "use_gpu": index_on_gpu(s), "device": s.device,
+            "query_threads": s.query_threads}
 
 
 def descriptions_path(s: Settings) -> Path:
@@ -218,6 +229,7 @@ def load_engine(s: Settings, *, build_if_missing: bool = True,
     """The current index as a search engine; on first use it is built from the configured (or demo) catalog,
     and ``notify`` hears one line before the build and the report's lines after it."""
     set_exchange_rates(s.exchange_rates)
+    set_default_device(s.device)  # the intent classifier's and the recommender's models follow SHOPBOT_DEVICE too
     if current_dir(s.index_root) is None and build_if_missing:
         say = notify or log.info
         say("No search index yet: building one from the "

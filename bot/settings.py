@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         default="auto", description="'flat' (exact), 'ivf' or 'hnsw'; 'auto' is exact below approx_threshold products, IVF above."
     )
     approx_threshold: int = Field(default=20_000, description="Above this many products the index is approximate.")
-    device: str | None = Field(default=None, description="cpu or cuda; auto-detected when unset.")
+    device: str | None = Field(default=None, description="The one GPU switch: auto (default), cpu, cuda or cuda:N; puts the encoders, the FAISS index (with faiss-gpu) and the local LLM on that device.")
     use_gpu_index: bool | None = Field(default=None, description="FAISS on GPU; auto-detected when unset.")
     query_cache_size: int = Field(default=4096, description="Entries in the LRU cache of query vectors (0 turns it off).")
     query_threads: int = Field(default=1, description="Threads per query; concurrency comes from parallel requests.")
@@ -107,6 +107,20 @@ class Settings(BaseSettings):
         "recommender or intents version and serves it; 0: only at start."
     )
 
+    # the shop owner's console (bot/console/, docs/console.md)
+    console_password: SecretStr | None = Field(
+        default=None, description="Password of `shopbot console` (the owner's web pages); the console refuses to start "
+        "without one. Use a long random string: anyone who has it can reply to shoppers and swap the index or models."
+    )
+    console_session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="Hours a console login lasts; the signed session cookie expires "
+        "after this and the owner logs in again."
+    )
+    console_upload_mb: float = Field(
+        default=50.0, gt=0, description="Largest catalog file the console accepts in one upload, in MiB; a larger "
+        "one is refused before it is read (`shopbot reindex` on the server has no such limit)."
+    )
+
     # scale-out and operations (docs/scale-out.md, docs/operations.md)
     broker_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Redis server whose Streams carry Telegram updates from "
@@ -129,6 +143,18 @@ class Settings(BaseSettings):
         default="text", description="'json': one JSON object per log line with a turn id that follows a message from "
         "receiver to worker (no tokens, secrets or message text at INFO); 'text' for a terminal."
     )
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device(cls, value: object) -> object:
+        # the one GPU switch (encoders, FAISS index, local LLM): 'auto' or unset decides at run time
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value in {"", "auto"}:
+                return None
+            if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+                raise ValueError(f"SHOPBOT_DEVICE={value!r} is not auto, cpu, cuda or cuda:N")
+        return value
 
     @field_validator("exchange_rates", mode="before")
     @classmethod

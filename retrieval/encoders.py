@@ -49,6 +49,7 @@ __all__ = [
     "USEEncoder",
     "get_encoder",
     "pick_device",
+    "set_default_device",
     "shared_queries",
 ]
 
@@ -119,10 +120,22 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
+_DEFAULT_DEVICE: str | None = None
+
+
+def set_default_device(device: str | None) -> None:
+    """The device for every encoder and model created without one of its own. The application sets it once from
+    its one switch (SHOPBOT_DEVICE), so the intent classifier's encoders follow the search's; None or 'auto'
+    leaves the choice to :func:`pick_device` at run time."""
+    global _DEFAULT_DEVICE
+    _DEFAULT_DEVICE = None if device in (None, "", "auto") else device
+
+
 def pick_device(override: str | None = None) -> str:
-    """cuda when torch sees a GPU, else cpu; ``override`` (SHOPBOT_DEVICE) wins."""
-    if override:
-        return override
+    """cuda when torch sees a GPU, else cpu; ``override``, then :func:`set_default_device` (SHOPBOT_DEVICE), win."""
+    choice = override if override not in (None, "", "auto") else _DEFAULT_DEVICE
+    if choice:
+        return choice
     try:
         import torch  # slow to load and optional: only to look for a GPU
     except ImportError:
@@ -355,15 +368,17 @@ _INSTANCES_LOCK = threading.Lock()
 
 
 def get_encoder(name: str, *, device: str | None = None) -> Encoder:
-    """One shared instance per (name, device): models are large and read-only once loaded."""
-    key = (name, device)
+    """One shared instance per (name, device): models are large and read-only once loaded. The device is the
+    resolved one, so asking for the default and asking for the device it resolves to share an instance."""
+    on_torch = name == "minilm" or (name not in _REGISTRY and Path(name).is_dir())
+    key = (name, pick_device(device) if on_torch else None)
     with _INSTANCES_LOCK:
         enc = _INSTANCES.get(key)
         if enc is None:
             if name in _REGISTRY:
-                enc = _REGISTRY[name](device=device) if name == "minilm" else _REGISTRY[name]()
+                enc = _REGISTRY[name](device=key[1]) if name == "minilm" else _REGISTRY[name]()
             elif Path(name).is_dir():
-                enc = SentenceTransformerEncoder(name, device=device)
+                enc = SentenceTransformerEncoder(name, device=key[1])
             else:
                 known = ", ".join(sorted(_REGISTRY))
                 raise EncoderError(

@@ -156,6 +156,7 @@ def build_bundle(
     index_type: str = "auto",
     approx_threshold: int = 20_000,
     use_gpu: bool | None = None,
+    device: str | None = None,
     incremental: bool = True,
     rank_config: RankConfig | None = None,
     progress: bool = False,
@@ -169,11 +170,12 @@ def build_bundle(
     skips the English title+description vectors: about +0.006 NDCG, but descriptions are long, so
     they cost several times the encoding time of titles. ``ranker_dir``: a learned re-ranker
     (retrieval/rerank.py, the active ``shopbot train ranker`` version) the bundle carries and the search
-    applies; None builds a bundle that ranks with the hybrid scores alone.
+    applies; None builds a bundle that ranks with the hybrid scores alone. ``device``: where torch encoders
+    run (cpu, cuda; None: :func:`retrieval.encoders.pick_device` decides).
     """
     t0 = time.perf_counter()
     encoders = dict(DEFAULT_ENCODERS if encoders is None else encoders)
-    factory = encoder_factory or (lambda name: get_encoder(name))
+    factory = encoder_factory or (lambda name: get_encoder(name, device=device))
     root = Path(root)
     prev = _load_previous(root) if incremental else None
     by_sku = {p.sku: p for p in products}
@@ -373,6 +375,7 @@ def load_engine(
     encoders: Mapping[str, str] | None = None,
     encoder_factory: Callable[[str], Encoder] | None = None,
     use_gpu: bool | None = None,
+    device: str | None = None,
     query_cache_size: int = 4096,
     rank_config: RankConfig | None = None,
     query_threads: int | None = 1,
@@ -380,13 +383,13 @@ def load_engine(
     """Open the current bundle; refuses (one sentence) a bundle built with other encoders or corrupt files.
 
     ``query_threads`` sizes the torch/FAISS pools for serving (see ``retrieval.threads``); None leaves
-    them alone.
+    them alone. ``device``: where torch query encoders run (None: :func:`retrieval.encoders.pick_device`).
     """
     if query_threads is not None:
         set_threads(query_threads)
     cur, info = read_bundle_info(root)
     encoders = dict(DEFAULT_ENCODERS if encoders is None else encoders)
-    factory = encoder_factory or (lambda name: get_encoder(name))
+    factory = encoder_factory or (lambda name: get_encoder(name, device=device))
     products: list[Product] = []
     row_ids: list[int] = []
     try:

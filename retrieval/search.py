@@ -35,6 +35,7 @@ from retrieval.lexicon import default_lexicon
 from retrieval.query import FilterArrays, Filters, ParsedQuery, SortOrder, colour_phrases, parse_query
 from retrieval.rerank import RELEVANT_SHARE, LearnedRanker
 from retrieval.spelling import catalog_spelling, vocabulary_check
+from retrieval.synonyms import ShopSynonyms, synonyms_path
 from retrieval.thesaurus import default_thesaurus
 
 __all__ = ["DenseField", "Hit", "RankConfig", "SearchEngine", "SearchResult"]
@@ -203,6 +204,8 @@ class SearchEngine:
         self.ranker: LearnedRanker | None = None
         # the bundle directory this engine was loaded from (retrieval.indexer.load_engine); None in memory
         self.bundle: Path | None = None
+        # the shop's synonyms (retrieval/synonyms.py); found beside the bundle's builds when not set
+        self.synonyms: ShopSynonyms | None = None
 
     @property
     def ranker_version(self) -> str:
@@ -286,6 +289,13 @@ class SearchEngine:
         exhaustive = not pq.text.strip() or (allowed <= self.config.candidates and bool(f.categories))
         return SearchResult(pq, hits, total, offset, timings, exhaustive)
 
+    def _shop_synonyms(self, text: str) -> str:
+        # <index root>/builds/<build> -> <index root>/synonyms.txt; re-read when it changes, so an edit
+        # made while the bot runs (the console's demand gaps) is used from the next query on
+        if self.synonyms is None and self.bundle is not None:
+            self.synonyms = ShopSynonyms(synonyms_path(self.bundle.parent.parent))
+        return self.synonyms.expand(text) if self.synonyms is not None else text
+
     # ----------------------------------------------------------------------------------- ranking
 
     def _rank(
@@ -301,6 +311,7 @@ class SearchEngine:
             return rows[order], score[order], {}
 
         t = time.perf_counter()
+        text = self._shop_synonyms(text)  # the owner's own words first: "jorts" is "denim shorts" here
         text = catalog_spelling(text, self._known_word)  # "moisturiser" finds "Moisturizer"
         tokens = tokenize(text)
         # Chinese words also search the English words they translate to. Counting a Chinese word as held where

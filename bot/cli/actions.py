@@ -1,7 +1,8 @@
 """``shopbot actions``: serve shopbot's Rasa custom actions (bot/channels/rasa/) for a Rasa assistant.
 
 Point a Rasa project's endpoints.yml at it (``action_endpoint: url: http://HOST:PORT/webhook``); the server
-itself (request checks, rasa-sdk's Sanic app) is bot/channels/rasa/server.py.
+itself (request checks, rasa-sdk's Sanic app, /healthz, /readyz and /metrics on the same port) is
+bot/channels/rasa/server.py.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def actions_command(ctx: click.Context, host: str, port: int, no_llm: bool, cors
         await runtime.aclose()
 
     names = ", ".join(cls.action_name for cls in ACTIONS)
-    click.echo(f"Serving Rasa actions on http://{host}:{port}/webhook ({names}); Ctrl-C stops.", err=True)
+    click.echo(f"Serving Rasa actions on http://{host}:{port}/webhook ({names}); /healthz, /readyz and /metrics on "
+               "the same port; Ctrl-C stops.", err=True)
     # loaded when the command runs, so that `shopbot --help` stays fast
     from sanic.exceptions import ServerError
 

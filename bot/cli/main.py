@@ -22,17 +22,23 @@ from bot.cli.actions import actions_command
 from bot.cli.advice import eval_advice
 from bot.cli.catalog import reindex, search
 from bot.cli.chat import chat
+from bot.cli.console import console as console_command
+from bot.cli.db import db_group
 from bot.cli.describe import describe_cmd, eval_describe
 from bot.cli.errors import UserError
 from bot.cli.eval import eval_group
 from bot.cli.feedback import feedback_group
+from bot.cli.gaps import gaps as gaps_command
 from bot.cli.intents import intents_group
 from bot.cli.models import models_group
 from bot.cli.ops import handoffs, stats
 from bot.cli.recommend import eval_recommend
+from bot.cli.scale import receiver as receiver_command
+from bot.cli.scale import worker as worker_command
 from bot.cli.simulate import simulate_cmd
 from bot.cli.telegram import telegram as telegram_command
 from bot.cli.train import train_group
+from bot.observability.logs import configure_logging, secret_values
 from bot.settings import Settings
 
 __all__ = ["cli", "main"]
@@ -45,7 +51,7 @@ __all__ = ["cli", "main"]
 @click.pass_context
 def cli(ctx: click.Context, data_dir: Path | None, encoder: str | None, debug: bool) -> None:
     """shopbot: an open-source shopping assistant. Run `shopbot chat` to try it on the demo catalog."""
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.DEBUG if debug else logging.WARNING
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -57,7 +63,10 @@ def cli(ctx: click.Context, data_dir: Path | None, encoder: str | None, debug: b
             overrides["encoder"] = encoder
         settings = Settings(**overrides)
     except Exception as exc:  # pydantic ValidationError: a bad SHOPBOT_* value
+        configure_logging("text", level)
         raise UserError(f"Invalid configuration: {exc}".splitlines()[0]) from None
+    # SHOPBOT_LOG_FORMAT: plain lines for a terminal or JSON lines; tokens and secrets never reach either
+    configure_logging(settings.log_format, level, secrets=secret_values(settings))
     ctx.obj = {"settings": settings, "debug": debug}
 
 
@@ -67,6 +76,11 @@ for command in (chat, search, reindex, stats, handoffs, feedback_group, describe
 eval_group.add_command(eval_describe)
 eval_group.add_command(eval_advice)
 eval_group.add_command(eval_recommend)
+cli.add_command(receiver_command)
+cli.add_command(worker_command)
+cli.add_command(db_group)
+cli.add_command(console_command)
+cli.add_command(gaps_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -6,6 +6,7 @@ python-telegram-bot is imported only when the command runs, so that the other co
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import click
@@ -13,7 +14,31 @@ import click
 from bot.cli.context import assistant_for, debug, settings, without_llm
 from bot.cli.errors import UserError, user_errors
 
+if TYPE_CHECKING:
+    from bot.app import Assistant
+    from bot.observability.http import OpsServer
+    from bot.observability.ready import Readiness
+    from bot.settings import Settings
+
 __all__ = ["telegram"]
+
+
+def start_ops(listen: str, port: int | None) -> tuple[OpsServer | None, Readiness]:
+    """/healthz, /readyz and /metrics on ``listen:port`` (None: off), started before the assistant loads,
+    so that an orchestrator sees the process alive and not ready yet (index and database checks failing)
+    while the index and the models load; the caller adds the assistant's real checks when it has one."""
+    # prometheus-client is loaded only when a command serves metrics, so that `shopbot --help` stays fast
+    from bot.observability.http import start_ops_server
+    from bot.observability.ready import Readiness
+
+    ready = Readiness({"index": lambda: False, "database": lambda: False})
+    if port is None:
+        return None, ready
+    try:
+        return start_ops_server(listen, port, ready), ready
+    except OSError as exc:
+        raise UserError(f"Cannot serve metrics on {listen}:{port} ({exc.strerror or exc}); choose another "
+                        "--metrics-port (SHOPBOT_METRICS_PORT).") from None
 
 
 @click.command(name="telegram")
@@ -25,9 +50,11 @@ __all__ = ["telegram"]
 @click.option("--no-llm", is_flag=True, help="Templates only, no language model (same as SHOPBOT_LLM=off).")
 @click.option("--turns-at-once", type=click.IntRange(min=1), default=None,
               help="Dialogue turns computed at the same time [default: 1 with SQLite, 4 with a database server].")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve /healthz, /readyz and /metrics on --listen at this port (overrides SHOPBOT_METRICS_PORT).")
 @click.pass_context
 def telegram(ctx: click.Context, webhook_url: str | None, listen: str, port: int, drop_pending: bool, no_llm: bool,
-             turns_at_once: int | None) -> None:
+             turns_at_once: int | None, metrics_port: int | None) -> None:
     """Run the shop assistant in Telegram (SHOPBOT_TELEGRAM_TOKEN from @BotFather).
 
     Long polling needs nothing but the token. With --webhook, Telegram posts updates to URL, which your
@@ -35,14 +62,14 @@ def telegram(ctx: click.Context, webhook_url: str | None, listen: str, port: int
     secret token (SHOPBOT_TELEGRAM_WEBHOOK_SECRET, derived from the bot token when unset). Several
     workers can serve one bot behind a load balancer when they share one PostgreSQL database
     (SHOPBOT_DATABASE_URL). SHOPBOT_TELEGRAM_API_URL points the bot at a self-hosted Bot API server.
+    With SHOPBOT_METRICS_PORT (or --metrics-port) it serves /healthz, /readyz and /metrics on that port.
     """
     try:
-        # loaded when the command runs, so that `shopbot --help` stays fast
-        from telegram.error import InvalidToken, NetworkError
+        # loaded when the command runs, so that `shopbot --help` stays fast; here, so that a broken install
+        # is said before minutes of loading
+        from telegram.error import InvalidToken  # noqa: F401
     except ImportError:  # pragma: no cover - a broken install
         raise UserError('python-telegram-bot is missing: pip install "python-telegram-bot[webhooks,rate-limiter]==22.8".') from None
-    # loaded when the command runs, so that `shopbot --help` stays fast
-    from bot.channels.telegram.bot import ALLOWED_UPDATES, ShopBot, webhook_secret
 
     s = without_llm(settings(ctx), no_llm)
     if s.telegram_token is None or not s.telegram_token.get_secret_value().strip():
@@ -51,9 +78,28 @@ def telegram(ctx: click.Context, webhook_url: str | None, listen: str, port: int
         parsed = urlparse(webhook_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise UserError(f"--webhook needs a full URL such as https://shop.example/telegram, not {webhook_url!r}.")
-    with user_errors(debug(ctx)):
-        assistant = assistant_for(s)
-    assistant.warm_up()
+    ops, ready = start_ops(listen, metrics_port if metrics_port is not None else s.metrics_port)
+    try:
+        with user_errors(debug(ctx)):
+            assistant = assistant_for(s)
+        assistant.warm_up()
+        if ops is not None:
+            ready.update(assistant.readiness())
+            click.echo(f"shopbot: /healthz, /readyz and /metrics on {listen}:{ops.port}.", err=True)
+        _run(ctx, s, assistant, webhook_url, listen, port, drop_pending, turns_at_once)
+    finally:
+        if ops is not None:
+            ops.close()
+
+
+def _run(ctx: click.Context, s: Settings, assistant: Assistant, webhook_url: str | None, listen: str, port: int,
+         drop_pending: bool, turns_at_once: int | None) -> None:
+    """Serve Telegram until stopped; every failure a user can cause ends in one sentence."""
+    # loaded when the command runs, so that `shopbot --help` stays fast
+    from telegram.error import InvalidToken, NetworkError
+
+    from bot.channels.telegram.bot import ALLOWED_UPDATES, ShopBot, webhook_secret
+
     app = ShopBot(assistant, s, turns_at_once=turns_at_once).application()
     mode = f"webhook {webhook_url} (listening on {listen}:{port})" if webhook_url else "long polling"
     click.echo(f"shopbot: {len(assistant.engine.products)} products; Telegram bot running by {mode}. Ctrl+C stops it.", err=True)

@@ -32,6 +32,8 @@ from bot.dialogue.replies import Button, Event, LiveText, Reply
 from bot.dialogue.support import CS_SECTIONS
 from bot.dialogue.turn import PolicyAnswers, Store, Turn, filters_to_dict
 from bot.dialogue.understanding import Understander, Understanding
+from bot.observability.logs import bind_turn_id, turn_id_var
+from bot.observability.metrics import count_error, count_turn, observe, timed
 from bot.store.records import TurnRecord
 from model.writing.product_text import ProductWriter
 from model.writing.support import SupportWriter
@@ -134,11 +136,13 @@ class DialogueManager:
 
     def handle(self, event: Event) -> list[Reply]:
         """One turn, synchronously: every reply's text is final (the model's, or the template)."""
-        turn, replies, t0 = self._prepare(event)
-        if turn.pending:
-            _run_coroutine(self._write_all(turn, live=False))
-        replies = [r for r in replies if not _empty(r)]
-        self._log(turn, replies, t0, event)
+        turn_id = uuid.uuid4().hex
+        with bind_turn_id(turn_id_var.get() or turn_id):  # the log lines of this turn carry its id
+            turn, replies, t0 = self._prepare(event, turn_id)
+            if turn.pending:
+                _run_coroutine(self._write_all(turn, live=False))
+            replies = [r for r in replies if not _empty(r)]
+            self._log(turn, replies, t0, event)
         return replies
 
     async def handle_async(self, event: Event) -> list[Reply]:
@@ -147,19 +151,23 @@ class DialogueManager:
         Replies the model still has to write come back at once with ``live`` set (their ``text`` is
         the grounded template meanwhile); the turn is logged when the last of them is final.
         """
-        turn, replies, t0 = await asyncio.to_thread(self._prepare_and_log, event)
-        if not turn.pending:
-            return replies
-        for p in turn.pending:
-            p.reply.live = LiveText()
+        turn_id = uuid.uuid4().hex
+        # the log lines of this turn carry its id (a receiver's, when the caller bound one), in the worker
+        # thread and in the task that writes the model's replies alike
+        with bind_turn_id(turn_id_var.get() or turn_id):
+            turn, replies, t0 = await asyncio.to_thread(self._prepare_and_log, event, turn_id)
+            if not turn.pending:
+                return replies
+            for p in turn.pending:
+                p.reply.live = LiveText()
 
-        async def finish() -> None:
-            try:
-                await self._write_all(turn, live=True)
-            finally:
-                await asyncio.to_thread(self._log, turn, [r for r in replies if not _empty(r)], t0, event)
+            async def finish() -> None:
+                try:
+                    await self._write_all(turn, live=True)
+                finally:
+                    await asyncio.to_thread(self._log, turn, [r for r in replies if not _empty(r)], t0, event)
 
-        task = asyncio.create_task(finish())
+            task = asyncio.create_task(finish())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return replies
@@ -169,19 +177,19 @@ class DialogueManager:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def _prepare_and_log(self, event: Event) -> tuple[Turn, list[Reply], float]:
+    def _prepare_and_log(self, event: Event, turn_id: str | None = None) -> tuple[Turn, list[Reply], float]:
         """`_prepare`, then `_log` at once when no reply waits for the model: one trip to a worker thread."""
-        turn, replies, t0 = self._prepare(event)
+        turn, replies, t0 = self._prepare(event, turn_id)
         if not turn.pending:
             self._log(turn, replies, t0, event)
         return turn, replies, t0
 
-    def _prepare(self, event: Event) -> tuple[Turn, list[Reply], float]:
+    def _prepare(self, event: Event, turn_id: str | None = None) -> tuple[Turn, list[Reply], float]:
         """Everything but the model's writing and the turn's log line. The state is saved here when a
         reply waits for the model, so the shopper's next message sees this turn meanwhile; otherwise (a
         store with ``start_turn``) `_log` writes it with the turn, in one transaction."""
         t0 = self.clock()
-        turn_id = uuid.uuid4().hex
+        turn_id = turn_id or uuid.uuid4().hex
         text, cut = clean_text(event.text)
         start = getattr(self.store, "start_turn", None)
         if start is not None:
@@ -202,6 +210,7 @@ class DialogueManager:
                 replies = self._dispatch(turn, event, cut)
         except Exception as exc:  # one failing service must not take the conversation down
             log.exception("turn failed")
+            count_error("turn_exception")
             turn.error = f"{type(exc).__name__}: {exc}"
             turn.pending = []
             replies = [Reply(say("degraded", lang), language=lang)]
@@ -250,6 +259,8 @@ class DialogueManager:
             model_versions=self.versions, generation=turn.generation, shown_by=self._shown_by(turn),
             state=turn.state if turn.unsaved_state else None,
         )
+        count_turn(event.channel, turn.intent)
+        observe("turn", (record.latency_ms or 0.0) / 1000)
         try:
             self.store.log(record)
         except Exception:
@@ -275,7 +286,8 @@ class DialogueManager:
                     return self._feedback(turn, positive=True)
                 turn.intent = "empty"
                 return [Reply(say("empty", turn.lang))]
-            u = self.understand(turn.text, turn.state)
+            with timed("nlu"):
+                u = self.understand(turn.text, turn.state)
         turn.intent, turn.confidence = u.intent, u.confidence
         turn.slots = {"query": u.query, "filters": filters_to_dict(u.filters), "sort": u.sort,
                       "ordinals": u.ordinals, "order_number": u.order_number}
@@ -316,11 +328,14 @@ class DialogueManager:
             turn.intent = "details"
             return products.details(self, turn, [], sku=str(focus))
         if i == "search":
-            return search.search(self, turn, u)
+            with timed("search"):
+                return search.search(self, turn, u)
         if i == "refine":
-            return search.refine(self, turn, u)
+            with timed("search"):
+                return search.refine(self, turn, u)
         if i == "more":
-            return search.more(self, turn)
+            with timed("search"):
+                return search.more(self, turn)
         if i == "compare":
             return products.compare(self, turn, u.ordinals)
         if i == "details":

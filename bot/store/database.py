@@ -1,6 +1,6 @@
 """The :class:`Store`: the SQL log and conversation state behind every channel, and the one object the
 rest of the application talks to (users and sessions, conversation state, turns, impressions, feedback,
-handoffs, button payloads, "forget me", and the reports of :mod:`bot.store.reports`).
+handoffs, button payloads, handled updates, "forget me", and the reports of :mod:`bot.store.reports`).
 
 Everything the retraining code learns from is written here, so three rules shape the design:
 
@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.observability.metrics import count_error, count_feedback
 from bot.store import operations, reports
 from bot.store.operations import Op, feedback_op, impression_ops
 from bot.store.outbox import Outbox, first_line, is_down
@@ -55,6 +56,7 @@ from bot.store.records import (
     UserInfo,
 )
 from bot.store.schema import (
+    HANDLED,
     STATES,
     USERS,
     ButtonPayload,
@@ -357,6 +359,7 @@ class Store:
                     if not is_down(exc):
                         raise
                     self._mark_down(exc)
+            count_error("database_down")  # one buffered write
             self.outbox.append(method, ops)
             return False
 
@@ -591,6 +594,7 @@ class Store:
         fid = uuid.uuid4().hex
         self._write("log_feedback", [feedback_op(fid, user_id, kind, self._now(), turn_id=turn_id, sku=sku,
                                                   value=value, comment=comment)])
+        count_feedback(kind)
         return fid
 
     def import_feedback(self, rows: Sequence[ReportedAction]) -> tuple[int, int]:
@@ -731,6 +735,42 @@ class Store:
         classifier's training data (:func:`bot.store.reports.turn_log`)."""
         return reports.turn_log(self._read, intents=intents, rated_only=rated_only, limit=limit)
 
+    # ------------------------------------------------------------------------------ the console
+
+    def overview(self, period: reports.Period, top: int = 10) -> reports.Overview:
+        """The console's overview of ``period`` (:func:`bot.store.reports.overview`)."""
+        return reports.overview(self._read, period, top=top)
+
+    def conversations(self, search: str = "", limit: int = 100) -> list[reports.ConversationRow]:
+        """Shoppers, latest first, matching ``search`` (:func:`bot.store.reports.conversations`)."""
+        return reports.conversations(self._read, search=search, limit=limit)
+
+    def conversation(self, user_id: str, limit: int = 200) -> list[reports.TurnView]:
+        """One shopper's turns with products shown and feedback (:func:`bot.store.reports.conversation`)."""
+        return reports.conversation(self._read, user_id, limit=limit)
+
+    def gap_searches(self, period: reports.Period) -> list[reports.GapSearch]:
+        """Searches of ``period`` that did not serve the shopper (:func:`bot.store.reports.gap_searches`); a
+        search of a session that may still be going on is not called abandoned yet."""
+        return reports.gap_searches(self._read, period, settled_before=self._now() - SESSION_GAP)
+
+    def log_shop_reply(self, user_id: str, text: str, *, by: str = "owner") -> str:
+        """Record a message a person sent to the shopper on the shop's behalf (console reply-as-shop) as a turn
+        of the conversation, so the history, the exports and the next reply's context include it. It has no
+        shopper text; ``intent`` is ``shop_reply`` and ``slots`` name who wrote it. Returns the turn id."""
+        return self.log_turn(user_id, "", text, intent="shop_reply", slots={"by": by})
+
+    def mark_gaps_handled(self, queries: Sequence[str], *, theme: str, by: str = "owner") -> int:
+        """Remember that the owner dealt with these searches (a demand-gap theme), so the theme stays hidden;
+        queries are stored casefolded and a query marked twice keeps its first mark. Returns the count."""
+        now = self._now()
+        keys = sorted({" ".join(q.split()).casefold()[:500] for q in queries if q.strip()})
+        ops: list[Op] = [{"op": "insert", "table": "handled_gaps", "row": {
+            "query": clean(k, 500), "theme": clean(theme), "handled_at": now, "handled_by": clean(by, 200)}} for k in keys]
+        if ops:
+            self._write("mark_gaps_handled", ops)
+        return len(ops)
+
     # ------------------------------------------------------------------------------ forgetting
 
     def forget_user(self, user_id: str) -> dict[str, int]:
@@ -790,6 +830,42 @@ class Store:
                 return c.execute(select(payloads.c.payload).where(payloads.c.key == key)).scalar()  # type: ignore[no-any-return]
         except StoreUnavailable:
             return None
+
+    # ------------------------------------------------------------------------- handled updates
+
+    def update_handled(self, update_id: int) -> bool:
+        """Whether a worker has already answered this update (a queue delivers at least once; this makes it once).
+
+        Raises StoreUnavailable while the database is down: unlike a turn's writes, this answer cannot
+        come from a buffer, and guessing either way would lose or double a reply."""
+        with self._read_rows(hot=True) as c:
+            return c.execute(select(exists().where(HANDLED.c.update_id == int(update_id)))).scalar() is True
+
+    def mark_update_handled(self, update_id: int) -> bool:
+        """Record that the update was answered, in its own transaction and never through the buffer (a record
+        that only this process could see would not stop another worker); True when this call recorded it,
+        False when it was recorded already. Raises StoreUnavailable while the database is down."""
+        row = {"update_id": int(update_id), "handled_at": self._now()}
+        try:
+            self._ensure_schema()
+            with self._write_engine.begin() as conn:
+                if conn.dialect.name in self.upsert_dialects:
+                    insert = operations._dialect_insert(conn)
+                    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT
+                    done = conn.execute(insert(HANDLED).values(row).on_conflict_do_nothing()
+                                        .returning(HANDLED.c.update_id))
+                    return done.first() is not None
+                try:
+                    with conn.begin_nested():
+                        conn.execute(HANDLED.insert().values(row))
+                except IntegrityError:
+                    return False
+                return True
+        except Exception as exc:
+            if not is_down(exc):
+                raise
+            self._mark_down(exc)
+            raise StoreUnavailable(self._unavailable(exc)) from None
 
     # --------------------------------------------------------------------------- interactions
 

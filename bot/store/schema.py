@@ -1,8 +1,8 @@
 """The SQL schema: the SQLAlchemy declarative tables (users, conversation state, turns, impressions,
-feedback, handoffs, button payloads) and the rules every stored value follows (UTC timestamps, text any
-database accepts, finite numbers, user ids as ``<channel>:<external id>``). It is the one module the
-Alembic migrations (``bot/store/migrations``) compare against, so it holds the models and nothing that
-reads or writes them: the store writes through :mod:`bot.store.operations` and reads in
+feedback, handoffs, button payloads, handled updates, handled demand gaps) and the rules every stored value follows (UTC
+timestamps, text any database accepts, finite numbers, user ids as ``<channel>:<external id>``). It is
+the one module the Alembic migrations (``bot/store/migrations``) compare against, so it holds the models
+and nothing that reads or writes them: the store writes through :mod:`bot.store.operations` and reads in
 :mod:`bot.store.database` and :mod:`bot.store.reports`.
 """
 
@@ -13,7 +13,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -111,16 +111,39 @@ class ButtonPayload(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class HandledUpdate(Base):
+    """A channel's update (message, button press) that a worker has answered: the key that makes a queue
+    which delivers at least once answer exactly once. The id is the channel's own (Telegram's update_id);
+    the store knows nothing of what it was."""
+
+    __tablename__ = "handled_updates"
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HandledGap(Base):
+    """A search the shop owner marked handled in the console's demand gaps (a synonym added, a product
+    listed, or nothing to do): its casefolded text, so the theme it belonged to stays hidden afterwards.
+    Rows are per query rather than per theme because themes are recomputed from the log on every view."""
+
+    __tablename__ = "handled_gaps"
+    query: Mapped[str] = mapped_column(String(500), primary_key=True)
+    theme: Mapped[str | None] = mapped_column(Text)
+    handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    handled_by: Mapped[str | None] = mapped_column(String(200))
+
+
 #: the models by table name, as buffered operations name them
 MODELS: dict[str, type[Base]] = {
-    m.__tablename__: m for m in (User, ConversationState, Turn, Impression, Feedback, Handoff, ButtonPayload)}
+    m.__tablename__: m for m in (User, ConversationState, Turn, Impression, Feedback, Handoff, ButtonPayload,
+                                 HandledUpdate, HandledGap)}
 
 
 def table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-USERS, STATES = table(User), table(ConversationState)
+USERS, STATES, HANDLED = table(User), table(ConversationState), table(HandledUpdate)
 
 
 # ------------------------------------------------------------------------------------ stored values

@@ -70,6 +70,7 @@ from bot.dialogue.nlu.intents import CS_INTENTS, SHOPPING_INTENTS
 from bot.dialogue.replies import Event, Reply, format_price, stock_text
 from bot.dialogue.support import CS_SECTIONS
 from bot.dialogue.understanding import Understanding
+from bot.observability.metrics import count_error
 from bot.settings import Settings
 from bot.store.records import StoreUnavailable
 from model.writing.describe import DescriptionWriter, template_description
@@ -276,6 +277,7 @@ class ShopbotAction(Action, abc.ABC):
             messages, events = [{"text": t("store_down", lang)}], []
         except Exception:
             log.exception("%s failed for %s", self.action_name, msg.sender)
+            count_error("handler_exception")
             messages, events = [{"text": t("failed", lang)}], []
         for m in messages:
             dispatcher.utter_message(**m)

@@ -1,9 +1,10 @@
 """The Rasa action server behind ``shopbot actions``: rasa-sdk's app (rasa-sdk) serving shopbot's actions (bot/channels/rasa/actions.py).
 
 The server is rasa-sdk's own Sanic app (``rasa_sdk.endpoint.create_app``: ``POST /webhook``,
-``GET /health``, ``GET /actions``) with one addition in front of the webhook: the request is checked
-before any action runs, so a malformed call gets a clear HTTP error instead of a 500 with a traceback
-in the log:
+``GET /health``, ``GET /actions``) with the operator paths every shopbot process serves (``GET /healthz``,
+``/readyz``, ``/metrics``: bot/observability/http.py) and one addition in front of the webhook: the request
+is checked before any action runs, so a malformed call gets a clear HTTP error instead of a 500 with a
+traceback in the log:
 
 * not JSON, not an object, no ``next_action``, no ``tracker``, a field of the wrong type -> 400 with
   ``{"error": "...", "action_name": ...}`` (Rasa's own shape for a rejected action);
@@ -25,6 +26,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.channels.rasa.actions import ACTIONS, ActionRuntime
+from bot.observability.http import health_response, metrics_response, ready_response
+from bot.observability.metrics import count_error
+from bot.observability.ready import run_checks
 
 __all__ = ["ActionServer", "check_action_call", "create_action_app"]
 
@@ -130,14 +134,31 @@ def create_action_app(runtime: ActionRuntime, *, cors_origins: str | list[str] |
                 raw = zlib.decompress(raw)
             body = json.loads(raw) if raw.strip() else None
         except (ValueError, zlib.error):
+            count_error("bad_update")
             return response.json({"error": "The request body is not valid JSON.", "action_name": None}, status=400)
         problem = check_action_call(body, executor.actions)
         if problem is None:
             return None
         status, error = problem
+        count_error("bad_update")
         name = body.get("next_action") if isinstance(body, dict) else None
         log.info("Refused an action call (%s): %s", status, error)
         return response.json({"error": error, "action_name": name if isinstance(name, str) else None}, status=status)
+
+    def answer(status: int, content_type: str, body: bytes) -> Any:
+        return response.raw(body, status=status, content_type=content_type, headers={"Cache-Control": "no-store"})
+
+    @app.get("/healthz")
+    async def healthz(request: Any) -> Any:
+        return answer(*health_response())
+
+    @app.get("/readyz")
+    async def readyz(request: Any) -> Any:  # the checks block (a SELECT 1): off the event loop
+        return answer(*ready_response(await asyncio.to_thread(run_checks, runtime.assistant.readiness())))
+
+    @app.get("/metrics")
+    async def metrics(request: Any) -> Any:
+        return answer(*metrics_response())
 
     return app
 

@@ -63,6 +63,7 @@ from bot.channels.telegram.admin import AdminCommands
 from bot.channels.telegram.http import telegram_request
 from bot.channels.telegram.render import COMMANDS, OutMessage, escape, plan, split_text, t, utf16_len
 from bot.dialogue.replies import Button, Event, Reply
+from bot.observability.metrics import count_error
 from bot.settings import Settings
 from bot.store.records import StoreUnavailable
 
@@ -619,6 +620,7 @@ class ShopBot:
         log.error("Update %s failed: %s", getattr(update, "update_id", "?"), context.error, exc_info=context.error)
         if isinstance(context.error, Forbidden):
             return  # the user blocked the bot: nothing to tell them
+        count_error("handler_exception")
         if isinstance(update, Update) and update.effective_chat is not None and update.callback_query is not None:
             with contextlib.suppress(TelegramError):
                 await update.callback_query.answer()
