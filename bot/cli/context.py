@@ -6,20 +6,23 @@ them on the click context; commands read them back through these helpers instead
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
 
+from bot.cli.errors import UserError
 from bot.settings import Settings
 
 if TYPE_CHECKING:  # these pull in SQLAlchemy, faiss and the models: only commands that use them pay for them
     from bot.app import Assistant
+    from bot.observability.http import OpsServer
+    from bot.observability.ready import Readiness
     from bot.store.database import Store
     from retrieval.search import SearchEngine
 
-__all__ = ["assistant_for", "debug", "echo_err", "engine_for", "open_store", "settings", "without_llm"]
+__all__ = ["assistant_for", "debug", "echo_err", "engine_for", "open_store", "settings", "start_ops", "without_llm"]
 
 
 def settings(ctx: click.Context) -> Settings:
@@ -64,3 +67,22 @@ def assistant_for(s: Settings) -> Assistant:
     from bot.app import build_assistant  # models and the search stack: start-up speed
 
     return build_assistant(s, engine=engine_for(s))
+
+
+def start_ops(listen: str, port: int | None,
+              checks: Mapping[str, Callable[[], bool]]) -> tuple[OpsServer | None, Readiness]:
+    """/healthz, /readyz and /metrics on ``listen:port`` (None: off) for a command without an HTTP port of its
+    own, started before the assistant loads, so that an orchestrator sees the process alive and not ready yet
+    while the index and the models load; the caller adds the real checks when it has them."""
+    # prometheus-client is loaded only when a command serves metrics, so that `shopbot --help` stays fast
+    from bot.observability.http import start_ops_server
+    from bot.observability.ready import Readiness
+
+    ready = Readiness(checks)
+    if port is None:
+        return None, ready
+    try:
+        return start_ops_server(listen, port, ready), ready
+    except OSError as exc:
+        raise UserError(f"Cannot serve metrics on {listen}:{port} ({exc.strerror or exc}); choose another "
+                        "--metrics-port (SHOPBOT_METRICS_PORT).") from None

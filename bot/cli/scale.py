@@ -12,18 +12,17 @@ import asyncio
 import contextlib
 import re
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import click
 
-from bot.cli.context import assistant_for, debug, open_store, settings, without_llm
+from bot.cli.context import assistant_for, debug, open_store, settings, start_ops, without_llm
 from bot.cli.errors import UserError, user_errors
 
 if TYPE_CHECKING:
     from bot.channels.telegram.queue import RedisUpdateQueue
-    from bot.observability.http import OpsServer
     from bot.settings import Settings
 
 __all__ = ["receiver", "worker"]
@@ -67,21 +66,6 @@ def _broker_check(url: str) -> Callable[[], bool]:
             client.close()
 
     return check
-
-
-def _ops(listen: str, port: int | None, checks: Mapping[str, Callable[[], bool]]) -> tuple[OpsServer | None, Any]:
-    """/healthz, /readyz and /metrics on their own port (a worker has no HTTP port of its own)."""
-    from bot.observability.http import start_ops_server
-    from bot.observability.ready import Readiness
-
-    ready = Readiness(checks)
-    if port is None:
-        return None, ready
-    try:
-        return start_ops_server(listen, port, ready), ready
-    except OSError as exc:
-        raise UserError(f"Cannot serve metrics on {listen}:{port} ({exc.strerror or exc}); choose another "
-                        "--metrics-port (SHOPBOT_METRICS_PORT).") from None
 
 
 def _stop_on_signals(stop: Callable[[], None]) -> None:
@@ -204,7 +188,7 @@ def worker(ctx: click.Context, concurrency: int, turns_at_once: int | None, no_l
     with user_errors(debug(ctx)), open_store(s) as store:
         store.update_handled(0)  # the database answers, with the handled_updates table in place
     port = metrics_port if metrics_port is not None else s.metrics_port
-    ops, ready = _ops("0.0.0.0", port, {"broker": _broker_check(s.broker_url), "index": lambda: False})
+    ops, ready = start_ops("0.0.0.0", port, {"broker": _broker_check(s.broker_url), "index": lambda: False})
     try:
         with user_errors(debug(ctx)):
             assistant = assistant_for(s)

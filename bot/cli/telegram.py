@@ -11,34 +11,14 @@ from urllib.parse import urlparse
 
 import click
 
-from bot.cli.context import assistant_for, debug, settings, without_llm
+from bot.cli.context import assistant_for, debug, settings, start_ops, without_llm
 from bot.cli.errors import UserError, user_errors
 
 if TYPE_CHECKING:
     from bot.app import Assistant
-    from bot.observability.http import OpsServer
-    from bot.observability.ready import Readiness
     from bot.settings import Settings
 
 __all__ = ["telegram"]
-
-
-def start_ops(listen: str, port: int | None) -> tuple[OpsServer | None, Readiness]:
-    """/healthz, /readyz and /metrics on ``listen:port`` (None: off), started before the assistant loads,
-    so that an orchestrator sees the process alive and not ready yet (index and database checks failing)
-    while the index and the models load; the caller adds the assistant's real checks when it has one."""
-    # prometheus-client is loaded only when a command serves metrics, so that `shopbot --help` stays fast
-    from bot.observability.http import start_ops_server
-    from bot.observability.ready import Readiness
-
-    ready = Readiness({"index": lambda: False, "database": lambda: False})
-    if port is None:
-        return None, ready
-    try:
-        return start_ops_server(listen, port, ready), ready
-    except OSError as exc:
-        raise UserError(f"Cannot serve metrics on {listen}:{port} ({exc.strerror or exc}); choose another "
-                        "--metrics-port (SHOPBOT_METRICS_PORT).") from None
 
 
 @click.command(name="telegram")
@@ -78,7 +58,8 @@ def telegram(ctx: click.Context, webhook_url: str | None, listen: str, port: int
         parsed = urlparse(webhook_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise UserError(f"--webhook needs a full URL such as https://shop.example/telegram, not {webhook_url!r}.")
-    ops, ready = start_ops(listen, metrics_port if metrics_port is not None else s.metrics_port)
+    ops, ready = start_ops(listen, metrics_port if metrics_port is not None else s.metrics_port,
+                           {"index": lambda: False, "database": lambda: False})
     try:
         with user_errors(debug(ctx)):
             assistant = assistant_for(s)
