@@ -33,15 +33,16 @@ import pytest
 from aiohttp import ClientSession, ClientTimeout
 from redis.asyncio import Redis
 
-from bot.channels.telegram.queue import key_patterns, shard_of
+from bot.channels.telegram.queue import shard_of
 from bot.channels.telegram.receiver import SECRET_HEADER
 from tests.conftest import _pg_url, write_catalog
+from tests.fakes.redis_queue import BROKER_URL, drop_keys, redis_up
 from tests.fakes.telegram_harness import free_port
 from tests.fakes.telegram_server import SEND_METHODS, FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOPBOT = str(Path(sys.executable).with_name("shopbot"))
-BROKER = "redis://127.0.0.1:6379/0"
+BROKER = BROKER_URL
 SECRET = "e2e-webhook-secret"
 SHARDS = 16
 LEASE = 2.0
@@ -49,19 +50,6 @@ LEASE = 2.0
 SCRIPT = ["hi", "how long does shipping take?", "can I pay with PayPal?", "how do I return shoes?",
           "what is your refund policy?", "where is my order?", "how can I contact you?", "is there a warranty?",
           "can I cancel my order?", "thanks"]
-
-
-def _redis_up() -> bool:
-    async def ping() -> bool:
-        r = Redis.from_url(BROKER, socket_connect_timeout=1)
-        try:
-            return bool(await r.ping())
-        except Exception:
-            return False
-        finally:
-            await r.aclose()
-
-    return asyncio.run(ping())
 
 
 @pytest.fixture(scope="session")
@@ -225,9 +213,7 @@ async def cluster(data: Path, database_url: str, logs: Path, *, receivers: int, 
         finally:
             await c.stop(signal.SIGKILL, timeout=5)
             redis = Redis.from_url(BROKER)
-            for pattern in key_patterns(prefix):
-                async for key in redis.scan_iter(match=pattern, count=1000):
-                    await redis.delete(key)
+            await drop_keys(redis, prefix)
             await redis.aclose()
 
 
@@ -274,7 +260,7 @@ def pg_url(pg_schema: str) -> Iterator[str]:
     yield _pg_url(pg_schema)
 
 
-@pytest.mark.skipif(not _redis_up(), reason="Redis is not reachable at 127.0.0.1:6379")
+@pytest.mark.skipif(not redis_up(), reason="Redis is not reachable at 127.0.0.1:6379")
 def test_many_workers_answer_every_update_once_in_order_and_survive_a_sigkill(
         scale_data: Path, pg_url: str, tmp_path: Path) -> None:
     chats = list(range(500_001, 500_101))

@@ -7,45 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
 import pytest
-from redis.asyncio import Redis
 
-from bot.channels.telegram.queue import RedisShardConsumer, RedisUpdateQueue, key_patterns, shard_of
+from bot.channels.telegram.queue import RedisShardConsumer, RedisUpdateQueue, shard_of
+from tests.fakes.redis_queue import redis_up, temp_queue
 
-URL = "redis://127.0.0.1:6379/0"
-
-
-def _redis_up() -> bool:
-    async def ping() -> bool:
-        r = Redis.from_url(URL, socket_connect_timeout=1)
-        try:
-            return bool(await r.ping())
-        except Exception:
-            return False
-        finally:
-            await r.aclose()
-
-    return asyncio.run(ping())
-
-
-pytestmark = pytest.mark.skipif(not _redis_up(), reason="Redis is not reachable at 127.0.0.1:6379")
-
-
-@asynccontextmanager
-async def queue(shards: int = 4, lease: float = 5.0) -> AsyncIterator[RedisUpdateQueue]:
-    prefix = f"shopbot-test-{uuid.uuid4().hex[:10]}"
-    q = RedisUpdateQueue.from_url(URL, shards=shards, prefix=prefix, lease_seconds=lease, block_seconds=1.0)
-    try:
-        yield q
-    finally:
-        for pattern in key_patterns(prefix):
-            async for key in q.redis.scan_iter(match=pattern, count=1000):
-                await q.redis.delete(key)
-        await q.close()
+pytestmark = pytest.mark.skipif(not redis_up(), reason="Redis is not reachable at 127.0.0.1:6379")
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:
@@ -74,7 +43,7 @@ def test_a_chat_always_lands_on_the_same_shard_and_updates_without_a_chat_on_sha
     assert len({shard_of(chat, 16) for chat in range(1000, 1200)}) == 16  # and spread over every shard
 
     async def test() -> None:
-        async with queue(shards=4) as q:
+        async with temp_queue(shards=4) as q:
             for i, chat in enumerate([7, 7, 8, 9, 7, -100123]):
                 assert await publish(q, i + 1, chat)
             assert await q.publish(b'{"update_id": 99}', None, "t", update_id=99)
@@ -94,7 +63,7 @@ def test_a_chat_always_lands_on_the_same_shard_and_updates_without_a_chat_on_sha
 
 def test_the_same_update_id_is_queued_once() -> None:
     async def test() -> None:
-        async with queue() as q:
+        async with temp_queue() as q:
             assert await publish(q, 5, 42)
             assert not await publish(q, 5, 42)
             assert sum((await q.depth()).values()) == 1
@@ -104,7 +73,7 @@ def test_the_same_update_id_is_queued_once() -> None:
 
 def test_a_lease_is_taken_over_only_after_it_expires() -> None:
     async def test() -> None:
-        async with queue(shards=4, lease=0.4) as q:
+        async with temp_queue(shards=4, lease=0.4) as q:
             a, b = q.consumer("a"), q.consumer("b")
             started = (await a.balance()).started
             assert sorted(started) == [0, 1, 2, 3]  # alone, a takes every shard
@@ -119,7 +88,7 @@ def test_a_lease_is_taken_over_only_after_it_expires() -> None:
 
 def test_a_clean_stop_gives_the_shards_back_at_once() -> None:
     async def test() -> None:
-        async with queue(shards=4, lease=30) as q:
+        async with temp_queue(shards=4, lease=30) as q:
             a, b = q.consumer("a"), q.consumer("b")
             await a.balance()
             await a.close()
@@ -131,7 +100,7 @@ def test_a_clean_stop_gives_the_shards_back_at_once() -> None:
 @pytest.mark.parametrize("workers", [2, 3])
 def test_live_workers_share_the_shards_fairly(workers: int) -> None:
     async def test() -> None:
-        async with queue(shards=16, lease=5) as q:
+        async with temp_queue(shards=16, lease=5) as q:
             consumers = [q.consumer(f"w{i}") for i in range(workers)]
             await consumers[0].balance()
             assert len(consumers[0].held) == 16  # the first one takes everything
@@ -153,7 +122,7 @@ def test_live_workers_share_the_shards_fairly(workers: int) -> None:
 
 def test_after_a_take_over_the_pending_entries_come_first_in_order_and_count_as_redelivered() -> None:
     async def test() -> None:
-        async with queue(shards=1, lease=0.3) as q:
+        async with temp_queue(shards=1, lease=0.3) as q:
             for i in range(1, 6):
                 await publish(q, i, 42)
             a = q.consumer("a")
@@ -184,7 +153,7 @@ def test_after_a_take_over_the_pending_entries_come_first_in_order_and_count_as_
 
 def test_a_worker_taking_its_own_shard_back_rereads_its_pending_entries_without_counting_them() -> None:
     async def test() -> None:
-        async with queue(shards=1, lease=30) as q:
+        async with temp_queue(shards=1, lease=30) as q:
             for i in range(1, 4):
                 await publish(q, i, 42)
             a = q.consumer("a")
@@ -200,7 +169,7 @@ def test_a_worker_taking_its_own_shard_back_rereads_its_pending_entries_without_
 
 def test_depth_counts_what_is_not_yet_acknowledged_and_the_journal_goes_with_the_ack() -> None:
     async def test() -> None:
-        async with queue(shards=2) as q:
+        async with temp_queue(shards=2) as q:
             for i in range(1, 6):
                 await publish(q, i, i)
             assert sum((await q.depth()).values()) == 5
@@ -221,7 +190,7 @@ def test_depth_counts_what_is_not_yet_acknowledged_and_the_journal_goes_with_the
 
 def test_a_deleted_stream_is_recreated_rather_than_stopping_its_reader() -> None:
     async def test() -> None:
-        async with queue(shards=1) as q:
+        async with temp_queue(shards=1) as q:
             c = q.consumer("w")
             await c.balance()
             assert await c.fetch(0, count=1, block_seconds=0.05) == []

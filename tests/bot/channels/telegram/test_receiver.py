@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from bot.channels.telegram.queue import RedisUpdateQueue, key_patterns, shard_of
+from bot.channels.telegram.queue import RedisUpdateQueue, shard_of
 from bot.channels.telegram.receiver import SECRET_HEADER, BadUpdate, Receiver, chat_key, parse_update
-from tests.bot.channels.telegram.test_queue import URL, pytestmark  # noqa: F401  (skipped without Redis)
+from tests.fakes.redis_queue import redis_up, temp_queue
 from tests.fakes.telegram_harness import free_port
 
 SECRET = "s3cret-token_for-tests"
+
+pytestmark = pytest.mark.skipif(not redis_up(), reason="Redis is not reachable at 127.0.0.1:6379")
 
 
 @asynccontextmanager
@@ -33,19 +35,6 @@ async def serving(queue: RedisUpdateQueue, ready: Callable[[], dict[str, bool]] 
     finally:
         server.stop()
         await server.close_all_connections()
-
-
-@asynccontextmanager
-async def real_queue(shards: int = 4) -> AsyncIterator[RedisUpdateQueue]:
-    prefix = f"shopbot-test-{uuid.uuid4().hex[:10]}"
-    q = RedisUpdateQueue.from_url(URL, shards=shards, prefix=prefix)
-    try:
-        yield q
-    finally:
-        for pattern in key_patterns(prefix):
-            async for key in q.redis.scan_iter(match=pattern, count=1000):
-                await q.redis.delete(key)
-        await q.close()
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:
@@ -67,7 +56,7 @@ async def post(http: ClientSession, base: str, body: bytes | dict[str, Any], sec
 
 def test_an_update_with_the_right_secret_is_queued_on_its_chats_shard_with_a_turn_id() -> None:
     async def test() -> None:
-        async with real_queue() as q, serving(q) as (base, http):
+        async with temp_queue() as q, serving(q) as (base, http):
             assert await post(http, base, message(10, chat=42)) == 200
             entries = await q.redis.xrange(q.stream(shard_of(42, 4)))
             assert len(entries) == 1
@@ -82,7 +71,7 @@ def test_an_update_with_the_right_secret_is_queued_on_its_chats_shard_with_a_tur
 @pytest.mark.parametrize("secret", [None, "", "wrong", SECRET + "x"])
 def test_a_call_without_the_right_secret_gets_403_and_nothing_is_queued(secret: str | None) -> None:
     async def test() -> None:
-        async with real_queue() as q, serving(q) as (base, http):
+        async with temp_queue() as q, serving(q) as (base, http):
             assert await post(http, base, message(11), secret=secret) == 403
             assert sum((await q.depth()).values()) == 0
 
@@ -93,7 +82,7 @@ def test_a_call_without_the_right_secret_gets_403_and_nothing_is_queued(secret: 
                                   b'{"update_id": true}', b'{"update_id": -1}', b"\xff\xfe"])
 def test_a_malformed_body_gets_400_is_logged_once_and_not_queued(body: bytes, caplog: pytest.LogCaptureFixture) -> None:
     async def test() -> None:
-        async with real_queue() as q, serving(q) as (base, http):
+        async with temp_queue() as q, serving(q) as (base, http):
             with caplog.at_level(logging.DEBUG):
                 assert await post(http, base, body) == 400
             assert sum((await q.depth()).values()) == 0
@@ -114,7 +103,7 @@ def test_a_broker_that_is_down_gets_503_so_telegram_retries_and_nothing_is_queue
                 assert await post(http, base, message(13)) == 503
         finally:
             await down.close()
-        async with real_queue() as q:  # the same keys on the real Redis: nothing arrived there
+        async with temp_queue() as q:  # the same keys on the real Redis: nothing arrived there
             q.prefix = prefix
             assert sum((await q.depth()).values()) == 0
 
@@ -124,7 +113,7 @@ def test_a_broker_that_is_down_gets_503_so_telegram_retries_and_nothing_is_queue
 
 def test_an_update_posted_twice_to_two_receivers_is_queued_once() -> None:
     async def test() -> None:
-        async with real_queue() as q, serving(q) as (one, http), serving(q) as (two, _):
+        async with temp_queue() as q, serving(q) as (one, http), serving(q) as (two, _):
             assert await post(http, one, message(20)) == 200
             assert await post(http, two, message(20)) == 200  # Telegram got no answer in time and sent it again
             assert await post(http, one, message(21)) == 200
@@ -137,7 +126,7 @@ def test_the_same_port_answers_health_readiness_and_metrics() -> None:
     checks = {"broker": True}
 
     async def test() -> None:
-        async with real_queue() as q, serving(q, ready=lambda: dict(checks)) as (base, http):
+        async with temp_queue() as q, serving(q, ready=lambda: dict(checks)) as (base, http):
             async with http.get(f"{base}/healthz") as r:
                 assert r.status == 200
             async with http.get(f"{base}/readyz") as r:

@@ -18,16 +18,17 @@ import pytest
 
 from bot.app import Assistant, build_assistant
 from bot.channels.telegram.bot import ShopBot
-from bot.channels.telegram.queue import Delivery, RedisShardConsumer, RedisUpdateQueue, key_patterns
+from bot.channels.telegram.queue import Delivery, RedisShardConsumer, RedisUpdateQueue
 from bot.channels.telegram.receiver import chat_key
 from bot.channels.telegram.worker import Worker, request_key
 from bot.settings import Settings
 from bot.store.database import Store
 from bot.store.records import StoreUnavailable
-from tests.bot.channels.telegram.test_queue import URL, pytestmark  # noqa: F401  (skipped without Redis)
 from tests.conftest import _pg_url
+from tests.fakes.redis_queue import BROKER_URL, drop_keys, new_prefix, redis_up
 from tests.fakes.telegram_server import SEND_METHODS, FakeTelegram
 
+pytestmark = pytest.mark.skipif(not redis_up(), reason="Redis is not reachable at 127.0.0.1:6379")
 ADMIN, ANN, BO = 1000, 2001, 2002
 
 
@@ -95,8 +96,8 @@ class Stack:
 
 @asynccontextmanager
 async def stack(assistant: Assistant, settings: Settings, *, shards: int = 1, lease: float = 5.0) -> AsyncIterator[Stack]:
-    prefix = f"shopbot-test-{uuid.uuid4().hex[:10]}"
-    q = RedisUpdateQueue.from_url(URL, shards=shards, prefix=prefix, lease_seconds=lease, block_seconds=1.0)
+    prefix = new_prefix()
+    q = RedisUpdateQueue.from_url(BROKER_URL, shards=shards, prefix=prefix, lease_seconds=lease, block_seconds=1.0)
     async with FakeTelegram() as fake:
         st = Stack(q, fake, assistant, settings, [])
         try:
@@ -106,9 +107,7 @@ async def stack(assistant: Assistant, settings: Settings, *, shards: int = 1, le
                 if app.running:
                     await app.stop()
                 await app.shutdown()
-            for pattern in key_patterns(prefix):
-                async for key in q.redis.scan_iter(match=pattern, count=1000):
-                    await q.redis.delete(key)
+            await drop_keys(q.redis, prefix)
             await q.close()
 
 
