@@ -437,7 +437,8 @@ def build_assistant(
                          page_size=settings.page_size, versions=versions, support_writer=support,
                          product_writer=products, search_summaries=settings.llm_search_summary,
                          model_advice=settings.llm_advice == "on" or (settings.llm_advice == "auto" and bool(settings.llm_url)),
-                         sequential=None if next_items is None else next_items[0])
+                         sequential=None if next_items is None else next_items[0],
+                         watch_days=settings.watch_days, watch_limit=settings.watch_limit)
     assistant = Assistant(dm, store, engine, nlu, policy, lm, settings)
     set_index_version(index_version(engine))
     assistant._published = {kind: assistant._active_name(kind) for kind in ("intents", "recommender")}

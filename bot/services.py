@@ -170,6 +170,7 @@ class ReindexReport:
     catalog: CatalogReport
     build: BuildReport
     ranker: Path | None  # the active learned ranker's version folder, None for the built-in hybrid search
+    watches: str = ""  # what re-running the shoppers' watchlists did (bot/watch.py), when there were any
 
     def summary(self) -> str:
         return self.build.summary()
@@ -180,7 +181,7 @@ class ReindexReport:
 
     def lines(self) -> list[str]:
         """Everything a terminal reindex prints after the build, in order."""
-        return [self.build.summary(), self.ranking_line()]
+        return [self.build.summary(), self.ranking_line()] + ([self.watches] if self.watches else [])
 
 
 def read_catalog(s: Settings, path: Path | None, *, on_error: OnError | None = None,
@@ -215,7 +216,21 @@ def index_catalog(s: Settings, catalog: CatalogReport, *, full: bool, progress: 
     learned = None if ranker is None else ranker.path
     build = build_bundle(catalog.products, s.index_root, incremental=not full, progress=progress, ranker_dir=learned,
                          **build_options(s))
-    return ReindexReport(catalog, build, learned)
+    return ReindexReport(catalog, build, learned, _rerun_watches(s))
+
+
+def _rerun_watches(s: Settings) -> str:
+    """The shoppers' watchlists re-run against the index just published, each shopper told once of new matches
+    (bot/watch.py); here, where every reindex ends, so the CLI, Telegram's /reindex and the console all do it.
+    A failure is logged and reported, never fails the reindex: the new index is already serving."""
+    from bot.watch import after_reindex  # imported here: start-up speed (httpx, the dialogue) of a plain reindex
+
+    try:
+        report = after_reindex(s, lambda: load_bundle(s.index_root, query_cache_size=0, **load_options(s)))
+    except Exception as exc:
+        log.exception("re-running the watchlists failed")
+        return f"Watchlists were not re-run: {exc}"
+    return report.line() if report is not None and (report.checked or report.pruned) else ""
 
 
 def reindex(s: Settings, path: Path | None, *, full: bool, progress: bool = False,

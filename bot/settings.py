@@ -92,7 +92,20 @@ class Settings(BaseSettings):
     telegram_edit_interval: float = Field(
         default=1.0, ge=0, description="Seconds between edits of a message the language model is still writing."
     )
+    # Watchlists (bot/dialogue/watch.py, bot/watch.py)
+    watch_days: float = Field(
+        default=30.0, gt=0, description="Days a shopper's watchlist request stays active; an expired one is no longer "
+        "re-run after a reindex, is listed as expired, then pruned."
+    )
+    watch_limit: int = Field(
+        default=10, ge=1, description="Active watchlist requests one shopper may hold; one more is refused politely."
+    )
     # Rasa (bot/channels/rasa/)
+    rasa_url: str | None = Field(
+        default=None, description="Base URL of the Rasa server's HTTP API (e.g. http://rasa:5005): watchlist notices "
+        "go out as the intent shopbot_watch_found through POST /conversations/{sender}/trigger_intent; unset, they "
+        "wait for the shopper's next turn."
+    )
     rasa_intents: str = Field(
         default="", description="The shop's own Rasa intent names mapped to what shopbot does "
         "('more_please=more, returns_question=policy'; docs/rasa.md lists the targets); other names shopbot "

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from bot.dialogue import advice, products, recommend, search, support
+from bot.dialogue import advice, products, recommend, search, support, watch
 from bot.dialogue.messages import say
 from bot.dialogue.nlu.rules import QUESTION_CUE, complement_anchor, names_service
 from bot.dialogue.replies import Button, Event, LiveText, Reply
@@ -111,6 +111,8 @@ class DialogueManager:
         product_writer: ProductWriter | None = None,
         search_summaries: bool = True,
         model_advice: bool = True,
+        watch_days: float = 30.0,
+        watch_limit: int = 10,
         sequential: tuple[SequentialRecommender, Sequence[str] | None] | None = None,
     ) -> None:
         self.engine = engine
@@ -127,6 +129,8 @@ class DialogueManager:
         self.search_summaries = search_summaries
         # the model's own words about the products on screen (see Settings.llm_advice); code answers without them
         self.model_advice = model_advice
+        # shoppers' watchlists (bot/dialogue/watch.py): how long a watch lives, how many one shopper may hold
+        self.watch_days, self.watch_limit = watch_days, watch_limit
         self._tasks: set[asyncio.Task[None]] = set()
         self._rec_cache: tuple[SearchEngine, float, Recommender] | None = None
         # a trained next-item model and its items' SKUs (the active recommender version), loaded by the caller
@@ -302,6 +306,10 @@ class DialogueManager:
 
     def _route(self, turn: Turn, u: Understanding) -> list[Reply]:
         i = u.intent
+        if i == "watch":  # "tell me when ... is in stock": a standing search (bot/dialogue/watch.py), before all else
+            return watch.create(self, turn, u)
+        if i == "watchlist":  # "my watchlist", /watchlist
+            return watch.listing(self, turn)
         focus = turn.state.get("focus")
         if turn.state.get("shown") and (advice.asks_about_shown(turn.text) or advice.compares_named(turn.text, u.ordinals)):
             # "which of these is best for running in the rain?", "哪个更便宜？": about the products on screen,
@@ -411,6 +419,9 @@ class DialogueManager:
         if kind == "search":  # "Search: waterproof running shoes", offered where the shown ones don't say
             turn.intent, turn.text = "search", arg
             return search.search(self, turn, self.understand(arg, turn.state))
+        if kind == watch.UNWATCH:  # "unwatch:<watch id>": the Cancel button of a watchlist
+            turn.intent = "watch_cancel"
+            return watch.cancel(self, turn, arg)
         if kind == "handoff":
             turn.intent = "contact_human_agent"
             return support.handoff(self, turn, "pressed the button")

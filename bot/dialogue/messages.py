@@ -214,6 +214,43 @@ MESSAGES: dict[str, dict[str, str]] = {
     "row_category": {"en": "category", "zh": "类别"},
     "row_stock": {"en": "stock", "zh": "库存"},
     "row_rating": {"en": "rating", "zh": "评分"},
+    # watchlists (bot/dialogue/watch.py, bot/watch.py)
+    "watch_ask": {
+        "en": "What should I watch for? Tell me the product, e.g. \"tell me when a red winter coat under $80 is in "
+              "stock\" or \"let me know if you get Nike running shoes in size 42\".",
+        "zh": "要我关注什么商品呢？请告诉我商品，例如“有500元以下的蓝牙耳机就通知我”或“红色连衣裙到货提醒”。",
+    },
+    "watch_added": {
+        "en": "OK, I'm watching for \"{what}\" until {until}. When new products like that come in (in stock), I'll "
+              "message you once. Say \"my watchlist\" to see or cancel it.",
+        "zh": "好的，我会关注“{what}”，直到 {until}。有新的符合条件的商品（有货）时，我会通知您一次。说“我的关注”可查看或取消。",
+    },
+    "watch_now": {
+        "en": "These match already (I won't tell you about them again):",
+        "zh": "现在已有这些符合条件的商品（之后不会重复通知）：",
+    },
+    "watch_limit": {
+        "en": "Sorry, you already have {n} active watches, the most I can keep. Cancel one in \"my watchlist\" first.",
+        "zh": "抱歉，您已有 {n} 个关注，已达上限。请先在“我的关注”里取消一个。",
+    },
+    "watch_list_head": {"en": "Your watchlist:", "zh": "您的关注："},
+    "watch_list_line": {"en": "{n}. \"{what}\", until {until}", "zh": "{n}. “{what}”，至 {until}"},
+    "watch_list_expired": {"en": "{n}. \"{what}\", expired on {until}", "zh": "{n}. “{what}”，已于 {until} 过期"},
+    "watch_list_empty": {
+        "en": "You're not watching anything. Say e.g. \"tell me when a red winter coat under $80 is in stock\".",
+        "zh": "您还没有关注任何商品。可以说，例如“有500元以下的蓝牙耳机就通知我”。",
+    },
+    "btn_unwatch": {"en": "Cancel {n}", "zh": "取消 {n}"},
+    "watch_cancelled": {"en": "Cancelled: I've stopped watching for \"{what}\".", "zh": "已取消：不再关注“{what}”。"},
+    "watch_gone": {"en": "That watch is already cancelled or gone.", "zh": "这个关注已取消或不存在。"},
+    "watch_down": {
+        "en": "Sorry, I can't reach the watchlist right now. Please try again in a moment.",
+        "zh": "抱歉，暂时无法访问关注列表，请稍后再试。",
+    },
+    "watch_found": {
+        "en": "Good news: new products for your watch \"{what}\":",
+        "zh": "好消息：您关注的“{what}”有新商品：",
+    },
 }
 
 EXAMPLES = {

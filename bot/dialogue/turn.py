@@ -79,6 +79,8 @@ class DialogueContext(Protocol):
     product_writer: ProductWriter | None
     search_summaries: bool
     model_advice: bool
+    watch_days: float  # how long a shopper's watch lives (Settings.watch_days)
+    watch_limit: int  # active watches per shopper (Settings.watch_limit)
 
     def recommender(self) -> Recommender: ...
 

@@ -54,6 +54,7 @@ from bot.store.records import (
     TurnLog,
     TurnRecord,
     UserInfo,
+    WatchRecord,
 )
 from bot.store.schema import (
     HANDLED,
@@ -66,6 +67,7 @@ from bot.store.schema import (
     Impression,
     Turn,
     User,
+    Watch,
     clean,
     dumps,
     num,
@@ -775,7 +777,8 @@ class Store:
 
     def forget_user(self, user_id: str) -> dict[str, int]:
         """Delete everything stored about one user ("forget me"): their turns and the products those turns
-        showed, feedback, handoffs, conversation state and the user row; returns the rows deleted per table.
+        showed, feedback, handoffs, watchlists, conversation state and the user row; returns the rows deleted per
+        table (``watches`` only when there were some).
 
         It needs the database: rows still waiting in the buffer are written first so that none of them
         brings the user back after the delete. While the database is down this raises StoreUnavailable
@@ -790,6 +793,7 @@ class Store:
                 ("impressions", delete(Impression).where(or_(Impression.user_id == user_id, Impression.turn_id.in_(turns)))),
                 ("feedback", delete(Feedback).where(Feedback.user_id == user_id)),
                 ("handoffs", delete(Handoff).where(Handoff.user_id == user_id)),
+                ("watches", delete(Watch).where(Watch.user_id == user_id)),
                 ("turns", delete(Turn).where(Turn.user_id == user_id)),
                 ("conversation_state", delete(ConversationState).where(ConversationState.user_id == user_id)),
                 ("users", delete(User).where(User.id == user_id)),
@@ -805,10 +809,113 @@ class Store:
                     raise
                 self._mark_down(exc)
                 raise StoreUnavailable(self._unavailable(exc)) from None
+            if not counts.get("watches"):  # named only when the user had watches, as before watchlists existed
+                counts.pop("watches", None)
             for cache in (self._states, self._users, self._turns, self._touches):
                 cache.discard(user_id)
         log.info("Forgot %s: %s", user_id, counts)
         return counts
+
+    # ------------------------------------------------------------------------------ watchlists
+    # Written straight to the database, never through the buffer: a shopper told "I'll let you know" must be
+    # told the truth when the database is down (StoreUnavailable), and a notifier must not announce twice.
+
+    def _watch_tx(self) -> Session:
+        self._ensure_schema()
+        return Session(self._write_engine)
+
+    def _watch_down(self, exc: Exception) -> StoreUnavailable:
+        if not is_down(exc):
+            raise exc
+        self._mark_down(exc)
+        return StoreUnavailable(self._unavailable(exc))
+
+    def add_watch(self, user_id: str, *, channel: str, chat_id: str, language: str, query: str,
+                  filters: Mapping[str, Any], expires_at: datetime, notified: Sequence[str] = ()) -> WatchRecord:
+        """Store a watch (``notified``: SKUs the shopper saw when creating it, never announced later)."""
+        now = self._now()
+        record = WatchRecord(
+            id=uuid.uuid4().hex, user_id=user_id, channel=clean(channel, 40) or "", chat_id=clean(chat_id, 160) or "",
+            language=clean(language, 16) or "en", query=clean(query) or "", filters=dict(filters), created_at=now,
+            expires_at=utc(expires_at), cancelled_at=None, notified_skus=tuple(sorted(set(notified))), pending_skus=())
+        row = {"id": record.id, "user_id": user_id, "channel": record.channel, "chat_id": record.chat_id,
+               "language": record.language, "query": record.query, "filters": dumps(record.filters), "created_at": now,
+               "expires_at": record.expires_at, "cancelled_at": None, "notified_skus": dumps(list(record.notified_skus)),
+               "pending_skus": "[]"}
+        ensure = self._ensure_user_op(user_id, now)  # a new shopper's first turn may not be written yet
+        try:
+            with self._lock:
+                self._ensure_schema()
+                with self._write_engine.begin() as conn:
+                    self._apply(conn, [ensure], replay=False)
+                    conn.execute(table(Watch).insert().values(row))
+        except Exception as exc:
+            raise self._watch_down(exc) from None
+        return record
+
+    def watches(self, user_id: str) -> list[WatchRecord]:
+        """One user's watches, oldest first, cancelled ones left out (expired ones stay until pruned)."""
+        with self._read() as s:
+            rows = s.execute(select(Watch).where(Watch.user_id == user_id, Watch.cancelled_at.is_(None))
+                             .order_by(Watch.created_at, Watch.id)).scalars().all()
+            return [_watch_record(r) for r in rows]
+
+    def cancel_watch(self, user_id: str, watch_id: str) -> bool:
+        """Cancel one of ``user_id``'s watches; False when it is not theirs, unknown or already cancelled."""
+        try:
+            with self._watch_tx() as s, s.begin():
+                w = s.get(Watch, watch_id)
+                if w is None or w.user_id != user_id or w.cancelled_at is not None:
+                    return False
+                w.cancelled_at = self._now()
+                return True
+        except Exception as exc:
+            raise self._watch_down(exc) from None
+
+    def due_watches(self, now: datetime | None = None) -> list[WatchRecord]:
+        """Every watch to re-run after a reindex: not cancelled, not expired."""
+        at = utc(now or self._now())
+        with self._read() as s:
+            rows = s.execute(select(Watch).where(Watch.cancelled_at.is_(None), Watch.expires_at > at)
+                             .order_by(Watch.created_at, Watch.id)).scalars().all()
+            return [_watch_record(r) for r in rows]
+
+    def mark_watch_notified(self, watch_id: str, skus: Sequence[str], *, pending: bool = False) -> None:
+        """Record that ``skus`` were announced for this watch (``pending``: they wait for the shopper's next turn)."""
+        try:
+            with self._watch_tx() as s, s.begin():
+                w = s.get(Watch, watch_id)
+                if w is None:
+                    return
+                w.notified_skus = dumps(sorted(set(json.loads(w.notified_skus or "[]")) | set(skus)))
+                if pending:
+                    w.pending_skus = dumps(sorted(set(json.loads(w.pending_skus or "[]")) | set(skus)))
+        except Exception as exc:
+            raise self._watch_down(exc) from None
+
+    def take_pending_watches(self, user_id: str) -> list[WatchRecord]:
+        """The user's watches with announcements waiting for their next turn (as they were), now cleared."""
+        try:
+            with self._watch_tx() as s, s.begin():
+                rows = s.execute(select(Watch).where(Watch.user_id == user_id, Watch.pending_skus != "[]")
+                                 .order_by(Watch.created_at, Watch.id)).scalars().all()
+                out = [_watch_record(r) for r in rows]
+                for r in rows:
+                    r.pending_skus = "[]"
+                return out
+        except Exception as exc:
+            raise self._watch_down(exc) from None
+
+    def prune_watches(self, before: datetime) -> int:
+        """Delete watches that expired or were cancelled before ``before``; returns how many."""
+        at = utc(before)
+        try:
+            with self._watch_tx() as s, s.begin():
+                result = s.execute(delete(Watch).where(or_(Watch.expires_at <= at, Watch.cancelled_at <= at))
+                                   .execution_options(synchronize_session=False))
+                return int(getattr(result, "rowcount", 0) or 0)
+        except Exception as exc:
+            raise self._watch_down(exc) from None
 
     # ------------------------------------------------------------------------- button payloads
 
@@ -890,3 +997,12 @@ class Store:
             return []
         rows.sort(key=lambda r: r[3])
         return rows
+
+
+def _watch_record(w: Watch) -> WatchRecord:
+    filters = json.loads(w.filters or "{}")
+    return WatchRecord(
+        id=w.id, user_id=w.user_id, channel=w.channel, chat_id=w.chat_id, language=w.language, query=w.query,
+        filters=filters if isinstance(filters, dict) else {}, created_at=utc(w.created_at), expires_at=utc(w.expires_at),
+        cancelled_at=utc(w.cancelled_at) if w.cancelled_at is not None else None,
+        notified_skus=tuple(json.loads(w.notified_skus or "[]")), pending_skus=tuple(json.loads(w.pending_skus or "[]")))

@@ -25,6 +25,7 @@ __all__ = [
     "TurnLog",
     "TurnRecord",
     "UserInfo",
+    "WatchRecord",
 ]
 
 FEEDBACK_KINDS = ("thumb_up", "thumb_down", "click", "add_to_cart", "purchase", "not_what_i_meant", "rating")
@@ -144,3 +145,26 @@ class Stats(TypedDict):
     open_handoffs: int
     latency_ms_p50: float | None
     pending_writes: int
+
+
+@dataclass(frozen=True)
+class WatchRecord:
+    """One stored watchlist request as the store hands it back: plain values, the filters as the dialogue
+    wrote them (the store does not read them), and the SKUs already announced or waiting to be."""
+
+    id: str
+    user_id: str
+    channel: str
+    chat_id: str
+    language: str
+    query: str
+    filters: dict[str, Any]
+    created_at: datetime
+    expires_at: datetime
+    cancelled_at: datetime | None
+    notified_skus: tuple[str, ...]
+    pending_skus: tuple[str, ...]
+
+    def active(self, now: datetime) -> bool:
+        """Neither cancelled nor expired at ``now``: the watch is re-run after a reindex."""
+        return self.cancelled_at is None and self.expires_at > now

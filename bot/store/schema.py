@@ -133,10 +133,31 @@ class HandledGap(Base):
     handled_by: Mapped[str | None] = mapped_column(String(200))
 
 
+class Watch(Base):
+    """A shopper's standing search ("tell me when a red coat under $80 is in stock"): its words and filters as the
+    dialogue gave them (JSON the store does not read), where to deliver a notice, its expiry, and the SKUs the
+    shopper has been told about (``notified_skus``) or will be at their next turn (``pending_skus``), so a
+    product is announced once."""
+
+    __tablename__ = "watches"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(200), ForeignKey("users.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    chat_id: Mapped[str] = mapped_column(String(160))  # the channel's own id to deliver to (Telegram chat, Rasa sender)
+    language: Mapped[str] = mapped_column(String(16))
+    query: Mapped[str] = mapped_column(Text)
+    filters: Mapped[str] = mapped_column(Text)  # JSON
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    notified_skus: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    pending_skus: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+
+
 #: the models by table name, as buffered operations name them
 MODELS: dict[str, type[Base]] = {
     m.__tablename__: m for m in (User, ConversationState, Turn, Impression, Feedback, Handoff, ButtonPayload,
-                                 HandledUpdate, HandledGap)}
+                                 HandledUpdate, HandledGap, Watch)}
 
 
 def table(model: type[Base]) -> Table:

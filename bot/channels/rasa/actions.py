@@ -70,6 +70,7 @@ from bot.dialogue.nlu.intents import CS_INTENTS, SHOPPING_INTENTS
 from bot.dialogue.replies import Event, Reply, format_price, stock_text
 from bot.dialogue.support import CS_SECTIONS
 from bot.dialogue.understanding import Understanding
+from bot.dialogue.watch import pending_replies
 from bot.observability.metrics import count_error
 from bot.settings import Settings
 from bot.store.records import StoreUnavailable
@@ -297,6 +298,7 @@ class ShopbotAction(Action, abc.ABC):
                     log.info("%s: the model was late; the template answers", self.action_name)
         replies = [r for r in replies if r.text or r.cards or r.buttons or r.table or r.handoff]
         replies = await action.finish(rt, msg, replies, t0)
+        replies += await asyncio.to_thread(self._watch_notices, rt, msg)
         messages += render_replies(replies)
         user_id = rt.user_id(msg.sender)
         state = await asyncio.to_thread(rt.assistant.store.load_state, user_id)
@@ -311,6 +313,15 @@ class ShopbotAction(Action, abc.ABC):
     async def finish(self, rt: ActionRuntime, msg: RasaMessage, replies: list[Reply], t0: float) -> list[Reply]:
         """A last step over the replies (the description action writes its text here)."""
         return replies
+
+    @staticmethod
+    def _watch_notices(rt: ActionRuntime, msg: RasaMessage) -> list[Reply]:
+        """Watchlist notices kept for this shopper's next turn (no ``rasa_url``, or Rasa did not take the
+        trigger_intent call; bot/watch.py), shown after the turn's own replies; none when the store is down."""
+        try:
+            return pending_replies(rt.assistant.store, rt.assistant.engine, rt.user_id(msg.sender))
+        except StoreUnavailable:
+            return []
 
 
 class ActionSearchProducts(ShopbotAction):

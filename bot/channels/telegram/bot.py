@@ -297,7 +297,7 @@ class ShopBot:
         admin = AdminCommands(self)
         for name, handler in (("start", self.on_start), ("help", self.on_help), ("search", self.on_search),
                               ("recommend", self.on_recommend), ("prefs", self.on_prefs), ("forget", self.on_forget),
-                              ("human", self.on_human), ("stats", admin.on_stats), ("reindex", admin.on_reindex),
+                              ("human", self.on_human), ("watchlist", self.on_watchlist), ("stats", admin.on_stats), ("reindex", admin.on_reindex),
                               ("handoffs", admin.on_handoffs), ("models", admin.on_models)):
             app.add_handler(CommandHandler(name, handler))
         app.add_handler(CallbackQueryHandler(self.on_button))
@@ -355,6 +355,10 @@ class ShopBot:
 
     async def on_recommend(self, update: Update, context: Context) -> None:
         await self.converse(update, context, self.event(update, text=t("recommend_text", _lang(update))))
+
+    async def on_watchlist(self, update: Update, context: Context) -> None:
+        """/watchlist: the shopper's watches with a Cancel button each (bot/dialogue/watch.py answers the words)."""
+        await self.converse(update, context, self.event(update, text="我的关注" if _lang(update) == "zh" else "my watchlist"))
 
     async def on_human(self, update: Update, context: Context) -> None:
         await self.converse(update, context, self.event(update, payload="handoff"))

@@ -102,10 +102,11 @@ TEXTS: dict[str, dict[str, str]] = {
 COMMANDS: dict[str, list[tuple[str, str]]] = {
     "en": [("start", "Start: what I can do"), ("help", "How to search, refine and compare"),
            ("search", "Search products, e.g. /search running shoes"), ("recommend", "Recommendations for you"),
-           ("prefs", "What I remember about you"), ("forget", "Delete everything stored about you"),
-           ("human", "Talk to a person")],
+           ("watchlist", "Products you asked me to watch for"), ("prefs", "What I remember about you"),
+           ("forget", "Delete everything stored about you"), ("human", "Talk to a person")],
     "zh": [("start", "开始"), ("help", "使用帮助"), ("search", "搜索商品，例如 /search 跑步鞋"), ("recommend", "为您推荐"),
-           ("prefs", "我记得的关于您的信息"), ("forget", "删除您的所有数据"), ("human", "转人工客服")],
+           ("watchlist", "我关注的商品"), ("prefs", "我记得的关于您的信息"), ("forget", "删除您的所有数据"),
+           ("human", "转人工客服")],
 }
 
 

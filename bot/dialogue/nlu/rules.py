@@ -19,7 +19,8 @@ from bot.dialogue.nlu.intents import CS_INTENTS
 from bot.dialogue.nlu.slots import Slots, cut, only_refinement
 from retrieval.lexical import has_cjk
 
-__all__ = ["FEEDBACK_MIN_CONFIDENCE", "QUESTION_CUE", "RULES", "complement_anchor", "override", "wordless"]
+__all__ = ["FEEDBACK_MIN_CONFIDENCE", "QUESTION_CUE", "RULES", "complement_anchor", "override", "watch_words",
+           "wordless"]
 
 FEEDBACK_MIN_CONFIDENCE = 0.5  # below it, a predicted thumbs-up/down is not recorded (RULES["unsure_feedback"])
 
@@ -45,6 +46,9 @@ RULES: dict[str, str] = {
     "complements": "a request for what goes with a product ('I bought a laptop, what else do I need?', 'accessories "
     "for my iphone', 'what goes with the first one', '我买了笔记本电脑，还需要什么配件？') asks for complements of that "
     "product, not for more of it; unless it names a customer-service word ('return', 'order' ...)",
+    "watchlist": "'my watchlist', '/watchlist', '我的关注' asks for the shopper's standing searches (bot/dialogue/watch.py)",
+    "watch": "a watch phrase ('tell me when', 'let me know if', 'notify me', 'alert me', 'watch for', '通知我', "
+    "'到货提醒', '有...就告诉我', '降价了告诉我') asks to be told later, not to search now; it wins over every other rule",
     "product": "a short message (at most 6 words / 16 characters) naming a catalog category or brand with no "
     "customer-service word ('order', 'refund', '账户' ...) is a product request unless the classifier is "
     "sure (>= 0.9) of something else",
@@ -122,6 +126,10 @@ def override(
 ) -> tuple[str, str] | None:
     """The rule that decides this message instead of the classifier's ``intent`` (``conf``), as (rule name,
     intent), or None; ``ord_spans`` and ``refinement_only`` are what :func:`~bot.dialogue.nlu.slots.extract_slots` found."""
+    if _WATCHLIST.search(text):
+        return "watchlist", "watchlist"
+    if watch_words(text) is not None:
+        return "watch", "watch"
     if complement_anchor(text) is not None:
         return "complements", "recommend"
     cs_word = bool(_CS_WORDS.search(text))
@@ -189,3 +197,46 @@ def _policy_topic(text: str, intent: str, slots: Slots) -> str | None:
         # classifier thought; "is my laptop under warranty?" asks about the policy
         return None if named and not QUESTION_CUE.search(text) and topic != "place_order" else topic
     return None
+
+
+# ------------------------------------------------------------------------------------ watchlists
+
+_WATCHLIST = re.compile(
+    r"^\s*/watchlist\b|\b(?:(?:show|see|list|view)\s+)?my\s+(?:watch\s?list|watches|alerts)\b|\bwatch\s?list\b\s*$|"
+    r"我的关注|我的提醒|关注列表|提醒列表", re.I)
+# the phrase that makes a request standing: English at the start ("tell me when ...", "notify me if ..."),
+# Chinese anywhere (Chinese puts it last: "有500元以下的蓝牙耳机就通知我")
+_WATCH_EN = re.compile(
+    r"\b(?:(?:please|pls|can you|could you|would you)\s+)?(?:tell|let)\s+me\s+(?:know\s+)?(?:when|if|once|as soon as)\b|"
+    r"\b(?:notify|alert|ping|message|email|text)\s+me\b(?:\s+(?:when|if|once|as soon as|about|of|for))?|"
+    r"\bwatch\s+(?:out\s+)?for\b|\bkeep\s+an\s+eye\s+out\s+for\b|\bset\s+(?:up\s+)?an?\s+(?:alert|watch)\s+(?:for|on)\b", re.I)
+_WATCH_ZH = re.compile(r"(?:就|请|麻烦)?(?:通知我|提醒我)(?:一声|一下)?|(?:就|了|时)告诉我(?:一声)?|告诉我一声|"
+                       r"(?:到货|有货|降价|补货)提醒")
+# what is left around the phrase that names no product: "... comes back in stock", "you get", "有", "的话"
+_WATCH_FILLER = re.compile(
+    r"^\s*(?:(?:you|u)\s+(?:get|have|stock|receive|restock)\s+(?:in\s+)?|there\s+(?:is|are)\s+|"
+    r"(?:any|some|a|an|the)\s+)+|"
+    r"\s+(?:(?:is|are|comes?|gets?)\s+)?(?:back\s+)?(?:(?:in\s+stock|available|arrives?|restocked|on\s+sale)\s*)+"
+    r"(?:again)?\s*$|[,.!?;:，。！？、：；]+|^\s*(?:如果|要是|等|当)|(?:的话|的时候|时|到货了?|有货了?|降价了?|补货了?)\s*$|"
+    r"^\s*有", re.I)
+
+
+def watch_words(text: str) -> str | None:
+    """The request behind a watch phrase ("tell me when a red winter coat under $80 is in stock" -> "red winter
+    coat under $80"; "有500元以下的蓝牙耳机就通知我" -> "500元以下的蓝牙耳机"), "" when it names nothing
+    ("notify me"), None when ``text`` asks to watch nothing (``RULES["watch"]``). The words left are read by
+    the same NLU as a search, so a watch's filters are the search's."""
+    m = _WATCH_EN.search(text)
+    zh = None if m else _WATCH_ZH.search(text)
+    if m is None and zh is None:
+        return None
+    if zh is not None and not has_cjk(text):
+        return None
+    span = m or zh
+    assert span is not None
+    rest = _WATCH_ZH.sub(" ", text) if zh is not None else text[span.end():] or text[: span.start()]
+    before = None
+    while before != rest:
+        before = rest
+        rest = _WATCH_FILLER.sub(" ", rest).strip()
+    return re.sub(r"\s+", " ", rest).strip()
