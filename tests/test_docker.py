@@ -28,7 +28,7 @@ COMPOSE = DOCKER / "compose.yaml"
 DOCKERFILES = [DOCKER / "Dockerfile", DOCKER / "Dockerfile.cuda"]
 BIN = Path(sys.executable).parent
 
-CORE = {"postgres", "redis", "migrate", "index", "receiver", "worker", "actions"}
+CORE = {"postgres", "redis", "migrate", "index", "receiver", "worker", "actions", "console"}
 PROFILES = {"vllm": "gpu", "worker-gpu": "gpu", "rasa": "rasa", "prometheus": "monitoring", "grafana": "monitoring"}
 #: the services that run shopbot and serve /healthz, /readyz and /metrics, and the port they serve them on
 LONG_RUNNING = {"receiver": 8443, "worker": 9464, "worker-gpu": 9464, "actions": 5055}
