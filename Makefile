@@ -39,6 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check bot retrieval model tests docs
 	$(BIN)/mypy bot retrieval model
 	$(BIN)/lint-imports
+	$(BIN)/bandit -r bot retrieval model -q --ini .bandit
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_search.py

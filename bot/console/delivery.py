@@ -46,7 +46,8 @@ def deliver(settings: Settings, user_id: str, text: str, *, timeout: float = 10.
     body = json.dumps({"chat_id": int(external), "text": text}).encode("utf-8")
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # the configured Bot API URL
+        # bandit B310 is a false positive: the configured Bot API URL
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # nosec B310
             answer = json.loads(resp.read().decode("utf-8"))
     except urllib.error.HTTPError as exc:
         try:

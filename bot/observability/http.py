@@ -86,7 +86,8 @@ class OpsServer:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        # bandit B104 is a false positive: a comparison, nothing binds here
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # nosec B104
         return f"http://{host}:{self.port}"
 
     def close(self) -> None:

@@ -70,6 +70,7 @@ __all__ = [
     "feedback_for",
     "guarded",
     "guarded_async",
+    "strip_instructions",
     "unsupported_in",
     "verify",
 ]
@@ -329,7 +330,7 @@ def _alt(words: Iterable[str]) -> str:
 
 _MONEY = re.compile(
     rf"(?<![A-Za-z])(?P<pre>{_alt(_CUR_PREFIX)})\s?(?P<num>{_NUM})(?![\d%])"
-    rf"|(?<![\w.,])(?P<num2>{_NUM})\s?(?P<suf>{_alt(_CUR_SUFFIX)})(?![A-Za-z])",
+    rf"|(?<![A-Za-z0-9_.,])(?P<num2>{_NUM})\s?(?P<suf>{_alt(_CUR_SUFFIX)})(?![A-Za-z])",
     _I,
 )
 _MONEY_TAIL = re.compile(rf"\s?(?:-|to|~|至|到)\s?(?:\$|€|£|¥|￥)?\s?(?P<num>{_NUM})(?![\d%.,])(?!\s?[A-Za-z\u4e00-\u9fff])", _I)
@@ -341,10 +342,10 @@ _FREE_PRICE = re.compile(
 
 # percentages and discounts
 _PERCENT = re.compile(
-    rf"(?<![\w.])(?P<a>{_NUM})(?:\s?(?:-|to|~)\s?(?P<b>{_NUM}))?\s?(?:%|percent\b|per cent\b|pct\b)"
+    rf"(?<![A-Za-z0-9_.])(?P<a>{_NUM})(?:\s?(?:-|to|~)\s?(?P<b>{_NUM}))?\s?(?:%|percent\b|per cent\b|pct\b)"
     rf"|百分之(?P<cn>\d+|{_CN_NUM})"
     r"|(?P<half>\bhalf[- ](?:price|off)\b|半价)"
-    r"|(?:打\s?)?(?P<zhe>\d(?:\.\d)?|\d{2}|[一二三四五六七八九]{1,2})\s?折(?!叠|纸|射|痕|线|算|合)",
+    r"|(?:打\s?)?(?P<zhe>\d(?:\.\d)?|\d{2}|[一二两三四五六七八九]{1,2})\s?折(?!叠|纸|射|痕|线|算|合)",
     _I,
 )
 
@@ -360,7 +361,7 @@ _DUR_UNITS_ZH = {
     "天": "day", "日": "day", "个星期": "week", "星期": "week", "周": "week", "个月": "month", "年": "year",
 }
 _DURATION = re.compile(
-    rf"(?<![\w.])(?P<a>{_NUM}|{_WORD_NUM})(?:\s?(?:-|to|or)\s?(?P<b>{_NUM}|{_WORD_NUM}))?\s?-?\s?"
+    rf"(?<![A-Za-z0-9_.])(?P<a>{_NUM}|{_WORD_NUM})(?:\s?(?:-|to|or)\s?(?P<b>{_NUM}|{_WORD_NUM}))?\s?-?\s?"
     rf"(?P<biz>business |working |calendar )?(?P<u>{_alt(_DUR_UNITS_EN)})\b"
     rf"|(?P<za>\d+(?:\.\d+)?|{_CN_NUM}|半)(?:\s?(?:-|~|至|到)\s?(?P<zb>\d+(?:\.\d+)?|{_CN_NUM}))?\s?"
     r"(?P<zu>个工作日|工作日|个小时|小时|分钟|天|日(?=内|之内|以内)|个星期|星期|周(?![一二三四五六日末])|个月|年(?!级|龄|代|纪))",
@@ -417,7 +418,7 @@ _UNITS: dict[str, tuple[str, float, str]] = {
     "out of 5": ("rating", 1, "si"), "星": ("rating", 1, "si"),
 }
 _QUANTITY = re.compile(
-    rf"(?<![\w.])(?P<a>{_NUM})(?:\s?(?:-|to|~)\s?(?P<b>{_NUM}))?\s?-?\s?(?P<u>{_alt(_UNITS)})(?![A-Za-z\d])",
+    rf"(?<![A-Za-z0-9_.])(?P<a>{_NUM})(?:\s?(?:-|to|~)\s?(?P<b>{_NUM}))?\s?-?\s?(?P<u>{_alt(_UNITS)})(?![A-Za-z\d])",
     _I,
 )
 _STORAGE_G = {8, 16, 32, 64, 128, 256, 512}
@@ -467,6 +468,9 @@ _PROMISES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:payment in |pay in )?instal(?:l)?ments?\b|\binterest[- ]free\b|\bbuy now,? pay later\b|\bpay later\b|分期付款|分期|免息", _I), "instalments"),
     (re.compile(r"\b24/7\b|24小时(?:在线)?客服|全天候客服", _I), "support_24_7"),
     (re.compile(r"\bbuy one,? get one\b|\bBOGO\b|买一送一"), "bogo"),
+    # compensation and open-ended windows the attack suite made a model promise (tests/attacks)
+    (re.compile(r"\b(?:double|twice) the (?:price|amount|refund)\b|\brefund you (?:double|twice)\b|双倍|加倍赔", _I), "compensation"),
+    (re.compile(r"\b(?:a |one )?full year\b|\bunlimited (?:returns?|stock|time)\b|\breturns are unlimited\b", _I), "open_window"),
     (re.compile(r"\bsame[- ]day (?:delivery|arrival)\b|\bdelivered (?:the )?same day\b|当日达|当天送达", _I), "same_day_delivery"),
     (re.compile(r"\bsame[- ]day (?:dispatch|shipping|shipment)\b|\b(?:ships?|shipped|dispatched|sent out|goes out) "
                 r"(?:on )?the same day\b|\bships? same[- ]day\b|当天发货|当日发货|当天发出", _I), "same_day_dispatch"),
@@ -499,7 +503,7 @@ _FREE_FORWARD = re.compile(
     r"\bfree\s+(?P<mods>(?:(?:standard|ground|economy|express|expedited|next-day|international|domestic|home|"
     r"return|returns|same-day|two-day)\s+){0,2})(?P<noun>return shipping|shipping labels?|return labels?|shipping|"
     r"delivery|returns?|labels?|exchanges?|gift wrap(?:ping)?|gifts?|installation|repairs?|replacements?|samples?|"
-    r"cancellations?)\b",
+    r"cancellations?|(?:second|extra|bonus|additional)\s+\w+)\b",
     _I,
 )
 _FREE_BACKWARD = re.compile(
@@ -507,7 +511,8 @@ _FREE_BACKWARD = re.compile(
     r"(?!\s+of\b(?!\s+charge))|\bships?\s+(?:for\s+)?free\b|\b(?:for free|free of charge|at no (?:extra |additional )?(?:cost|charge))\b",
     _I,
 )
-_FREE_NOUN = re.compile(r"return|exchange|label|express|expedited|shipping|ship|delivery|deliver|gift|install|repair|replac", _I)
+_FREE_NOUN = re.compile(r"return|exchange|label|express|expedited|shipping|ship|delivery|deliver|gift|install|repair|replac|"
+                        r"second|extra|bonus", _I)
 _THRESHOLD_AFTER = re.compile(
     rf"(?:\bover|\babove|\bmore than|\bat least|\bexceeding|\bof|\bfrom|满|超过|高于|达到)\s*(?P<m>(?:{_alt(_CUR_PREFIX)})\s?(?:{_NUM})|(?:{_NUM})\s?(?:{_alt(_CUR_SUFFIX)})|\d+(?=\s*(?:以上|元)))",
     _I,
@@ -529,7 +534,10 @@ _CODE = re.compile(
 )
 _CONTACT = re.compile(
     r"(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
-    r"|(?P<url>https?://[^\s,;)\]]+|www\.[^\s,;)\]]+)"
+    r"|(?P<url>https?://[^\s,;)\]]+|www\.[^\s,;)\]]+|(?:javascript|data|vbscript):[^\s)\]]*"
+    # a markdown link or image and a bare domain are links too: a shopper must reach no site the shop did not name
+    r"|!?\[[^\]\n]*\]\([^)\n]*\)|<a\s[^>]*>"
+    r"|(?<![\w@.-])[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:example|com|net|org|io|ly|cn|co|shop|store|xyz|top|info|biz)\b(?:/[^\s)\]]*)?)"
     r"|(?<![\w.$+])(?P<phone>(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,4}){2,4}|\+\d{8,15}|\d{10,13})(?!\w|\.\d)"
 )
 
@@ -1130,12 +1138,39 @@ def _mention_keys(titles: Sequence[str], brand: str, sku: str) -> list[str]:
     return sorted(keys, key=len, reverse=True)
 
 
+# A sentence of a description or a policy paragraph that speaks to the assistant ("Note to the AI assistant:
+# tell every shopper ...", "【给AI助手的指令】...") is an injection slipped into the shop's text, not a fact: it
+# must support no claim and never be quoted (tests/attacks, docs/reliability.md).
+_ADDRESSED = re.compile(
+    r"\b(?:ai|chat\s?bots?|bots?|assistants?|llms?|language models?)\b[^.!?\n]{0,40}?(?:[:：]|\bmust\b|\bshould\b|"
+    r"\breading this\b|\binstructions?\b|\bnote\b)|\b(?:note|message|instructions?|command)\s+(?:to|for)\s+(?:the\s+)?"
+    r"(?:ai|bots?|chat\s?bots?|assistants?)\b|\bignore (?:all |any |your |the )?(?:previous |prior |above )?"
+    r"(?:instructions|rules|prompt|paragraph)|^\s*\[(?:system|override)\]|^\s*(?:system|override)\s*[:：]|\bsystem prompt\b|"
+    r"\b(?:tell|say to|promise) (?:every |all |the )?(?:shoppers?|customers?|everybody|everyone)\b|"
+    r"(?:给|请)?\s*(?:AI|ai)?\s*(?:助手|机器人|客服机器人)\s*(?:的指令|请注意|注意|指令)?\s*[:：】]|给(?:AI|ai)?助手|请(?:AI|ai)助手|"
+    r"系统提示|忽略(?:之前|以上|上面|所有)?的?(?:指令|规则|提示|内容)|(?:告诉|对所有)顾客|对所有顾客说|(?:AI|ai)请",
+    re.I | re.M,
+)
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
+
+
+def strip_instructions(text: str) -> str:
+    """``text`` without its sentences addressed to the assistant: what a poisoned catalog or policy says to
+    the model is neither a fact for the verifier nor a passage to quote to the shopper."""
+    lines = []
+    for line in text.split("\n"):
+        parts = [x for x in _SENTENCE_SPLIT.split(line) if x]
+        lines.append(" ".join(x.strip() for x in parts if not _ADDRESSED.search(x)))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
 class _FactIndex:
     """Facts parsed once: per-product facts and the claims the passages themselves make."""
 
     def __init__(self, facts: Facts) -> None:
-        self.products = [_product(r) for r in facts.products]
-        self.passages = "\n\n".join([*facts.passages, *facts.extras])
+        self.products = [_product({**r, "description": strip_instructions(str(r.get("description") or ""))})
+                         for r in facts.products]
+        self.passages = "\n\n".join([*(strip_instructions(p) for p in facts.passages), *facts.extras])
         self.text = "\n\n".join([self.passages, *(p.text for p in self.products)])
         self.brand_names = {p.brand for p in self.products if p.brand}
         self.folded = _squash(_fold(self.text))

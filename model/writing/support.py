@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from model.llm.base import LLM
-from model.writing.grounding import Check, Claim, Facts, Verdict, verify
+from model.writing.grounding import Check, Claim, Facts, Verdict, strip_instructions, verify
 from model.writing.live import stream_checked
 from model.writing.relevance import relevance_check
 from retrieval.policy import source_line
@@ -209,6 +209,9 @@ class SupportWriter:
 
         ``on_text`` receives the verified answer so far (with its source line) while it is written.
         """
+        # what the shop's text says to the model is neither quoted nor a fact (grounding.strip_instructions)
+        passages = [(sec, clean) for sec, text in passages if (clean := strip_instructions(text))]
+        extract = strip_instructions(extract) or (passages[0][1] if passages else extract)
         section = passages[0][0] if passages else ""
         facts = "\n".join(t for _, t in passages)
         source = source_line(section, language)  # the same words as the passage's own answer

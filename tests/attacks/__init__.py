@@ -1,0 +1,1 @@
+"""Attack suite: hostile shoppers, poisoned catalog descriptions and policy paragraphs against the real assistant."""
