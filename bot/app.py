@@ -267,6 +267,10 @@ class Assistant:
     _refused: dict[str, str] = field(default_factory=dict, repr=False)  # an index that failed to load, said once
     # the registry's active intents/recommender versions when they were last loaded (None: not looked yet)
     _published: dict[str, str | None] | None = field(default=None, repr=False)
+    _pruned_at: float | None = field(default=None, repr=False)  # time.monotonic() of the last retention prune
+
+    #: how often the long-running commands apply SHOPBOT_RETENTION_DAYS (bot/cli/prune.py does it on demand)
+    PRUNE_EVERY = 24 * 3600.0
 
     def handle(self, event: Event) -> list[Reply]:
         """One turn, synchronously: every reply's text is final when this returns."""
@@ -362,6 +366,21 @@ class Assistant:
                 await asyncio.to_thread(self.reload)
             except Exception:  # never let a reload problem stop the watch
                 log.exception("Looking for newly published models failed")
+            try:
+                await asyncio.to_thread(self.prune_if_due)
+            except Exception:  # a database that is down now is pruned at the next watch
+                log.warning("Pruning old conversations failed; trying again later.", exc_info=True)
+
+    def prune_if_due(self) -> dict[str, int] | None:
+        """Apply SHOPBOT_RETENTION_DAYS when it is set and a day has passed since this process last did
+        (the first watch after start-up prunes at once); the rows deleted, or None when not due. Riding on
+        the reload watch costs one clock read per interval and needs no timer of its own."""
+        days = self.settings.retention_days if self.settings is not None else None
+        now = time.monotonic()
+        if days is None or (self._pruned_at is not None and now - self._pruned_at < self.PRUNE_EVERY):
+            return None
+        self._pruned_at = now  # set before the work: a failing prune is retried in a day, not every interval
+        return self.store.prune(days)
 
     async def handle_async(self, event: Event) -> list[Reply]:
         """One turn for asyncio adapters (Telegram, Rasa): never blocks the event loop.

@@ -156,6 +156,16 @@ class Settings(BaseSettings):
         default="text", description="'json': one JSON object per log line with a turn id that follows a message from "
         "receiver to worker (no tokens, secrets or message text at INFO); 'text' for a terminal."
     )
+    redact_pii: bool = Field(
+        default=True, description="Replace e-mail addresses, phone numbers, payment card numbers and street addresses "
+        "that shoppers write by tags ([EMAIL], [PHONE], [CARD], [ADDRESS]) in log lines and in `shopbot feedback "
+        "export`. The owner's console still shows conversations as written."
+    )
+    retention_days: int | None = Field(
+        default=None, ge=1, description="Delete conversations older than this many days (turns with the products they "
+        "showed and their feedback, released handoffs, handled updates, long-expired watches, and the state of "
+        "shoppers idle that long), once a day in the long-running commands and with `shopbot prune`; off when unset."
+    )
 
     @field_validator("device", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -399,7 +400,7 @@ def load_engine(
                 row_ids.append(int(rec.pop("id")))
                 products.append(Product.from_record(rec))
         lexical = FieldedBM25.load(cur / "lexical")
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a cut .npz is a BadZipFile
         raise BundleError(f"The search index at {cur} is corrupt or unreadable; run `shopbot reindex` to rebuild it.") from None
     dense: list[DenseField] = []
     for key, name in encoders.items():
@@ -411,11 +412,11 @@ def load_engine(
             )
         check_manifest(Manifest.load(ddir / "manifest.json"), encoder=enc.name, dim=enc.dim, where=cur)
         index = VectorIndex.load(ddir, use_gpu=use_gpu)
-        try:
+        try:  # the body view too: a cut file is a one-sentence refusal, not numpy's mmap error
             vectors = np.load(ddir / "vectors.npy", mmap_mode="r")
+            body = np.load(ddir / "body_vectors.npy", mmap_mode="r") if (ddir / "body_vectors.npy").is_file() else None
         except (OSError, ValueError):
             raise BundleError(f"The vectors in {ddir} are corrupt; run `shopbot reindex` to rebuild them.") from None
-        body = np.load(ddir / "body_vectors.npy", mmap_mode="r") if (ddir / "body_vectors.npy").is_file() else None
         if vectors.shape != (len(products), enc.dim) or (body is not None and body.shape != vectors.shape):
             raise BundleError(f"The vectors in {ddir} do not match the catalog snapshot; run `shopbot reindex` to rebuild them.")
         wrapped: Encoder = CachedEncoder(enc, query_cache_size) if query_cache_size else enc

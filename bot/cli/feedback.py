@@ -26,7 +26,7 @@ def feedback_export(ctx: click.Context, out: Path) -> None:
     """One JSON line per turn that showed products or got feedback: query, shown products with ranks,
     clicks, thumbs, purchases, reply text and model versions."""
     with user_errors(debug(ctx)), open_store(settings(ctx)) as store:
-        n = store.export_feedback(out)
+        n = store.export_feedback(out, redact=settings(ctx).redact_pii)
     click.echo(f"{n} turns written to {out}.")
 
 

@@ -32,6 +32,7 @@ from bot.cli.gaps import gaps as gaps_command
 from bot.cli.intents import intents_group
 from bot.cli.models import models_group
 from bot.cli.ops import handoffs, stats
+from bot.cli.prune import prune as prune_command
 from bot.cli.recommend import eval_recommend
 from bot.cli.scale import receiver as receiver_command
 from bot.cli.scale import worker as worker_command
@@ -66,7 +67,7 @@ def cli(ctx: click.Context, data_dir: Path | None, encoder: str | None, debug: b
         configure_logging("text", level)
         raise UserError(f"Invalid configuration: {exc}".splitlines()[0]) from None
     # SHOPBOT_LOG_FORMAT: plain lines for a terminal or JSON lines; tokens and secrets never reach either
-    configure_logging(settings.log_format, level, secrets=secret_values(settings))
+    configure_logging(settings.log_format, level, secrets=secret_values(settings), redact_personal=settings.redact_pii)
     ctx.obj = {"settings": settings, "debug": debug}
 
 
@@ -81,6 +82,7 @@ cli.add_command(worker_command)
 cli.add_command(db_group)
 cli.add_command(console_command)
 cli.add_command(gaps_command)
+cli.add_command(prune_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -461,6 +461,11 @@ class DialogueManager:
         return cached[2]
 
     def _feedback(self, turn: Turn, *, positive: bool, ref_turn: str | None = None, sku: str | None = None) -> list[Reply]:
+        if ref_turn is not None:
+            owner = getattr(self.store, "turn_owner", lambda _t: None)(ref_turn)
+            if owner is not None and owner != turn.user_id:  # a thumb on someone else's turn: never recorded
+                turn.intent = "other"
+                return [Reply(say("other", turn.lang))]
         target = ref_turn or turn.state.get("last_turn")
         if positive:
             self.store.feedback(turn.user_id, "thumb_up", turn_id=target, sku=sku)

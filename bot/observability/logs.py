@@ -7,7 +7,9 @@ The turn id lives in a context variable, so code that logs need not pass it alon
 message (:func:`bind_turn_id`), and every line logged meanwhile, in threads started with
 ``asyncio.to_thread`` too, carries it. What a shopper wrote is never logged at INFO or below the
 warnings; bot tokens, API keys and database passwords are replaced by ``[REDACTED]`` wherever they
-appear (a library logging a Bot API URL carries the token in it).
+appear (a library logging a Bot API URL carries the token in it), and, unless ``SHOPBOT_REDACT_PII`` is off,
+e-mail addresses, phone and card numbers and street addresses a shopper wrote are replaced by tags
+(bot/observability/pii.py) in lines that carry message text (DEBUG, errors with the text in them).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
+
+from bot.observability.pii import redact_pii
 
 __all__ = [
     "REDACTED",
@@ -94,24 +98,30 @@ def secret_values(settings: object) -> list[str]:
 class RedactSecrets(logging.Filter):
     """Rewrites a record before any handler writes it: message, arguments, traceback and extra fields."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), *, pii: bool = False) -> None:
+        """``pii``: also replace a shopper's personal data (e-mail, phone, card, street address) by tags."""
         super().__init__()
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)  # a longer secret first
+        self.pii = pii
+
+    def _clean(self, text: str) -> str:
+        text = redact(text, self.secrets)
+        return redact_pii(text) if self.pii else text
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = redact(message, self.secrets)
+        clean = self._clean(message)
         if clean != message or record.args:
             record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, self.secrets)
+            record.exc_text = self._clean(record.exc_text)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info, self.secrets)
+            record.stack_info = self._clean(record.stack_info)
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD and isinstance(value, str):
-                setattr(record, key, redact(value, self.secrets))
+                setattr(record, key, self._clean(value))
         return True
 
 
@@ -150,20 +160,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-def log_handler(fmt: str, *, stream: IO[str] | None = None, secrets: Iterable[str] = ()) -> logging.Handler:
+def log_handler(fmt: str, *, stream: IO[str] | None = None, secrets: Iterable[str] = (),
+                redact_personal: bool = True) -> logging.Handler:
     """A handler writing ``fmt`` ("text": ``LEVEL logger: message`` as always; "json") to ``stream``
-    (stderr), with the turn id and the secret filter on it."""
+    (stderr), with the turn id and the secret filter on it (``redact_personal``: personal data too)."""
     if fmt not in ("text", "json"):
         raise ValueError(f"log format must be 'text' or 'json', not {fmt!r}")
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     handler.addFilter(TurnIdFilter())
-    handler.addFilter(RedactSecrets(secrets))
+    handler.addFilter(RedactSecrets(secrets, pii=redact_personal))
     setattr(handler, _OURS, True)
     return handler
 
 
-def configure_logging(fmt: str, level: int, *, secrets: Iterable[str] = ()) -> None:
+def configure_logging(fmt: str, level: int, *, secrets: Iterable[str] = (), redact_personal: bool = True) -> None:
     """Log to stderr in ``fmt`` at ``level`` (the ``shopbot`` command calls this once it has its settings).
 
     Like ``logging.basicConfig`` it leaves a logging set-up it did not make alone (an embedding
@@ -176,5 +187,5 @@ def configure_logging(fmt: str, level: int, *, secrets: Iterable[str] = ()) -> N
             h.close()
     if root.handlers:
         return
-    root.addHandler(log_handler(fmt, secrets=secrets))
+    root.addHandler(log_handler(fmt, secrets=secrets, redact_personal=redact_personal))
     root.setLevel(level)

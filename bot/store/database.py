@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import bindparam, create_engine, delete, event, exists, or_, select
+from sqlalchemy import bindparam, create_engine, delete, event, exists, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -646,6 +646,17 @@ class Store:
         except StoreUnavailable:
             return list(reversed(self._turns.get(user_id) or ()))[:n]
 
+    def turn_owner(self, turn_id: str) -> str | None:
+        """The user a turn belongs to; None when it is unknown (perhaps still buffered) or the database is down.
+        A button carries a turn id, and a button can be pressed by someone else (a group chat, a forwarded
+        message, a crafted payload): the dialogue asks this before it records anything against that turn."""
+        try:
+            with self._read_rows(hot=True) as c:
+                turns = table(Turn)
+                return c.execute(select(turns.c.user_id).where(turns.c.id == turn_id)).scalar()  # type: ignore[no-any-return]
+        except StoreUnavailable:
+            return None
+
     def last_turn(self, user_id: str) -> TurnInfo | None:
         """The turn "that's not what I meant" refers to."""
         turns = self.recent_turns(user_id, 1)
@@ -716,10 +727,11 @@ class Store:
 
     # ------------------------------------------------------------------------------ reports
 
-    def export_feedback(self, path: str | Path) -> int:
+    def export_feedback(self, path: str | Path, *, redact: bool = True) -> int:
         """Training rows for re-ranking and recommendation, one JSON line per turn that showed products or
-        received feedback (:func:`bot.store.reports.export_feedback`); returns the number of lines."""
-        return reports.export_feedback(self._read, path)
+        received feedback (:func:`bot.store.reports.export_feedback`); returns the number of lines.
+        ``redact``: personal data in the texts replaced by tags (SHOPBOT_REDACT_PII)."""
+        return reports.export_feedback(self._read, path, redact=redact)
 
     def stats(self, top: int = 10) -> Stats:
         """What the shop owner looks at: volume, what shoppers search for, what finds nothing, thumbs
@@ -767,11 +779,13 @@ class Store:
         queries are stored casefolded and a query marked twice keeps its first mark. Returns the count."""
         now = self._now()
         keys = sorted({" ".join(q.split()).casefold()[:500] for q in queries if q.strip()})
+        marked = reports.handled_gap_queries(self._read) if keys else set()  # a second mark would be a duplicate key
         ops: list[Op] = [{"op": "insert", "table": "handled_gaps", "row": {
-            "query": clean(k, 500), "theme": clean(theme), "handled_at": now, "handled_by": clean(by, 200)}} for k in keys]
+            "query": clean(k, 500), "theme": clean(theme), "handled_at": now, "handled_by": clean(by, 200)}}
+            for k in keys if clean(k, 500) not in marked]
         if ops:
             self._write("mark_gaps_handled", ops)
-        return len(ops)
+        return len(keys)
 
     # ------------------------------------------------------------------------------ forgetting
 
@@ -815,6 +829,78 @@ class Store:
                 cache.discard(user_id)
         log.info("Forgot %s: %s", user_id, counts)
         return counts
+
+    # ------------------------------------------------------------------------------ retention
+
+    def prune(self, days: int, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete what is older than ``days`` days (SHOPBOT_RETENTION_DAYS): turns with the products they showed
+        and the feedback on them (and feedback without a turn), released handoffs, handled updates, button
+        payloads, watches that expired or were cancelled that long ago, the conversation state of shoppers idle
+        that long, and then those shoppers' user rows when nothing of theirs is left (no turn, watch, or open
+        handoff). Returns the rows per table; ``dry_run`` counts them and deletes nothing.
+
+        Like :meth:`forget_user` it needs the database (buffered rows are written first, so an old buffered
+        turn is pruned too) and raises StoreUnavailable while it is down. Timestamps are the store's clock."""
+        if days < 1:
+            raise ValueError("Keep conversations for at least one day.")
+        cutoff = self._now() - timedelta(days=days)
+        with self._lock:
+            with self._read():  # replays the buffer; StoreUnavailable (one sentence) when down
+                pass
+            old_turns = select(Turn.id).where(Turn.created_at < cutoff)
+            idle = select(User.id).where(User.last_seen_at < cutoff)
+            payloads = table(ButtonPayload)
+            # order matters: children before the turns and users they point at
+            steps: list[tuple[str, Any, Any]] = [
+                ("impressions", Impression, or_(Impression.turn_id.in_(old_turns), Impression.created_at < cutoff)),
+                ("feedback", Feedback, or_(Feedback.turn_id.in_(old_turns),
+                                           (Feedback.turn_id.is_(None)) & (Feedback.created_at < cutoff))),
+                ("turns", Turn, Turn.created_at < cutoff),
+                ("handoffs", Handoff, Handoff.released_at.is_not(None) & (Handoff.released_at < cutoff)),
+                ("handled_updates", HANDLED, HANDLED.c.handled_at < cutoff),
+                ("button_payloads", payloads, payloads.c.created_at < cutoff),
+                ("watches", Watch, or_(Watch.expires_at < cutoff, Watch.cancelled_at < cutoff)),
+                ("conversation_state", ConversationState, ConversationState.user_id.in_(idle)),
+                ("users", User, User.last_seen_at < cutoff),
+            ]
+            counts: dict[str, int] = {}
+            try:
+                with Session(self.engine if dry_run else self._write_engine) as s, s.begin():
+                    for name, target, cond in steps:
+                        if name == "users":  # only shoppers of whom nothing else is left
+                            cond = cond & User.handed_over.is_not(True) & ~exists().where(Turn.user_id == User.id) \
+                                & ~exists().where(Watch.user_id == User.id) \
+                                & ~exists().where(ConversationState.user_id == User.id)
+                        if dry_run:
+                            if name in ("conversation_state", "users"):
+                                # nothing was deleted before them in a dry run: count what would be gone
+                                cond = self._dry_cond(name, cond, cutoff)
+                            n = s.execute(select(func.count()).select_from(target).where(cond)).scalar_one()
+                        else:
+                            result = s.execute(delete(target).where(cond).execution_options(synchronize_session=False))
+                            n = getattr(result, "rowcount", 0) or 0
+                        counts[name] = int(n)
+            except Exception as exc:
+                if not is_down(exc):
+                    raise
+                self._mark_down(exc)
+                raise StoreUnavailable(self._unavailable(exc)) from None
+            if not dry_run and any(counts.values()):
+                for cache in (self._states, self._users, self._turns):  # caches of what may be gone
+                    cache.drain()
+        log.info("Pruned conversations older than %d days%s: %s", days, " (dry run)" if dry_run else "", counts)
+        return counts
+
+    @staticmethod
+    def _dry_cond(name: str, cond: Any, cutoff: datetime) -> Any:
+        """In a dry run the turns, watches and states are still there: a user is counted when everything of
+        theirs would be pruned (every turn old, every watch long expired, the state of an idle user)."""
+        if name == "conversation_state":
+            return cond
+        live_watch = exists().where(Watch.user_id == User.id, Watch.expires_at >= cutoff,
+                                    or_(Watch.cancelled_at.is_(None), Watch.cancelled_at >= cutoff))
+        return (User.last_seen_at < cutoff) & User.handed_over.is_not(True) \
+            & ~exists().where(Turn.user_id == User.id, Turn.created_at >= cutoff) & ~live_watch
 
     # ------------------------------------------------------------------------------ watchlists
     # Written straight to the database, never through the buffer: a shopper told "I'll let you know" must be

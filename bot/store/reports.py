@@ -25,6 +25,7 @@ from typing import IO, Any
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from bot.observability.pii import redact_pii
 from bot.store.records import NEGATIVE_KINDS, SearchLog, Stats, TurnLog
 from bot.store.schema import Feedback, HandledGap, Handoff, Impression, Turn, User, utc
 
@@ -319,9 +320,14 @@ def handled_gap_queries(read: Read) -> set[str]:
 # ------------------------------------------------------------------------------ feedback export
 
 
-def export_feedback(read: Read, path: str | Path) -> int:
+def export_feedback(read: Read, path: str | Path, *, redact: bool = True) -> int:
     """Training rows for re-ranking and recommendation: one JSON line per turn that showed products
     or received feedback, oldest first; returns the number of lines.
+
+    ``redact`` (the default, SHOPBOT_REDACT_PII): e-mail addresses, phone and card numbers and street
+    addresses in what shoppers wrote and what was answered (text, query, slots, replies, rating comments,
+    generation records) are replaced by tags (bot/observability/pii.py); an export leaves the shop for
+    trainers and other teams, the console's conversation view does not.
 
     Feedback logged without a turn but with a product (a click from an old message) is attached to
     the user's latest earlier turn that showed that product, so no signal is dropped. The file is
@@ -348,17 +354,32 @@ def export_feedback(read: Read, path: str | Path) -> int:
             for t in s.execute(select(Turn).where(cond).order_by(Turn.created_at, Turn.id)).scalars():
                 batch.append(t)
                 if len(batch) == 500:
-                    n += _export_batch(s, batch, orphans, fh)
+                    n += _export_batch(s, batch, orphans, fh, redact)
                     batch = []
             if batch:
-                n += _export_batch(s, batch, orphans, fh)
+                n += _export_batch(s, batch, orphans, fh, redact)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return n
 
 
-def _export_batch(s: Session, turns: Sequence[Turn], orphans: Mapping[str, list[Feedback]], fh: IO[str]) -> int:
+def _scrub(value: Any) -> Any:
+    """Every string inside a JSON value with personal data redacted (keys, numbers and SKUs as they were)."""
+    if isinstance(value, str):
+        return redact_pii(value)
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    return value
+
+
+_FREE_TEXT = ("text_in", "query", "slots", "reply", "ratings", "generation")
+
+
+def _export_batch(s: Session, turns: Sequence[Turn], orphans: Mapping[str, list[Feedback]], fh: IO[str],
+                  redact: bool = True) -> int:
     ids = [t.id for t in turns]
     shown: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for i in s.execute(select(Impression).where(Impression.turn_id.in_(ids))
@@ -383,6 +404,8 @@ def _export_batch(s: Session, turns: Sequence[Turn], orphans: Mapping[str, list[
             "model_versions": json.loads(t.model_versions or "{}"),
             "generation": json.loads(t.generation or "[]"),
         }
+        if redact:
+            rec.update({k: _scrub(rec[k]) for k in _FREE_TEXT})
         fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return len(turns)
 

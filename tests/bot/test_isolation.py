@@ -1,0 +1,140 @@
+"""One shopper never sees, changes or votes on another's history, watchlist, handoff or feedback, whichever
+channel they use: a second Telegram user pressing the first one's buttons (or crafted callback data with the
+first one's turn and watch ids), a Rasa tracker whose sender is B carrying A's turn ids, and the console, which
+shows conversations only to the logged-in owner."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
+
+from bot.app import Assistant, build_assistant
+from bot.channels.rasa.actions import ActionRecordFeedback, ActionRuntime
+from bot.channels.telegram.bot import ShopBot
+from bot.console.app import create_app
+from bot.settings import Settings
+from bot.store.schema import Feedback
+from tests.console.conftest import log_in, make_settings
+from tests.fakes.telegram_harness import running
+from tests.fakes.telegram_server import FakeTelegram
+
+ANN, BO = 3001, 3002
+A_QUERY = "waterproof hiking boots"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, llm="off", telegram_max_rate=0, telegram_edit_interval=0)
+
+
+@pytest.fixture
+def assistant(shared, settings: Settings) -> Iterator[Assistant]:  # type: ignore[no-untyped-def]
+    engine, nlu, policy = shared
+    a = build_assistant(settings, engine=engine, nlu=nlu, policy=policy)
+    yield a
+    a.close()
+
+
+def _feedback_on(assistant: Assistant, turn_id: str) -> list[tuple[str, str]]:
+    with Session(assistant.store.engine) as s:
+        return [(u, k) for u, k in s.execute(select(Feedback.user_id, Feedback.kind).where(Feedback.turn_id == turn_id))]
+
+
+def _texts(calls: list[Any]) -> str:
+    return "\n".join(str(c.params.get("text") or c.params.get("caption") or "") for c in calls)
+
+
+def test_a_second_telegram_user_cannot_use_the_first_ones_buttons(assistant: Assistant, settings: Settings) -> None:
+    store = assistant.store
+    a_user, b_user = f"telegram:{ANN}", f"telegram:{BO}"
+
+    async def main() -> None:
+        async with FakeTelegram() as tg, running(ShopBot(assistant, settings), tg) as bot:
+            await bot.say(ANN, A_QUERY)
+            a_turn = store.last_turn(a_user)
+            assert a_turn is not None
+            a_state = store.load_state(a_user) or {}
+            watch = store.add_watch(a_user, channel="telegram", chat_id=str(ANN), language="en", query=A_QUERY,
+                                    filters={}, expires_at=store.clock() + timedelta(days=30))
+            store.handoff(a_user, "call me about my boots")
+            b_msg = (await bot.say(BO, "hello"))[-1]  # a message in B's own chat to press buttons under
+
+            seen: list[Any] = []
+            for data in (f"up:{a_turn.turn_id}", f"down:{a_turn.turn_id}", f"up:{a_turn.turn_id}:X",
+                         f"unwatch:{watch.id}", f"tg:cmp:{a_state.get('shown_turn')}:1,2", "tg:forget:yes"):
+                sent, answer = await bot.press(BO, b_msg, data)
+                seen += sent
+                if answer is not None:
+                    seen.append(answer)
+            seen += await bot.say(BO, "/prefs")
+            seen += await bot.say(BO, "/watchlist")
+            await assistant.dialogue.drain()  # the turns' rows are written after the replies go out
+
+            # nothing of A's reached B
+            said = _texts(seen) + "\n".join(str(getattr(c, "params", c)) for c in seen)
+            assert A_QUERY not in said and "call me about my boots" not in said
+            # and nothing of A's changed: no vote on A's turn, A's watch, turns, state and handoff intact
+            assert _feedback_on(assistant, a_turn.turn_id) == []
+            assert [w.id for w in store.watches(a_user)] == [watch.id]
+            assert store.last_turn(a_user) == a_turn and store.load_state(a_user) == a_state
+            assert store.is_handed_over(a_user)
+            assert all(t.user_id == b_user for t in store.recent_turns(b_user))
+
+    asyncio.run(main())
+
+
+def _tracker(sender: str, button: str) -> Tracker:
+    return Tracker.from_dict({  # type: ignore[typeddict-item]
+        "sender_id": sender, "slots": {}, "events": [], "paused": False, "followup_action": None, "active_loop": {},
+        "latest_action_name": None, "stack": [], "user_id": None, "active_form": {},
+        "latest_message": {"text": f'/thumbs_up{{"button": "{button}"}}', "intent": {"name": "thumbs_up", "confidence": 1},
+                           "entities": [{"entity": "button", "value": button}]}})
+
+
+def test_a_rasa_sender_cannot_vote_on_another_senders_turn(assistant: Assistant) -> None:
+    store = assistant.store
+    a_user = "rasa:ann"
+    a_turn = store.log_turn(a_user, A_QUERY, "Here are 3", intent="search")
+    b_turn = store.log_turn("rasa:bo", "boots", "Here are 2", intent="search")
+    action = ActionRecordFeedback(ActionRuntime(assistant))
+
+    async def press(sender: str, button: str) -> list[dict[str, Any]]:
+        dispatcher = CollectingDispatcher()
+        await action.run(dispatcher, _tracker(sender, button), {})
+        return dispatcher.messages
+
+    b_said = asyncio.run(press("bo", f"up:{a_turn}"))
+    assert _feedback_on(assistant, a_turn) == []
+    assert A_QUERY not in str(b_said)
+    asyncio.run(press("bo", f"down:{b_turn}"))  # B's own turn: recorded, so the refusal above was not a broken action
+    assert _feedback_on(assistant, b_turn) == [("rasa:bo", "thumb_down")]
+
+
+def test_the_console_shows_conversations_only_to_the_owner(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    from bot.store.database import Store
+
+    with Store(settings.db_url, settings.buffer_dir) as store:
+        store.log_turn("telegram:111", A_QUERY, "Here are 3", intent="search")
+        store.handoff("telegram:111", "call me about my boots")
+        app = create_app(settings, store=store, secret_key="test-secret")
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            for path in ("/conversations/telegram:111", "/conversations", "/handoffs", "/?q=telegram:111"):
+                r = client.get(path, follow_redirects=False)
+                assert r.status_code in (303, 307) and A_QUERY not in r.text and "boots" not in r.text, path
+            assert client.get("/api/overview", follow_redirects=False).status_code == 401
+            assert log_in(client).status_code == 303
+            assert A_QUERY in client.get("/conversations/telegram:111").text  # the owner may read it
+            # an id that is a prefix or a pattern of another shopper's shows none of theirs
+            for other in ("telegram:11", "telegram:%25", "telegram:_11", "telegram:111%20"):
+                assert A_QUERY not in client.get(f"/conversations/{other}").text, other
