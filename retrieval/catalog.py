@@ -261,8 +261,8 @@ def _parse_stock(raw: Any) -> int:
         value = float(raw)
     except (TypeError, ValueError):
         raise ValueError(f"stock {str(raw)[:40]!r} is not a whole number") from None
-    if value != int(value):
-        raise ValueError(f"stock {raw!r} is not a whole number")
+    if value != value or value in (float("inf"), float("-inf")) or value != int(value):  # int(inf) would raise
+        raise ValueError(f"stock {str(raw)[:40]!r} is not a whole number")
     if value < 0:
         raise ValueError(f"stock {int(value)} is negative")
     return int(value)

@@ -138,7 +138,8 @@ def _whole(text: str) -> int | None:
         value = float(text.replace(",", ""))
     except ValueError:
         return None
-    return int(value) if value == value and value == int(value) else None
+    # inf is no count either (int(inf) raises OverflowError: a stock cell "1e400" stopped the whole load)
+    return int(value) if value == value and abs(value) != float("inf") and value == int(value) else None
 
 
 def _stock(raw: str) -> int | str:

@@ -93,7 +93,9 @@ def _zh_colors(text: str) -> list[re.Match[str]]:
 
 
 _CUR = r"(?:\$|usd|us\$|dollars?|bucks|€|eur|euros?|£|gbp|pounds?|¥|￥|rmb|cny|yuan|元|块钱?)"
-_NUM = r"(\d+(?:[.,]\d+)?)\s*(k)?"
+# (?<!\d): a number starts where its digits start; without it a long run of digits ("1" * 5000) is tried
+# from every position inside it, and the price patterns take seconds (tests/hostile/test_properties.py)
+_NUM = r"(?<!\d)(\d+(?:[.,]\d+)?)\s*(k)?"
 _PRICE_UNDER = re.compile(
     rf"(?:under|below|less than|cheaper than|at most|max(?:imum)?|up to|no more than|within|<=?)\s*{_CUR}?\s*{_NUM}\s*{_CUR}?",
     re.I,

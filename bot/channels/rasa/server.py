@@ -8,7 +8,8 @@ traceback in the log:
 
 * not JSON, not an object, no ``next_action``, no ``tracker``, a field of the wrong type -> 400 with
   ``{"error": "...", "action_name": ...}`` (Rasa's own shape for a rejected action);
-* an action this server does not serve -> 404 naming the ones it does.
+* an action this server does not serve -> 404 naming the ones it does;
+* a body over ``MAX_BODY`` (20 MiB), sent as it is (Sanic's REQUEST_MAX_SIZE) or deflated -> 413.
 
 Point a Rasa project's endpoints.yml at it (``action_endpoint: url: http://HOST:PORT/webhook``).
 """
@@ -30,11 +31,29 @@ from bot.observability.http import health_response, metrics_response, ready_resp
 from bot.observability.metrics import count_error
 from bot.observability.ready import run_checks
 
-__all__ = ["ActionServer", "check_action_call", "create_action_app"]
+__all__ = ["MAX_BODY", "ActionServer", "TooLarge", "check_action_call", "create_action_app", "inflate"]
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 20 * 1024 * 1024  # a long conversation's tracker (Rasa sends every event) stays well below this
+TOO_LARGE = f"The action call is larger than {MAX_BODY // 2**20} MiB once inflated."
+
+
+class TooLarge(ValueError):
+    """A compressed action call that inflates past ``MAX_BODY``."""
+
+
+def inflate(raw: bytes) -> bytes:
+    """A deflate-compressed body (Rasa compresses its action calls), at most ``MAX_BODY`` bytes of it.
+
+    Sanic's REQUEST_MAX_SIZE bounds only the compressed bytes: 20 MiB of zeros deflate to 20 KiB, so an
+    unbounded ``zlib.decompress`` would let one request take gigabytes. Raises TooLarge past the limit and
+    zlib.error for bytes that are not deflate data."""
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(raw, MAX_BODY + 1)
+    if len(out) > MAX_BODY or inflater.unconsumed_tail:
+        raise TooLarge(TOO_LARGE)
+    return out
 
 
 def check_action_call(body: Any, served: Mapping[str, Any]) -> tuple[int, str] | None:
@@ -128,12 +147,21 @@ def create_action_app(runtime: ActionRuntime, *, cors_origins: str | list[str] |
     async def check(request: Any) -> Any:
         if request.path != "/webhook" or request.method != "POST":
             return None
+        length = request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > MAX_BODY:
+            # Sanic stops reading past REQUEST_MAX_SIZE but still runs this check with an empty body, which
+            # would be a misleading 400 "not a JSON object"
+            count_error("bad_update")
+            return response.json({"error": TOO_LARGE.replace(" once inflated", ""), "action_name": None}, status=413)
         try:
             raw = request.body or b""
             if request.headers.get("Content-Encoding") == "deflate":
-                raw = zlib.decompress(raw)
+                raw = inflate(raw)
             body = json.loads(raw) if raw.strip() else None
-        except (ValueError, zlib.error):
+        except TooLarge:
+            count_error("bad_update")
+            return response.json({"error": TOO_LARGE, "action_name": None}, status=413)
+        except (ValueError, zlib.error, RecursionError):  # RecursionError: JSON nested 100,000 deep
             count_error("bad_update")
             return response.json({"error": "The request body is not valid JSON.", "action_name": None}, status=400)
         problem = check_action_call(body, executor.actions)
