@@ -27,9 +27,12 @@ install: $(STAMP)
 chat: $(STAMP)
 	$(BIN)/shopbot chat
 
-# the dependency rules first (seconds): a broken layer fails before ten minutes of tests
+# the static checks first (about a minute: ruff, the dependency rules, mypy, bandit): they fail before the tests run
 test: $(STAMP) $(TOOLS)
+	$(BIN)/ruff check bot retrieval model tests docs
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy bot retrieval model
+	$(BIN)/bandit -r bot retrieval model -q --ini .bandit
 	$(BIN)/python -m pytest
 
 test-all: $(STAMP) $(TOOLS)
