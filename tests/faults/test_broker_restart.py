@@ -31,6 +31,7 @@ from tests.e2e.test_scale import (  # noqa: F401 - pg_url and scale_data are fix
     SHARDS,
     Cluster,
     base_env,
+    learn_answers,
     pg_url,
     scale_data,
     text_update,
@@ -64,18 +65,6 @@ async def _post_until_accepted(http: ClientSession, url: str, update: dict[str, 
         delay = min(delay * 2, 0.5)
 
 
-async def _learn_answers(c: Cluster, http: ClientSession, chat: int) -> dict[str, str]:
-    """The answer to each scripted message, from one chat writing them one at a time. Unlike
-    test_scale.learn_answers, two messages may share an answer: the checks below compare counts of answers."""
-    out: dict[str, str] = {}
-    for text in SCRIPT:
-        n = len(c.answers(chat))
-        await c.post(http, text_update(chat, text), 0)
-        await c.fake.wait_for(lambda n=n: len(c.answers(chat)) > n, 60)
-        out[text] = c.answers(chat)[-1]
-    return out
-
-
 def test_nothing_accepted_is_lost_when_the_broker_restarts_under_load(
         scale_data: Path, pg_url: str, tmp_path: Path) -> None:  # noqa: F811 - the fixtures imported above
     report: dict[str, Any] = {}
@@ -94,7 +83,7 @@ def test_nothing_accepted_is_lost_when_the_broker_restarts_under_load(
                 c.start_worker()
                 await c.ready()
                 async with ClientSession(timeout=ClientTimeout(total=10)) as http:
-                    answer_of = await _learn_answers(c, http, 600_000)
+                    answer_of = await learn_answers(c, http, 600_000, distinct=False)
                     statuses: Counter[int] = Counter()
                     accepted: dict[int, list[str]] = {chat: [] for chat in CHATS}
                     posted = 0
