@@ -189,7 +189,7 @@ def quiet_model_loading() -> None:
     hf_logging = sys.modules.get("transformers.utils.logging")  # already imported: switched off directly
     if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") is None:
         try:  # ~15 ms; comes with the model libraries (without it, none of their bars can draw)
-            from huggingface_hub.utils import disable_progress_bars
+            from huggingface_hub.utils.tqdm import disable_progress_bars
         except ImportError:
             pass
         else:

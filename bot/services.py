@@ -197,7 +197,7 @@ def read_catalog(s: Settings, path: Path | None, *, on_error: OnError | None = N
         column_map = saved_column_map(s, header)
         if column_map:
             note = f"Used the column map saved for these columns in {column_map_path(s)} (--map replaces it)."
-    result = load_catalog(path, on_error=on_error or s.on_bad_row,  # type: ignore[arg-type]
+    result = load_catalog(path, on_error=on_error or s.on_bad_row,
                           column_map=column_map)
     if column_map and not note and header and path is not None:
         try:

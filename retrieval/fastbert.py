@@ -26,17 +26,20 @@ __all__ = ["NumpyBert", "supports"]
 def _gelu(x: np.ndarray) -> np.ndarray:
     from scipy.special import erf  # scipy loads slowly: only when the numpy BERT runs
 
-    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)).astype(x.dtype))
+    out: np.ndarray = 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)).astype(x.dtype))
+    return out
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
     mu = x.mean(-1, keepdims=True)
     var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + eps) * w + b
+    out: np.ndarray = (x - mu) / np.sqrt(var + eps) * w + b
+    return out
 
 
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+def _read_json(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return data
 
 
 def supports(model_dir: Path) -> bool:
@@ -130,7 +133,8 @@ class NumpyBert:
             m = mask[:, :, None]
             pooled = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
         norm = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norm, 1e-12)).astype(np.float32)
+        out: np.ndarray = (pooled / np.maximum(norm, 1e-12)).astype(np.float32)
+        return out
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """L2-normalised sentence embeddings; batches are length-sorted to keep padding small."""
@@ -181,7 +185,8 @@ class QuantizedBert:
             lin.qconfig = torch.ao.quantization.per_channel_dynamic_qconfig  # type: ignore[assignment]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return torch.ao.nn.quantized.dynamic.Linear.from_float(lin)
+                q: torch.nn.Module = torch.ao.nn.quantized.dynamic.Linear.from_float(lin)  # type: ignore[no-untyped-call]  # torch leaves from_float unannotated
+                return q
 
         def packed(w: np.ndarray, b: np.ndarray) -> Any:
             # the quantised weights as the int8 kernel takes them: calling the op directly skips the

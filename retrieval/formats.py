@@ -219,7 +219,7 @@ class _Table:
                 # line_num is the physical line where the record ended; records may span lines.
                 line = reader.line_num
                 if None in rec:
-                    yield line, None, f"has {width + len(rec[None])} fields, the header has {width}"  # type: ignore[index]
+                    yield line, None, f"has {width + len(rec[None])} fields, the header has {width}"
                 else:
                     yield line, dict(rec), None
 

@@ -149,7 +149,8 @@ _TITLE_END = re.compile(r"\s(?:for|with|without|by|of|in)\s", re.I)
 def _title_head_word(title: str) -> str | None:
     name = re.split(r",|\s[-–(]\s?", title, maxsplit=1)[0]
     name = _MEASURE.sub(" ", _TITLE_END.split(f" {name} ", maxsplit=1)[0])
-    for w in reversed(re.findall(r"[\w'-]+", name)):  # the last word of letters is the head: read from the end
+    words: list[str] = re.findall(r"[\w'-]+", name)
+    for w in reversed(words):  # the last word of letters is the head: read from the end
         if w.isascii() and any(c.isalpha() for c in w) and (toks := tokenize(w)) and toks[-1].isalpha():
             return w.lower()
     return None

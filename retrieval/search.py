@@ -647,7 +647,8 @@ def _in_sorted(sorted_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
     if not sorted_rows.size:
         return np.zeros(rows.size, dtype=np.float32)
     at = np.minimum(np.searchsorted(sorted_rows, rows), sorted_rows.size - 1)
-    return (sorted_rows[at] == rows).astype(np.float32)
+    hit: np.ndarray = (sorted_rows[at] == rows).astype(np.float32)
+    return hit
 
 
 def _first_of_each(keys: np.ndarray) -> np.ndarray:

@@ -44,7 +44,7 @@ def actions_command(ctx: click.Context, host: str, port: int, no_llm: bool, cors
     origins = [o.strip() for o in cors.split(",") if o.strip()] if cors else None
     app = create_action_app(runtime, cors_origins=origins)
 
-    @app.after_server_stop
+    @app.after_server_stop  # type: ignore[untyped-decorator]  # rasa_sdk ships no type hints: its app is Any
     async def close(app: Any) -> None:
         await runtime.aclose()
 

@@ -11,13 +11,17 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bot.cli.context import debug, echo_err, settings
 from bot.cli.errors import UserError, user_errors
 from retrieval.catalog import load_catalog
+
+if TYPE_CHECKING:
+    from retrieval.evaluation import Judgments
+    from retrieval.search import SearchEngine
 
 __all__ = ["eval_group"]
 
@@ -89,7 +93,9 @@ def eval_search(
             _eval_judgments(ctx, judgments, mode, catalog, limit, as_json)
 
 
-def _judgments_engine(ctx: click.Context, judgments: Path, catalog: Path | None, limit: int | None):  # type: ignore[no-untyped-def]
+def _judgments_engine(
+    ctx: click.Context, judgments: Path, catalog: Path | None, limit: int | None
+) -> tuple[Judgments, SearchEngine]:
     """The judgments and an engine over their products (indexed under the data dir, keyed by file)."""
     # the search stack loads slowly: only when the command runs
     from bot.services import build_options, load_options

@@ -171,4 +171,5 @@ def _cooc_full(co: Any, histories: Any, popularity: np.ndarray) -> np.ndarray:
             v.append(0.7**age)
     w = sparse.csr_matrix((v, (r, c)), shape=(len(histories), co.shape[0]), dtype=np.float32)
     dense = np.asarray((w @ co).todense(), dtype=np.float64)
-    return dense + 1e-3 * np.log1p(popularity)[None, :] / (np.log1p(popularity.max()) + 1.0)
+    scores: np.ndarray = dense + 1e-3 * np.log1p(popularity)[None, :] / (np.log1p(popularity.max()) + 1.0)
+    return scores

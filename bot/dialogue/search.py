@@ -186,7 +186,7 @@ def run_search(ctx: DialogueContext, turn: Turn, *, first: bool, relax: bool = T
     query = str(st.get("query") or "")
     f = filters_from_dict(st.get("filters"))
     offset = int(st.get("offset", 0))
-    pq = ParsedQuery(text=query, filters=f, sort=st.get("sort") or "relevance", raw=query)  # type: ignore[arg-type]
+    pq = ParsedQuery(text=query, filters=f, sort=st.get("sort") or "relevance", raw=query)
     turn.query = _query_label(query, f)
     if st.get("bounded") and query:
         res = _bounded_search(ctx, pq, offset)

@@ -653,7 +653,7 @@ class Store:
         try:
             with self._read_rows(hot=True) as c:
                 turns = table(Turn)
-                return c.execute(select(turns.c.user_id).where(turns.c.id == turn_id)).scalar()  # type: ignore[no-any-return]
+                return c.execute(select(turns.c.user_id).where(turns.c.id == turn_id)).scalar()
         except StoreUnavailable:
             return None
 
@@ -1020,7 +1020,7 @@ class Store:
         try:
             with self._read_rows(hot=True) as c:
                 payloads = table(ButtonPayload)
-                return c.execute(select(payloads.c.payload).where(payloads.c.key == key)).scalar()  # type: ignore[no-any-return]
+                return c.execute(select(payloads.c.payload).where(payloads.c.key == key)).scalar()
         except StoreUnavailable:
             return None
 

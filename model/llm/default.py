@@ -211,11 +211,13 @@ def convert_gguf_to_bf16(gguf: Path, out_dir: Path, *, progress: bool = True) ->
     from transformers.utils import logging as hf_logging
 
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # its advice about packed GGUF weights does not apply to a conversion
+    # its advice about packed GGUF weights does not apply to a conversion
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # unannotated in transformers
     if not progress:
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated in transformers
     elif not bars and os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") is None:
-        hf_logging.enable_progress_bar()  # minutes on a first start: shown also where a chat hid loading bars
+        # minutes on a first start: shown also where a chat hid loading bars
+        hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated in transformers
     try:
         try:
             # bandit B615 is a false positive: local files only, checksum-pinned
@@ -240,9 +242,9 @@ def convert_gguf_to_bf16(gguf: Path, out_dir: Path, *, progress: bool = True) ->
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated in transformers
         elif hf_logging.is_progress_bar_enabled():
-            hf_logging.disable_progress_bar()
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated in transformers
 
 
 def default_llm(data_dir: str | Path, *, device: str | None = None, progress: bool = True,

@@ -203,7 +203,7 @@ def quantize_int8(model: Any) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization's move to torchao is announced on every call
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)  # type: ignore[no-untyped-call]  # unannotated in torch
 
 
 def pick_dtype(device: str, model_dir: Path, dtype: str | torch.dtype | None = None) -> torch.dtype:

@@ -64,7 +64,7 @@ def build_tiny_model(directory: str | Path, *, seed: int = 0) -> Path:
         show_progress=False,
     )
     core.train_from_iterator(_CORPUS.strip().splitlines(), trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]  # unannotated in transformers
         tokenizer_object=core,
         # bandit B106 is a false positive: a tokenizer's unknown-token marker
         unk_token="<|endoftext|>",  # nosec B106
@@ -99,7 +99,7 @@ def build_tiny_model(directory: str | Path, *, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model: Any = Qwen2ForCausalLM(config)
     model.eval()
-    model.generation_config = GenerationConfig(
+    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]  # unannotated in transformers
         eos_token_id=vocab["<|im_end|>"], pad_token_id=vocab["<|endoftext|>"], suppress_tokens=suppressed
     )
     model.save_pretrained(out, safe_serialization=True)

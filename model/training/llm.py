@@ -408,7 +408,7 @@ def train_llm(
         for i in _batches(len(train), epochs, seed):
             item = train[i]
             loss = _reply_nll(tuned, item, dev) / item.n_target
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimiser.step()
             schedule.step()

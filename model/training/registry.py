@@ -230,7 +230,7 @@ class Registry:
         seen = [h for h in self.history(kind) if h.get("reason") != "rollback"]
         for h in reversed(seen):
             if h.get("to") == current:
-                prev = h.get("from")
+                prev: str | None = h.get("from")
                 if prev is None or (self._kind_dir(kind) / str(prev) / META_FILE).is_file():
                     return prev
                 return self._before(kind, prev)

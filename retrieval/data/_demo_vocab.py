@@ -6,6 +6,7 @@ Everything here was written for this project; the catalog is synthetic.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # canonical colour -> (English title word, Chinese)
 COLOURS: dict[str, tuple[str, str]] = {
@@ -128,7 +129,7 @@ class Sub:
 
 
 def sub(top: str, name: str, n: int, models: list[M], noun: str, desc: str | list[str], *,
-        colors: str = "", mats: str = "", opts: list[tuple[str, str, float]] | None = None, **kw) -> Sub:
+        colors: str = "", mats: str = "", opts: list[tuple[str, str, float]] | None = None, **kw: Any) -> Sub:
     """Compact constructor: colour and material pools as space- or comma-separated strings."""
     mat_pool = tuple(x.strip() for x in mats.split(",") if x.strip()) if mats else ()
     return Sub(

@@ -74,7 +74,8 @@ def _sizes(rng: random.Random, kind: str | None, opt_en: str, model: M) -> tuple
     if kind == "apparel":
         start = rng.randint(0, 2)
         length = rng.randint(3, len(APPAREL_SIZES) - start)
-        return APPAREL_SIZES[start : start + length]
+        apparel: tuple[str, ...] = APPAREL_SIZES[start : start + length]
+        return apparel
     if kind == "socks":
         if "Socks" not in model.model:
             return ()

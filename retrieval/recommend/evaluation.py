@@ -136,7 +136,8 @@ def carve_validation(
 
 def ranks_of_first(scores: np.ndarray) -> np.ndarray:
     """0-based rank of column 0 in each row; ties count against it."""
-    return (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
+    ranks: np.ndarray = (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
+    return ranks
 
 
 def ndcg_recall(ranks: np.ndarray, k: int = 10) -> tuple[float, float]:

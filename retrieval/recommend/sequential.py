@@ -90,7 +90,7 @@ def _build_module(n_items: int, cfg: SeqConfig) -> Any:
             blocked = causal.unsqueeze(0) | pad.unsqueeze(1)
             blocked = blocked & ~torch.eye(length, dtype=torch.bool, device=seq.device).unsqueeze(0)
             blocked = blocked.repeat_interleave(cfg.heads, dim=0)
-            h = self.blocks(x, mask=blocked)
+            h: torch.Tensor = self.blocks(x, mask=blocked)
             h = self.norm(h)
             return h.masked_fill(pad.unsqueeze(-1), 0.0)
 
@@ -193,7 +193,7 @@ class SequentialRecommender:
                     logits = hv @ emb[1:].T
                     loss = F.cross_entropy(logits, tv - 1)
                 opt.zero_grad()
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
                 opt.step()
                 total += float(loss.detach()) * len(tv)
                 count += len(tv)

@@ -192,7 +192,7 @@ def default_runtime() -> ActionRuntime:
 # ------------------------------------------------------------------------------------ actions
 
 
-class ShopbotAction(Action, abc.ABC):
+class ShopbotAction(Action, abc.ABC):  # type: ignore[misc]  # rasa_sdk ships no type hints: Action is Any
     """One Rasa action over the dialogue: tracker in, the dialogue's replies and the mirrored slots out.
 
     Subclasses say only how the message becomes an :class:`Event` (``event``) and which of

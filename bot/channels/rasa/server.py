@@ -126,7 +126,7 @@ def create_action_app(runtime: ActionRuntime, *, cors_origins: str | list[str] |
     # rasa-sdk warns on every call whose Rasa version differs in A.B from its own; the action protocol
     # this server speaks is the same for every Rasa 3.x (tests replay Rasa 3.6.21's requests)
     warnings.filterwarnings("ignore", message="Your versions of rasa and rasa_sdk", category=UserWarning)
-    app = create_app(executor, cors_origins=cors_origins)
+    app: Sanic = create_app(executor, cors_origins=cors_origins)
     app.config.REQUEST_MAX_SIZE = MAX_BODY
     app.config.NOISY_EXCEPTIONS = False
     app.ctx.runtime = runtime
@@ -143,7 +143,7 @@ def create_action_app(runtime: ActionRuntime, *, cors_origins: str | list[str] |
         if task is not None:
             task.cancel()
 
-    @app.on_request
+    @app.on_request  # type: ignore[untyped-decorator]  # Sanic 22.12 leaves on_request unannotated
     async def check(request: Any) -> Any:
         if request.path != "/webhook" or request.method != "POST":
             return None

@@ -22,9 +22,9 @@ import hmac
 import json
 import logging
 from collections.abc import Callable, Mapping
+from http.client import responses
 from typing import Any
 
-import tornado.httputil
 import tornado.web
 from redis.exceptions import RedisError
 
@@ -172,7 +172,7 @@ class _UpdateHandler(tornado.web.RequestHandler):
         status = await self.receiver.accept(b"".join(self.chunks), self.request.headers.get(SECRET_HEADER))
         self.set_status(status)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish(tornado.httputil.responses.get(status, "") if status != 200 else "")
+        self.finish(responses.get(status, "") if status != 200 else "")
 
 
 class _OpsHandler(tornado.web.RequestHandler):

@@ -193,7 +193,7 @@ def track_tasks(loop: asyncio.AbstractEventLoop) -> None:
             run.tasks.append(task)
         return task
 
-    loop.set_task_factory(factory)  # type: ignore[arg-type]
+    loop.set_task_factory(factory)
 
 
 class Worker:

@@ -16,6 +16,8 @@ from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 
+Heading = tuple[int, str]
+
 HERE = Path(__file__).resolve().parent
 HEADER = ["question", "language", "document", "section", "split"]
 TUNE_DOCUMENTS = {"outdoor_store.md", "books_cn.md"}
@@ -28,8 +30,8 @@ WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’.,:/-]*")
 # Each extractor returns (level, text) pairs in document order. Level 1 is
 # the page title; FAQ question lines get level 9 so they can be told apart.
 
-def markdown_headings(text):
-    out = []
+def markdown_headings(text: str) -> list[Heading]:
+    out: list[Heading] = []
     for line in text.splitlines():
         m = re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", line)
         if m:
@@ -47,10 +49,10 @@ def markdown_headings(text):
     return out
 
 
-def text_headings(text):
+def text_headings(text: str) -> list[Heading]:
     """Plain text: a line underlined by a line of only '=' (title) or '-'."""
     lines = text.splitlines()
-    out = []
+    out: list[Heading] = []
     for i in range(len(lines) - 1):
         title, rule = lines[i].strip(), lines[i + 1].strip()
         if title and len(rule) >= 3 and set(rule) in ({"="}, {"-"}):
@@ -59,34 +61,34 @@ def text_headings(text):
 
 
 class _HeadingParser(HTMLParser):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.headings = []
-        self._level = None
-        self._buf = []
+        self.headings: list[Heading] = []
+        self._level: int | None = None
+        self._buf: list[str] = []
 
-    def handle_starttag(self, tag, attrs):
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if re.fullmatch(r"h[1-6]", tag):
             self._level, self._buf = int(tag[1]), []
 
-    def handle_endtag(self, tag):
+    def handle_endtag(self, tag: str) -> None:
         if self._level is not None and tag == f"h{self._level}":
             self.headings.append((self._level, " ".join("".join(self._buf).split())))
             self._level = None
 
-    def handle_data(self, data):
+    def handle_data(self, data: str) -> None:
         if self._level is not None:
             self._buf.append(data)
 
 
-def html_headings(text):
+def html_headings(text: str) -> list[Heading]:
     p = _HeadingParser()
     p.feed(text)
     p.close()
     return p.headings
 
 
-def headings_of(path):
+def headings_of(path: Path) -> list[Heading]:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".md":
         return markdown_headings(text)
@@ -97,7 +99,7 @@ def headings_of(path):
     raise ValueError(f"no heading extractor for {path.name}")
 
 
-def plain_text(path):
+def plain_text(path: Path) -> str:
     text = path.read_text(encoding="utf-8")
     if path.suffix in (".html", ".htm"):
         text = re.sub(r"<[^>]+>", " ", text)
@@ -106,11 +108,11 @@ def plain_text(path):
 
 # ---------------------------------------------------------------- checks
 
-def main():
-    problems = []
+def main() -> int:
+    problems: list[str] = []
     documents = sorted(p for p in HERE.iterdir()
                        if p.suffix in (".md", ".txt", ".html") and p.name != "README.md")
-    heads = {}
+    heads: dict[str, list[Heading]] = {}
     print("Documents")
     print(f"  {'file':32} {'EN words':>8} {'CJK chars':>9} {'sections':>8}")
     for path in documents:
@@ -143,14 +145,14 @@ def main():
     if header != HEADER:
         problems.append(f"questions.csv: header {header}, expected {HEADER}")
 
-    seen = {}
-    used = Counter()
-    by_doc = Counter()
-    by_doc_lang = Counter()
-    by_split = Counter()
-    by_lang = Counter()
-    none_by_doc = Counter()
-    doc_split = {}
+    seen: dict[str, int] = {}
+    used: Counter[tuple[str, str]] = Counter()
+    by_doc: Counter[str] = Counter()
+    by_doc_lang: Counter[tuple[str, str]] = Counter()
+    by_split: Counter[str] = Counter()
+    by_lang: Counter[str] = Counter()
+    none_by_doc: Counter[str] = Counter()
+    doc_split: dict[str, set[str]] = {}
     for n, row in enumerate(rows, start=2):
         where = f"questions.csv line {n}"
         if len(row) != 5 or any(not c.strip() for c in row):

@@ -29,6 +29,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +70,7 @@ def embed(name: str, texts: Sequence[str]) -> np.ndarray:
     return v
 
 
-def features(texts: Sequence[str], cfg: dict) -> np.ndarray:
+def features(texts: Sequence[str], cfg: dict[str, Any]) -> np.ndarray:
     """The model's feature rows (same scaling as bot.dialogue.nlu.intents.Featurizer), from cached embeddings."""
     ngram_dim, ngram_scale = cfg["ngram_dim"], cfg["ngram_scale"]
     cjk = np.asarray([has_cjk(normalise_text(t)) for t in texts])[:, None]
@@ -81,7 +82,7 @@ def features(texts: Sequence[str], cfg: dict) -> np.ndarray:
     return np.concatenate(blocks, axis=1).astype(np.float32)
 
 
-def fit_eval(train: Sequence[IntentRow], test: Sequence[IntentRow], cfg: dict) -> dict:
+def fit_eval(train: Sequence[IntentRow], test: Sequence[IntentRow], cfg: dict[str, Any]) -> dict[str, Any]:
     xtr = features([r.utterance for r in train], cfg)
     xte = features([r.utterance for r in test], cfg)
     labels = sorted({r.intent for r in train})
