@@ -48,13 +48,12 @@ from aiohttp import ClientSession, ClientTimeout  # noqa: E402
 from tests.conftest import write_catalog  # noqa: E402
 from tests.e2e.test_scale import (  # noqa: E402
     SCRIPT,
-    SECRET,
-    SHARDS,
     SHOPBOT,
     Cluster,
     Proc,
     base_env,
     learn_answers,
+    stack_env,
     text_update,
 )
 from tests.fakes.telegram_server import FakeTelegram  # noqa: E402
@@ -104,12 +103,7 @@ async def soak(args: argparse.Namespace, redis: PrivateRedis, pg: PrivatePostgre
                report: dict[str, Any]) -> None:
     rng = random.Random(args.seed)
     async with FakeTelegram() as fake:
-        env = {**base_env(data), "SHOPBOT_DATABASE_URL": pg.url, "SHOPBOT_BROKER_URL": redis.url,
-               "SHOPBOT_TELEGRAM_TOKEN": fake.token, "SHOPBOT_TELEGRAM_API_URL": fake.base_url,
-               "SHOPBOT_TELEGRAM_WEBHOOK_SECRET": SECRET, "SHOPBOT_QUEUE_SHARDS": str(SHARDS),
-               "SHOPBOT_QUEUE_LEASE_SECONDS": "2", "SHOPBOT_TELEGRAM_MAX_RATE": "0",
-               "SHOPBOT_RELOAD_SECONDS": "0"}
-        c = Cluster(fake, env, f"shopbot-soak-{uuid.uuid4().hex[:8]}", logs)
+        c = Cluster(fake, stack_env(data, pg.url, redis.url, fake, 2), f"shopbot-soak-{uuid.uuid4().hex[:8]}", logs)
         try:
             c.start_receiver()
             c.start_worker()

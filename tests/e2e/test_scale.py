@@ -70,6 +70,16 @@ def base_env(data: Path) -> dict[str, str]:
     return env
 
 
+def stack_env(data: Path, database_url: str, broker_url: str, fake: FakeTelegram, lease: float) -> dict[str, str]:
+    """What every receiver and worker of a test stack is started with: the shared index, the database, the
+    broker, the fake Bot API and the queue's settings."""
+    return {**base_env(data), "SHOPBOT_DATABASE_URL": database_url, "SHOPBOT_BROKER_URL": broker_url,
+            "SHOPBOT_TELEGRAM_TOKEN": fake.token, "SHOPBOT_TELEGRAM_API_URL": fake.base_url,
+            "SHOPBOT_TELEGRAM_WEBHOOK_SECRET": SECRET, "SHOPBOT_QUEUE_SHARDS": str(SHARDS),
+            "SHOPBOT_QUEUE_LEASE_SECONDS": f"{lease:g}", "SHOPBOT_TELEGRAM_MAX_RATE": "0",
+            "SHOPBOT_RELOAD_SECONDS": "0"}
+
+
 @dataclass
 class Proc:
     name: str
@@ -197,12 +207,7 @@ async def cluster(data: Path, database_url: str, logs: Path, *, receivers: int, 
                   lease: float = LEASE, concurrency: int = 8) -> AsyncIterator[Cluster]:
     prefix = f"shopbot-e2e-{uuid.uuid4().hex[:10]}"
     async with FakeTelegram() as fake:
-        env = {**base_env(data), "SHOPBOT_DATABASE_URL": database_url, "SHOPBOT_BROKER_URL": BROKER,
-               "SHOPBOT_TELEGRAM_TOKEN": fake.token, "SHOPBOT_TELEGRAM_API_URL": fake.base_url,
-               "SHOPBOT_TELEGRAM_WEBHOOK_SECRET": SECRET, "SHOPBOT_QUEUE_SHARDS": str(SHARDS),
-               "SHOPBOT_QUEUE_LEASE_SECONDS": str(lease), "SHOPBOT_TELEGRAM_MAX_RATE": "0",
-               "SHOPBOT_RELOAD_SECONDS": "0"}
-        c = Cluster(fake, env, prefix, logs)
+        c = Cluster(fake, stack_env(data, database_url, BROKER, fake, lease), prefix, logs)
         try:
             for _ in range(receivers):
                 c.start_receiver()

@@ -34,6 +34,7 @@ from tests.e2e.test_scale import (  # noqa: F401 - pg_url and scale_data are fix
     learn_answers,
     pg_url,
     scale_data,
+    stack_env,
     text_update,
 )
 from tests.fakes.telegram_server import FakeTelegram
@@ -71,11 +72,7 @@ def test_nothing_accepted_is_lost_when_the_broker_restarts_under_load(
 
     async def main(redis: PrivateRedis) -> None:
         async with FakeTelegram() as fake:
-            env = {**base_env(scale_data), "SHOPBOT_DATABASE_URL": pg_url, "SHOPBOT_BROKER_URL": redis.url,
-                   "SHOPBOT_TELEGRAM_TOKEN": fake.token, "SHOPBOT_TELEGRAM_API_URL": fake.base_url,
-                   "SHOPBOT_TELEGRAM_WEBHOOK_SECRET": SECRET, "SHOPBOT_QUEUE_SHARDS": str(SHARDS),
-                   "SHOPBOT_QUEUE_LEASE_SECONDS": "2", "SHOPBOT_TELEGRAM_MAX_RATE": "0",
-                   "SHOPBOT_RELOAD_SECONDS": "0"}
+            env = stack_env(scale_data, pg_url, redis.url, fake, 2)
             c = Cluster(fake, env, f"shopbot-fault-{uuid.uuid4().hex[:8]}", tmp_path)
             try:
                 c.start_receiver()
