@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EXTRAS ?= cpu,dev
 STAMP := $(VENV)/.installed
 
-.PHONY: install chat test test-all lint bench eval-search docs clean
+.PHONY: install chat test test-all lint audit-refresh audit-online bench eval-search docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,17 +22,26 @@ $(TOOLS):
 	$(PY) -m venv $(VENV)/tools
 	$(VENV)/tools/bin/python -m pip install -q check-jsonschema==0.39.0
 
+# pip-audit reads advisories over the network, so only `make audit-refresh` and `make audit-online` use it, from a
+# venv of its own: the audited environment stays the project's, and `make test` never installs it
+AUDIT := $(VENV)/audit/bin/pip-audit
+$(AUDIT):
+	$(PY) -m venv $(VENV)/audit
+	$(VENV)/audit/bin/python -m pip install -q pip-audit==2.10.1
+
 install: $(STAMP)
 
 chat: $(STAMP)
 	$(BIN)/shopbot chat
 
-# the static checks first (about a minute: ruff, the dependency rules, mypy, bandit): they fail before the tests run
+# the static checks first (about a minute: ruff, the dependency rules, mypy, bandit, known vulnerabilities of the
+# installed dependencies against tests/data/vulnerabilities.json, offline): they fail before the tests run
 test: $(STAMP) $(TOOLS)
 	$(BIN)/ruff check bot retrieval model tests docs
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy bot retrieval model
 	$(BIN)/bandit -r bot retrieval model -q --ini .bandit
+	$(BIN)/python -m tests.security.vulnerabilities
 	$(BIN)/python -m pytest
 
 test-all: $(STAMP) $(TOOLS)
@@ -43,6 +52,16 @@ lint: $(STAMP)
 	$(BIN)/mypy bot retrieval model
 	$(BIN)/lint-imports
 	$(BIN)/bandit -r bot retrieval model -q --ini .bandit
+	$(BIN)/python -m tests.security.vulnerabilities
+
+# (needs the network) the advisory snapshot that `make test` checks offline, rewritten from what is installed now
+audit-refresh: $(STAMP) $(AUDIT)
+	$(BIN)/python -m tests.security.refresh_vulnerabilities --pip-audit $(AUDIT)
+
+# (needs the network) pip-audit live on what is installed; SERVICE=osv asks OSV instead of PyPI
+SERVICE ?= pypi
+audit-online: $(STAMP) $(AUDIT)
+	$(BIN)/python -m tests.security.refresh_vulnerabilities --pip-audit $(AUDIT) --online --service $(SERVICE)
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_search.py
