@@ -20,6 +20,7 @@ from bot.dialogue.manager import DialogueManager
 from bot.dialogue.nlu.intents import IntentModel, IntentModelError, load_default_model
 from bot.dialogue.nlu.parser import NLU
 from bot.dialogue.replies import Event, Reply
+from bot.dialogue.support import follows_intent_table
 from bot.dialogue.understanding import Understanding
 from bot.observability.metrics import count_error, count_tokens, observe, set_index_version
 from bot.services import active_version, load_engine
@@ -106,8 +107,12 @@ def _agree_with_search(engine: SearchEngine, query: str, filters: Filters, categ
 
 
 def policy_answerer(policy: PolicyIndex) -> Any:
+    """The dialogue's policy lookup. The intent's sections help rank only a policy written with the intent table
+    (``support.follows_intent_table``); any other shop's documents are ranked by what they say."""
+    topical = follows_intent_table(policy.sections())
+
     def answer(question: str, intent: str, language: str, sections: Sequence[str]) -> PolicyMatch | None:
-        return policy.lookup(question, language=language, sections=sections, unanswered=True)
+        return policy.lookup(question, language=language, sections=sections if topical else (), unanswered=True)
 
     return answer
 

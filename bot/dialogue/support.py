@@ -10,7 +10,7 @@ from the shopping services because it reads the policy, never the catalog.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bot.dialogue.messages import say
@@ -59,6 +59,17 @@ CS_SECTIONS: dict[str, tuple[str, ...]] = {
     "warranty": ("Warranty",),
     "promotions": ("Promotions and discount codes",),
 }
+
+
+def follows_intent_table(headings: Iterable[str]) -> bool:
+    """Whether a policy was written with ``CS_SECTIONS``: it has at least half of the sections the table names.
+    Only then does an intent's topic help rank its sections. A shop's own document that merely shares a
+    heading or two with the table ("Shipping" over sub-sections of zones and times, "Returns" beside
+    "Exchanges") is ranked by what its sections say: the topic there would pull every delivery question up to
+    the parent heading and every "do you have a discount for ..." to the section the intent happens to name."""
+    named = {s.lower() for sections in CS_SECTIONS.values() for s in sections}
+    have = {h.lower() for h in headings}
+    return len(named & have) * 2 >= len(named)
 
 
 def answer(ctx: DialogueContext, turn: Turn, u: Understanding, match: PolicyMatch | None = None) -> list[Reply]:

@@ -112,3 +112,32 @@ def test_a_chinese_question_about_the_shop_that_its_document_does_not_answer_get
     finally:
         shop.close()
     assert not reply.cards and [b.payload for b in reply.buttons] == ["handoff"], reply.text
+
+
+@pytest.mark.parametrize(("document", "question", "section"), [
+    # "Shipping" is a heading of the demo's intent table and of this shop, over sub-sections of zones and times:
+    # the delivery intent's topic pulled every such question up to the parent
+    ("outdoor_store.md", "how many days to get a package to Denver?", "Delivery Zones and Times"),
+    ("outdoor_store.md", "can you send fuel canisters to Honolulu", "Alaska, Hawaii and Overseas Territories"),
+    # the table's "Changing or cancelling an order" is this shop's heading too; the question is about substitutions
+    ("grocery_policy.txt", "how do I turn off replacements", "SUBSTITUTIONS"),
+])
+def test_an_intent_topic_does_not_rank_the_sections_of_a_document_not_written_with_the_intent_table(
+        shared, tmp_path_factory: pytest.TempPathFactory, document: str, question: str, section: str) -> None:  # type: ignore[no-untyped-def]
+    engine, nlu, _ = shared
+    shop = build_assistant(Settings(data_dir=tmp_path_factory.mktemp("topic"), llm="off", policy=FAQ.parent / document),
+                           engine=engine, nlu=nlu)
+    try:
+        [reply, *_] = _ask(shop, question)
+    finally:
+        shop.close()
+    assert not reply.cards and reply.text.rstrip().endswith(f"— from our {section} policy"), reply.text
+
+
+def test_the_demo_policy_written_with_the_intent_table_is_ranked_with_its_topics() -> None:
+    from bot.dialogue.support import CS_SECTIONS, follows_intent_table
+    from retrieval.policy import PolicyIndex
+
+    assert follows_intent_table(PolicyIndex.from_path(None, {}).sections())
+    one = next(iter(CS_SECTIONS.values()))[0]
+    assert not follows_intent_table([one, "Delivery Zones and Times", "Opening Hours"])
