@@ -62,6 +62,14 @@ def _jieba_cut(text: str) -> list[str]:
     return [t for t in _jieba.lcut_for_search(text) if t.strip()]
 
 
+def zh_words(text: str) -> list[str]:
+    """jieba's dictionary words of ``text``, with no guessing of unknown ones (its HMM joins "能寄到", "发顺丰"):
+    what the dictionary does not hold stays one character a word."""
+    _jieba_cut("")  # loads the dictionary once
+    assert _jieba is not None
+    return [w for w in _jieba.lcut(text, HMM=False) if w.strip()]
+
+
 def cjk_word_ends(text: str) -> dict[int, int]:
     """Where each of jieba's words in ``text`` starts -> where it ends: whether a character is a word by
     itself (蓝 in 要蓝的) or part of a longer one (蓝 in 蓝牙, Bluetooth)."""

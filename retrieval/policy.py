@@ -11,6 +11,7 @@ the language model (a later layer) may rephrase it, checked against these passag
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 
 from retrieval.catalog import policy_path
 from retrieval.encoders import Encoder
-from retrieval.lexical import BM25, has_cjk, tokenize
+from retrieval.lexical import BM25, has_cjk, tokenize, zh_words
 from retrieval.policy_docs import POLICY_SUFFIXES, outline, read_blocks
 
 __all__ = ["Handoff", "Passage", "PolicyConfig", "PolicyHit", "PolicyIndex", "PolicyMatch", "answer_text", "source_line"]
@@ -51,6 +52,14 @@ _STOP = frozenset(tokenize(
     "get got have has had some any just also there's what's it's i'm hi hello thanks thank 我 你 的 吗 呢 了 是 "
     "怎么 什么 可以 能 请问 一下 吧 啊 有 在 要 想"
 ))
+# Chinese words of two characters or more that say how a question is asked, not what about ("多少钱", "什么时候",
+# "怎么办", "会不会"): a document need not use them to answer it
+_ZH_FUNCTION = frozenset({
+    "多少", "多少钱", "几个", "几天", "多久", "多长时间", "怎么", "怎么办", "怎样", "如何", "什么", "什么样", "时候", "什么时候", "为什么", "哪里", "哪儿",
+    "哪些", "哪个", "会不会", "能不能", "可不可以", "是不是", "有没有", "还能", "或者", "我们", "你们", "他们", "这个", "那个", "这些", "那些", "一个", "一些",
+    "一下", "没有", "可以", "今天", "明天", "昨天", "下午", "上午", "晚上", "现在", "已经", "请问", "帮忙", "需要", "如果", "但是", "因为", "所以", "然后",
+    "而且", "自己", "东西", "问题", "一直", "还是", "就是", "可能", "应该", "必须", "一起", "一样", "怎么样", "多大", "大概", "左右", "需不需要", "要不要",
+})
 _HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*$")
 _ZH_LABEL = re.compile(r"^([^：:\n]{1,12})[：:]")
 _EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
@@ -189,6 +198,7 @@ class PolicyIndex:
         self.section_vectors = {key: enc.encode(whole, kind="passage") for key, enc in self.encoders.items()}
         self.heading_vectors = {key: enc.encode(heads, kind="passage") for key, enc in self.encoders.items()}
         self.languages = np.asarray([p.language for p in self.passages])
+        self._text = unicodedata.normalize("NFKC", "\n".join(docs)).lower()
         # the words of each passage's heading ("退货", "Refunds"): a question that names them all asks for it
         self._heading = [frozenset(t for t in tokenize(p.label if p.language == "zh" else p.section) if t not in _STOP)
                          for p in self.passages]
@@ -281,11 +291,27 @@ class PolicyIndex:
         if (self.languages == lang).any():
             score = np.where(self.languages == lang, score, score * 0.5)
         order = np.argsort(-score, kind="stable")[:k]
-        share_unknown = unknown / len(set(tokens)) if tokens else 0.0
+        share_unknown = self._zh_unknown(question) if lang == "zh" else (unknown / len(set(tokens)) if tokens else 0.0)
         return [PolicyHit(self.passages[i], float(min(1.0, score[i])), float(cov[i]),
                           None if cos is None else float(cos[i]), 0.0 if meaning is None else float(meaning[i]),
                           share_unknown)
                 for i in order]
+
+    def _zh_unknown(self, question: str) -> float:
+        """The share of a Chinese question's words (jieba's dictionary words of two characters or more, less how it
+        is asked: ``_ZH_FUNCTION``) that the documents never write. Chinese has no spaces, so a word counts as written
+        wherever its characters stand together ("发货" in "当天发货"), a longer one where any two of its characters
+        do ("开发票" in "开具电子普通发票"); "香港" is not in "港澳台地区"."""
+        words = [w for w in zh_words(unicodedata.normalize("NFKC", question).lower())
+                 if len(w) > 1 and has_cjk(w) and w not in _ZH_FUNCTION]
+        content = list(dict.fromkeys(words))
+        if not content:
+            return 0.0
+
+        def written(w: str) -> bool:
+            return w in self._text or (len(w) > 2 and any(w[i:i + 2] in self._text for i in range(len(w) - 1)))
+
+        return sum(not written(w) for w in content) / len(content)
 
     @staticmethod
     def confident(hit: PolicyHit, *, in_sections: bool = False) -> bool:

@@ -9,6 +9,8 @@ import pytest
 from retrieval.encoders import HashingEncoder
 from retrieval.policy import PolicyIndex, answer_text, split_passages
 
+EVAL_DOCS = Path(__file__).parents[2] / "retrieval" / "data" / "policy_eval"
+
 
 @pytest.fixture(scope="module")
 def policy() -> PolicyIndex:
@@ -130,3 +132,19 @@ def test_the_intents_topic_does_not_pick_a_shops_section_that_only_looks_alike(t
     idx = PolicyIndex.from_path(tmp_path / "须知.md")
     hits = idx.lookup_hits("积分怎么用，一百积分抵多少钱", language="zh", sections=("Shipping",))
     assert hits is not None and hits[0].passage.section == "九、会员积分"
+
+
+def test_a_chinese_questions_unused_words_are_its_content_words_not_how_it_is_asked() -> None:
+    """The handoff model reads the share of a question's words its document never writes. Counted over jieba's
+    search-mode pieces, "收到的书缺了好几页怎么办，来回运费谁出" had 0.73 unused ("怎么办", "谁", "好几页") and was handed to a
+    person though its section answers it; the content words a document would write are what count."""
+    idx = PolicyIndex.from_path(EVAL_DOCS / "books_cn.md")
+
+    def unknown(q: str) -> float:
+        return idx.search(q, language="zh")[0].unknown
+
+    assert unknown("收到的书缺了好几页怎么办，来回运费谁出") <= 0.5
+    assert unknown("买满多少包邮") == 0.0  # nothing but how it is asked, and characters the dictionary has no word for
+    assert unknown("怎么开发票？能开专票吗") == 0.0  # 开发票: 发票 is written ("开具电子普通发票")
+    assert unknown("能寄到香港吗") == 1.0  # 香港 is not written (港澳台地区)
+    assert unknown("学生买教材有没有折扣？") == 1.0  # a question of something the bookshop never mentions
