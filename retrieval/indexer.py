@@ -34,6 +34,7 @@ from retrieval.index import VectorIndex
 from retrieval.lexical import FieldedBM25
 from retrieval.rerank import LearnedRanker, RerankError
 from retrieval.search import DenseField, RankConfig, SearchEngine
+from retrieval.served import load_served, prune_served
 from retrieval.threads import compute_threads, set_threads
 
 __all__ = [
@@ -261,6 +262,7 @@ def build_bundle(
         (out / BUNDLE_FILE).write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
         build_dir = out
 
+    _prune_served(root)  # the copies of the build just replaced: processes serving it keep theirs until they reload
     return BuildReport(
         build_dir=build_dir,
         products=len(ordered),
@@ -290,7 +292,9 @@ def _dense_vectors(
     todo = list(range(len(ordered)))
     if prev is not None:
         try:
-            old_vecs = np.load(prev.dir / "dense" / key / f"{fname}.npy", mmap_mode="r")
+            # the served copy (made by the serving processes already, or here): a previous build's file cut in place
+            # while this reads it would end the reindex with SIGBUS (builds/<name> -> the index root)
+            old_vecs = load_served(prev.dir.parents[1], prev.dir / "dense" / key / f"{fname}.npy")
             old_ids = prev.row_ids
             pos = np.searchsorted(old_ids, row_ids)
             pos = np.clip(pos, 0, max(len(old_ids) - 1, 0))
@@ -302,7 +306,7 @@ def _dense_vectors(
                         vectors[i] = old_vecs[pos[i]]
                     else:
                         todo.append(i)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # a cut or emptied file (EOFError): encode them all again
             todo = list(range(len(ordered)))
     batch = 256
     bar = tqdm(total=len(todo), desc=f"encode {key}/{view}", disable=not progress or not todo, unit="product")
@@ -343,6 +347,15 @@ def _incremental_index(
 
 
 # ------------------------------------------------------------------------------------------- load
+
+
+def _prune_served(root: Path) -> None:
+    """Served copies of replaced builds go at every load and reindex, so they never pile up; failing to
+    delete them costs disk space, never an answer."""
+    try:
+        prune_served(root)
+    except OSError as exc:
+        log.warning("Could not delete old served copies under %s (%s).", root, exc)
 
 
 def read_bundle_info(root: Path) -> tuple[Path, dict[str, Any]]:
@@ -413,9 +426,11 @@ def load_engine(
         check_manifest(Manifest.load(ddir / "manifest.json"), encoder=enc.name, dim=enc.dim, where=cur)
         index = VectorIndex.load(ddir, use_gpu=use_gpu)
         try:  # the body view too: a cut file is a one-sentence refusal, not numpy's mmap error
-            vectors = np.load(ddir / "vectors.npy", mmap_mode="r")
-            body = np.load(ddir / "body_vectors.npy", mmap_mode="r") if (ddir / "body_vectors.npy").is_file() else None
-        except (OSError, ValueError):
+            # mapped from private copies, shared by the processes serving this build: a file of the build cut
+            # in place under a mapping would kill the process with SIGBUS (retrieval/served.py)
+            vectors = load_served(root, ddir / "vectors.npy")
+            body = load_served(root, ddir / "body_vectors.npy") if (ddir / "body_vectors.npy").is_file() else None
+        except (OSError, ValueError, EOFError):
             raise BundleError(f"The vectors in {ddir} are corrupt; run `shopbot reindex` to rebuild them.") from None
         if vectors.shape != (len(products), enc.dim) or (body is not None and body.shape != vectors.shape):
             raise BundleError(f"The vectors in {ddir} do not match the catalog snapshot; run `shopbot reindex` to rebuild them.")
@@ -424,6 +439,7 @@ def load_engine(
     config = rank_config or RankConfig.from_dict(info.get("rank_config", {}))
     engine = SearchEngine(products, lexical, dense, config=config, row_ids=np.asarray(row_ids, dtype=np.int64))
     engine.bundle = cur
+    _prune_served(root)
     if (cur / RANKER_DIR).is_dir():
         try:
             engine.ranker = LearnedRanker.load(cur / RANKER_DIR)

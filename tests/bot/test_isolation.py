@@ -55,40 +55,65 @@ def _texts(calls: list[Any]) -> str:
 
 
 def test_a_second_telegram_user_cannot_use_the_first_ones_buttons(assistant: Assistant, settings: Settings) -> None:
+    """B presses, in B's own chat, A's buttons as the bot made them and crafted ones naming A's turn and watch ids.
+
+    Each check is proved able to fail: B's own thumb is recorded through the same path (so a refused vote is the
+    ownership check, not a dead button), and B's "forget me" comes only after the votes are counted, since it
+    deletes B's rows, a vote B wrongly cast on A's turn among them."""
     store = assistant.store
     a_user, b_user = f"telegram:{ANN}", f"telegram:{BO}"
 
     async def main() -> None:
         async with FakeTelegram() as tg, running(ShopBot(assistant, settings), tg) as bot:
-            await bot.say(ANN, A_QUERY)
+            a_sent = await bot.say(ANN, A_QUERY)
             a_turn = store.last_turn(a_user)
             assert a_turn is not None
             a_state = store.load_state(a_user) or {}
+            a_shown = list(a_state.get("shown") or [])
+            assert a_shown and a_state.get("shown_turn")
+            # A's thumbs as the bot sent them (a short payload as it is, a long one as the codec's "h:" key)
+            a_thumbs = [b["callback_data"] for c in a_sent for b in c.buttons if b.get("text") in ("👍", "👎")]
+            assert len(a_thumbs) >= 2, [b for c in a_sent for b in c.buttons]
             watch = store.add_watch(a_user, channel="telegram", chat_id=str(ANN), language="en", query=A_QUERY,
                                     filters={}, expires_at=store.clock() + timedelta(days=30))
             store.handoff(a_user, "call me about my boots")
             b_msg = (await bot.say(BO, "hello"))[-1]  # a message in B's own chat to press buttons under
+            b_turn = store.last_turn(b_user)
+            assert b_turn is not None
 
             seen: list[Any] = []
-            for data in (f"up:{a_turn.turn_id}", f"down:{a_turn.turn_id}", f"up:{a_turn.turn_id}:X",
-                         f"unwatch:{watch.id}", f"tg:cmp:{a_state.get('shown_turn')}:1,2", "tg:forget:yes"):
+            for data in (*a_thumbs, f"up:{a_turn.turn_id}", f"down:{a_turn.turn_id}",
+                         f"up:{a_turn.turn_id}:{a_shown[0]}", f"unwatch:{watch.id}",
+                         f"tg:cmp:{a_state.get('shown_turn')}:1,2"):
                 sent, answer = await bot.press(BO, b_msg, data)
                 seen += sent
                 if answer is not None:
                     seen.append(answer)
             seen += await bot.say(BO, "/prefs")
             seen += await bot.say(BO, "/watchlist")
+            await bot.press(BO, b_msg, f"up:{b_turn.turn_id}")  # B's own turn: the same path records it
             await assistant.dialogue.drain()  # the turns' rows are written after the replies go out
 
-            # nothing of A's reached B
+            # nothing of A's reached B: not the query, the handoff note, nor the products A was shown
             said = _texts(seen) + "\n".join(str(getattr(c, "params", c)) for c in seen)
             assert A_QUERY not in said and "call me about my boots" not in said
-            # and nothing of A's changed: no vote on A's turn, A's watch, turns, state and handoff intact
+            assert not [sku for sku in a_shown if sku in said], said
+            # no vote on A's turn, and B's own vote counted: the refusals above were the ownership check
             assert _feedback_on(assistant, a_turn.turn_id) == []
+            assert _feedback_on(assistant, b_turn.turn_id) == [(b_user, "thumb_up")]
             assert [w.id for w in store.watches(a_user)] == [watch.id]
+            # the store's own check under the dialogue's (either one alone keeps the button from cancelling it)
+            assert store.cancel_watch(b_user, watch.id) is False and [w.id for w in store.watches(a_user)] == [watch.id]
+
+            # B's "forget me" deletes B's rows and nothing of A's: A's turns, state, watch and handoff intact
+            seen, answer = await bot.press(BO, b_msg, "tg:forget:yes")
+            await assistant.dialogue.drain()
+            assert _feedback_on(assistant, b_turn.turn_id) == [] and store.recent_turns(b_user) == []
+            assert A_QUERY not in _texts(seen) + str(answer and answer.params)
             assert store.last_turn(a_user) == a_turn and store.load_state(a_user) == a_state
+            assert [w.id for w in store.watches(a_user)] == [watch.id]
             assert store.is_handed_over(a_user)
-            assert all(t.user_id == b_user for t in store.recent_turns(b_user))
+            assert [(h["user_id"], h["reason"]) for h in store.open_handoffs()] == [(a_user, "call me about my boots")]
 
     asyncio.run(main())
 

@@ -4,7 +4,8 @@ deleted or written by another encoder, or `shopbot reindex` is SIGKILLed half-wa
 Checked: the reload loop (``Assistant.reload``, run every SHOPBOT_RELOAD_SECONDS by ``Assistant.watch``)
 refuses the bad build with one sentence in the log, once, that names the fix, and keeps answering from the
 index it has loaded; a killed reindex leaves ``current`` on the previous good build and the next reindex
-completes and is served. Hashing encoders and SQLite, so it runs in seconds.
+completes and is served; the served build's vectors cut in place under a running `shopbot chat` leave it
+answering (it maps private copies, retrieval/served.py). Hashing encoders and SQLite, so it runs in seconds.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,25 +166,86 @@ def test_a_reindex_killed_half_way_leaves_the_old_index_serving_and_the_next_run
     assert "TEN-1" in _skus(a, "tennis racket", "u2")
 
 
-_CRASH = """
-import os, sys
-from pathlib import Path
-from retrieval.indexer import load_engine
-from tests.conftest import hashing_factory
-root = Path(sys.argv[1])
-engine = load_engine(root, encoders={"en": "hashing", "multi": "hashing"}, encoder_factory=hashing_factory)
-for p in (root / "current").rglob("*.npy"):
-    os.truncate(p, 0)  # cut in place, as `cp` or `rsync --inplace` onto the live build would
-print(engine.search("red coat").skus[:1], flush=True)
-"""
+class _Chat:
+    """A `shopbot chat` process read line by line, with a deadline on every wait."""
+
+    def __init__(self, args: list[str], env: dict[str, str], stderr: Path) -> None:
+        self.stderr = stderr  # a file, not a pipe nobody reads: progress bars cannot fill it and block the chat
+        with stderr.open("w") as err:
+            self.proc = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                         text=True, cwd=Path(__file__).resolve().parents[2])
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, text: str, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                break
+            if line is None:  # the process ended: SIGBUS is -7
+                self.proc.wait()
+                err = self.stderr.read_text(errors="replace")
+                raise AssertionError(f"shopbot chat ended ({self.proc.returncode}) waiting for {text!r}; "
+                                     f"stdout {seen[-5:]}, stderr {err[-800:]}")
+            seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no {text!r} within {timeout} s; stdout {seen[-5:]}")
+
+    def say(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
 
 
-@pytest.mark.xfail(strict=True, reason="the served .npy vectors are memory-mapped (docs/capacity.md): cutting a "
-                   "served file in place kills the process with SIGBUS; see docs/reliability.md#faults")
 def test_a_served_file_cut_in_place_does_not_kill_the_process(catalog_csv: Path, tmp_path: Path) -> None:
-    root = tmp_path / "index"
-    build_bundle(load_catalog(catalog_csv).products, root, encoders={"en": "hashing", "multi": "hashing"},
-                 encoder_factory=lambda _name: HashingEncoder())
-    run = subprocess.run([sys.executable, "-c", _CRASH, str(root)], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[2])
-    assert run.returncode == 0 and "COA-1" in run.stdout, (run.returncode, run.stderr[-500:])
+    """`cp`/`rsync --inplace` onto the live build while `shopbot chat` serves it: the process maps private copies
+    of the vectors (retrieval/served.py), so it keeps answering; a reindex after it completes and deletes them."""
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPBOT_")}
+    env.update(SHOPBOT_DATA_DIR=str(data), SHOPBOT_CATALOG=str(catalog_csv), SHOPBOT_ENCODER="hashing",
+               SHOPBOT_MULTILINGUAL_ENCODER="hashing", SHOPBOT_BODY_VIEW="true", SHOPBOT_LLM="off")
+    chat = _Chat([SHOPBOT, "--data-dir", str(data), "chat", "--no-llm"], env, tmp_path / "chat.err")
+    try:
+        chat.wait_for("products. Ask")  # the first start built the index and loaded it
+        chat.say("red winter coat")
+        chat.wait_for("Quilted Winter Coat")
+        root = data / "index"
+        build = current_dir(root)
+        assert build is not None
+        cut = sorted(build.rglob("*.npy"))
+        assert {p.name for p in cut} == {"vectors.npy", "body_vectors.npy"}, cut
+        for p in cut:
+            os.truncate(p, 0)  # cut in place, as `cp` or `rsync --inplace` onto the live build would
+        for text, answer in [("red winter coat", "Quilted Winter Coat"), ("a warm jacket with a hood", "Coat"),
+                             ("red coat", "Quilted Winter Coat")]:
+            chat.say(text)
+            chat.wait_for(answer)
+        copies = [p for p in (root / "served").iterdir() if not p.name.startswith(".")]
+        assert len(copies) == len(cut) and all(p.stat().st_mode & 0o777 == 0o444 for p in copies), copies
+
+        # the operator's fix, `shopbot reindex`, works on the cut build; the copies it replaced are deleted and
+        # the running chat (still mapping them) keeps answering
+        done = subprocess.run([SHOPBOT, "--data-dir", str(data), "reindex", str(catalog_csv)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert current_dir(root) != build
+        assert [p.name for p in (root / "served").iterdir() if not p.name.startswith(".")] == []
+        chat.say("red winter coat")
+        chat.wait_for("Quilted Winter Coat")
+        chat.say("quit")
+        chat.wait_for("Bye")
+        assert chat.proc.wait(timeout=60) == 0
+    finally:
+        if chat.proc.poll() is None:
+            chat.proc.kill()
+            chat.proc.wait()
