@@ -105,6 +105,20 @@ def test_a_second_telegram_user_cannot_use_the_first_ones_buttons(assistant: Ass
             # the store's own check under the dialogue's (either one alone keeps the button from cancelling it)
             assert store.cancel_watch(b_user, watch.id) is False and [w.id for w in store.watches(a_user)] == [watch.id]
 
+            # in a group B sees A's reply and presses its thumb there: refused, so no tick says it was counted;
+            # B's press of a thumb under B's own reply is counted and ticked
+            a_msg = next(c for c in a_sent if any(b.get("callback_data") == a_thumbs[0] for b in c.buttons))
+            n = len(tg.requests("editMessageReplyMarkup"))
+            await bot.press(BO, a_msg, a_thumbs[0])
+            assert len(tg.requests("editMessageReplyMarkup")) == n
+            b_sent = await bot.say(BO, A_QUERY)
+            b_msg2, b_thumb = next((c, b["callback_data"]) for c in b_sent for b in c.buttons if b.get("text") == "👍")
+            await bot.press(BO, b_msg2, b_thumb)
+            ticks = tg.requests("editMessageReplyMarkup")[n:]
+            assert ticks and any(b["text"] == "✅ 👍" for b in ticks[-1].buttons)
+            await assistant.dialogue.drain()
+            assert _feedback_on(assistant, a_turn.turn_id) == []
+
             # B's "forget me" deletes B's rows and nothing of A's: A's turns, state, watch and handoff intact
             seen, answer = await bot.press(BO, b_msg, "tg:forget:yes")
             await assistant.dialogue.drain()

@@ -383,11 +383,13 @@ class ShopBot:
         rows = [[Button(t("btn_forget_yes", lang), "tg:forget:yes"), Button(t("btn_forget_no", lang), "tg:forget:no")]]
         await self.send(context.bot, update.effective_chat.id, OutMessage(escape(t("forget_confirm", lang)), rows))
 
-    async def converse(self, update: Update, context: Context, event: Event, query: CallbackQuery | None = None) -> None:
-        """One turn: the assistant's replies rendered in the chat (a button press may be answered in place)."""
+    async def converse(self, update: Update, context: Context, event: Event,
+                       query: CallbackQuery | None = None) -> list[Reply]:
+        """One turn: the assistant's replies rendered in the chat (a button press may be answered in place); they
+        are returned."""
         chat = update.effective_chat
         assert chat is not None
-        replies = await self._turn(context.bot, chat.id, event)
+        replies = answered = await self._turn(context.bot, chat.id, event)
         if query is not None:
             toast = None
             if len(replies) == 1 and _plain(replies[0]) and utf16_len(replies[0].text) <= TOAST_LIMIT:
@@ -397,6 +399,7 @@ class ShopBot:
             await self.deliver(context.bot, chat.id, reply)
             if reply.handoff:
                 context.application.create_task(self._admin.notify_handoff(context.bot, update, event))
+        return answered
 
     async def _turn(self, bot: Any, chat_id: int, event: Event) -> list[Reply]:
         self.turns += 1
@@ -436,8 +439,10 @@ class ShopBot:
             await self._own_button(update, context, query, payload)
             return
         kind = payload.split(":", 1)[0]
-        await self.converse(update, context, self.event(update, payload=payload), query)
-        if kind in {"up", "down"} and isinstance(query.message, Message):
+        replies = await self.converse(update, context, self.event(update, payload=payload), query)
+        # the tick says the vote was counted: not for a thumb on another shopper's reply (in a group), which is refused
+        recorded = any(r.intent in {"feedback_positive", "feedback_negative"} for r in replies)
+        if kind in {"up", "down"} and recorded and isinstance(query.message, Message):
             await self._mark(query.message, query.data or "")
 
     async def _own_button(self, update: Update, context: Context, query: CallbackQuery, payload: str) -> None:
