@@ -10,7 +10,7 @@ from the shopping services because it reads the policy, never the catalog.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot.dialogue.messages import say
@@ -18,7 +18,7 @@ from bot.dialogue.replies import Button, Reply
 from bot.dialogue.turn import DialogueContext, Pending, Turn
 from bot.dialogue.understanding import Understanding
 from model.writing.grounding import strip_instructions
-from retrieval.policy import PolicyMatch
+from retrieval.policy import SECTION_ALIASES, PolicyMatch
 
 __all__ = ["CS_SECTIONS", "ORDER_SPECIFIC", "answer", "handoff", "not_found"]
 
@@ -61,15 +61,16 @@ CS_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def follows_intent_table(headings: Iterable[str]) -> bool:
-    """Whether a policy was written with ``CS_SECTIONS``: it has at least half of the sections the table names.
-    Only then does an intent's topic help rank its sections. A shop's own document that merely shares a
-    heading or two with the table ("Shipping" over sub-sections of zones and times, "Returns" beside
-    "Exchanges") is ranked by what its sections say: the topic there would pull every delivery question up to
-    the parent heading and every "do you have a discount for ..." to the section the intent happens to name."""
+def follows_intent_table(headings: Sequence[str]) -> bool:
+    """Whether a policy was written with ``CS_SECTIONS``: most of its sections are headed as the table names them
+    (or by the Chinese topic words of ``SECTION_ALIASES``: 退货, 配送). Only then does an intent's topic help rank
+    its sections. A shop's own document that merely shares a heading or two with the table ("Shipping" over
+    sub-sections of zones and times, "Returns" among a dozen others) is ranked by what its sections say: the
+    topic there pulls every delivery question up to the parent heading and every "do you have a discount for
+    ..." to the section the intent happens to name."""
     named = {s.lower() for sections in CS_SECTIONS.values() for s in sections}
-    have = {h.lower() for h in headings}
-    return len(named & have) * 2 >= len(named)
+    named |= {a for aliases in SECTION_ALIASES.values() for a in aliases}
+    return bool(headings) and sum(h.lower().strip() in named for h in headings) * 2 >= len(headings)
 
 
 def answer(ctx: DialogueContext, turn: Turn, u: Understanding, match: PolicyMatch | None = None) -> list[Reply]:

@@ -141,3 +141,5 @@ def test_the_demo_policy_written_with_the_intent_table_is_ranked_with_its_topics
     assert follows_intent_table(PolicyIndex.from_path(None, {}).sections())
     one = next(iter(CS_SECTIONS.values()))[0]
     assert not follows_intent_table([one, "Delivery Zones and Times", "Opening Hours"])
+    # a short policy headed as the table names its topics, in English and by the Chinese topic words
+    assert follows_intent_table(["Shipping", "Returns", "Payment", "Our story", "退货", "配送"])
