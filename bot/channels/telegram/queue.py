@@ -39,7 +39,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
 __all__ = [
@@ -362,6 +362,11 @@ class RedisShardConsumer:
                 raise
             await self._ensure_group(shard)
             return []
+        except (RedisError, OSError):
+            # the read may have been served and its answer lost (Redis stopped right after it, a timeout): the
+            # entries it handed out are pending for this worker, and ">" never hands them out again
+            self._lost_read(shard)
+            raise
         out: list[Delivery] = []
         for _stream, entries in answer or []:
             for entry_id, fields in entries:
@@ -435,11 +440,20 @@ class RedisShardConsumer:
 
     async def ack(self, delivery: Delivery) -> None:
         stream = self.queue.stream(delivery.shard)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(stream, GROUP, delivery.entry_id)
-            pipe.xdel(stream, delivery.entry_id)  # acknowledged entries are of no further use; XLEN stays the backlog
-            pipe.delete(self.queue.journal_key(delivery.update_id))
-            await pipe.execute()
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xack(stream, GROUP, delivery.entry_id)
+                pipe.xdel(stream, delivery.entry_id)  # acknowledged entries are of no further use; XLEN stays the backlog
+                pipe.delete(self.queue.journal_key(delivery.update_id))
+                await pipe.execute()
+        except (RedisError, OSError):
+            self._lost_read(delivery.shard)  # still pending, perhaps: the next read takes it again (SQL skips it)
+            raise
+
+    def _lost_read(self, shard: int) -> None:
+        """Entries of a shard this worker holds may be pending for it unseen: claim them before the next new read."""
+        if shard in self._held:
+            self._recover.add(shard)
 
     async def release(self, shard: int) -> None:
         if shard in self._held:
