@@ -1,6 +1,6 @@
 """The :class:`Store`: the SQL log and conversation state behind every channel, and the one object the
 rest of the application talks to (users and sessions, conversation state, turns, impressions, feedback,
-handoffs, button payloads, handled updates, "forget me", and the reports of :mod:`bot.store.reports`).
+handoffs, button payloads, handled updates, the polling inbox, "forget me", and the reports of :mod:`bot.store.reports`).
 
 Everything the retraining code learns from is written here, so three rules shape the design:
 
@@ -21,6 +21,7 @@ Everything the retraining code learns from is written here, so three rules shape
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import threading
@@ -58,6 +59,7 @@ from bot.store.records import (
 )
 from bot.store.schema import (
     HANDLED,
+    INBOX,
     STATES,
     USERS,
     ButtonPayload,
@@ -65,6 +67,7 @@ from bot.store.schema import (
     Feedback,
     Handoff,
     Impression,
+    InboxUpdate,
     Turn,
     User,
     Watch,
@@ -791,8 +794,9 @@ class Store:
 
     def forget_user(self, user_id: str) -> dict[str, int]:
         """Delete everything stored about one user ("forget me"): their turns and the products those turns
-        showed, feedback, handoffs, watchlists, conversation state and the user row; returns the rows deleted per
-        table (``watches`` only when there were some).
+        showed, feedback, handoffs, watchlists, updates of theirs waiting in the polling inbox, conversation state
+        and the user row; returns the rows deleted per table (``watches`` and ``update_inbox`` only when there were
+        some).
 
         It needs the database: rows still waiting in the buffer are written first so that none of them
         brings the user back after the delete. While the database is down this raises StoreUnavailable
@@ -808,6 +812,7 @@ class Store:
                 ("feedback", delete(Feedback).where(Feedback.user_id == user_id)),
                 ("handoffs", delete(Handoff).where(Handoff.user_id == user_id)),
                 ("watches", delete(Watch).where(Watch.user_id == user_id)),
+                ("update_inbox", delete(InboxUpdate).where(InboxUpdate.user_id == user_id)),
                 ("turns", delete(Turn).where(Turn.user_id == user_id)),
                 ("conversation_state", delete(ConversationState).where(ConversationState.user_id == user_id)),
                 ("users", delete(User).where(User.id == user_id)),
@@ -823,8 +828,9 @@ class Store:
                     raise
                 self._mark_down(exc)
                 raise StoreUnavailable(self._unavailable(exc)) from None
-            if not counts.get("watches"):  # named only when the user had watches, as before watchlists existed
-                counts.pop("watches", None)
+            for name in ("watches", "update_inbox"):  # named only when there were some, as before these tables
+                if not counts.get(name):
+                    counts.pop(name, None)
             for cache in (self._states, self._users, self._turns, self._touches):
                 cache.discard(user_id)
         log.info("Forgot %s: %s", user_id, counts)
@@ -834,8 +840,8 @@ class Store:
 
     def prune(self, days: int, *, dry_run: bool = False) -> dict[str, int]:
         """Delete what is older than ``days`` days (SHOPBOT_RETENTION_DAYS): turns with the products they showed
-        and the feedback on them (and feedback without a turn), released handoffs, handled updates, button
-        payloads, watches that expired or were cancelled that long ago, the conversation state of shoppers idle
+        and the feedback on them (and feedback without a turn), released handoffs, handled updates, updates fetched
+        that long ago and never answered (``update_inbox``, named only when there were some), button payloads, watches that expired or were cancelled that long ago, the conversation state of shoppers idle
         that long, and then those shoppers' user rows when nothing of theirs is left (no turn, watch, or open
         handoff). Returns the rows per table; ``dry_run`` counts them and deletes nothing.
 
@@ -858,6 +864,7 @@ class Store:
                 ("turns", Turn, Turn.created_at < cutoff),
                 ("handoffs", Handoff, Handoff.released_at.is_not(None) & (Handoff.released_at < cutoff)),
                 ("handled_updates", HANDLED, HANDLED.c.handled_at < cutoff),
+                ("update_inbox", INBOX, INBOX.c.received_at < cutoff),
                 ("button_payloads", payloads, payloads.c.created_at < cutoff),
                 ("watches", Watch, or_(Watch.expires_at < cutoff, Watch.cancelled_at < cutoff)),
                 ("conversation_state", ConversationState, ConversationState.user_id.in_(idle)),
@@ -885,6 +892,8 @@ class Store:
                     raise
                 self._mark_down(exc)
                 raise StoreUnavailable(self._unavailable(exc)) from None
+            if not counts.get("update_inbox"):
+                counts.pop("update_inbox", None)
             if not dry_run and any(counts.values()):
                 for cache in (self._states, self._users, self._turns):  # caches of what may be gone
                     cache.drain()
@@ -1060,6 +1069,80 @@ class Store:
             self._mark_down(exc)
             raise StoreUnavailable(self._unavailable(exc)) from None
 
+    # ------------------------------------------------------------------------- the polling inbox
+    # Updates fetched by long polling, kept from the moment they are fetched: the Bot API counts an update as
+    # delivered once the next poll asks for the ones after it, which python-telegram-bot does before answering it.
+    # Straight to the database, never through the buffer, like the handled record.
+
+    def keep_updates(self, updates: Sequence[tuple[int, str | None, str]]) -> set[int]:
+        """Keep fetched updates, ``(update_id, whose (a user id) or None, the update as JSON)``, in one transaction;
+        returns the ids among them that were answered already (the same update, Telegram sent it again), which
+        are left as they are. A kept row with the same id and another body (Telegram reuses ids after a quiet
+        week) is replaced. Raises StoreUnavailable while the database is down."""
+        if not updates:
+            return set()
+        now = self._now()
+        rows: dict[int, dict[str, Any]] = {}
+        for u, who, body in updates:
+            text = clean(body) or "{}"
+            rows[int(u)] = {"update_id": int(u), "user_id": clean(who, 200), "body": text, "digest": _digest(text),
+                            "received_at": now, "answered_at": None}
+        try:
+            self._ensure_schema()
+            with self._write_engine.begin() as conn:
+                kept = conn.execute(select(INBOX.c.update_id, INBOX.c.digest, INBOX.c.answered_at)
+                                    .where(INBOX.c.update_id.in_(list(rows)))).all()
+                answered: set[int] = set()
+                for u, digest, answered_at in kept:
+                    row = rows[int(u)]
+                    if digest == row["digest"]:
+                        if answered_at is not None:
+                            answered.add(int(u))
+                        del rows[int(u)]  # kept already
+                    else:
+                        conn.execute(delete(INBOX).where(INBOX.c.update_id == int(u)))
+                if rows:
+                    conn.execute(INBOX.insert(), list(rows.values()))
+            return answered
+        except Exception as exc:
+            raise self._watch_down(exc) from None
+
+    def unanswered_updates(self, since: datetime | None = None) -> list[tuple[int, str]]:
+        """The kept updates not answered yet, oldest first, as ``(update_id, JSON)``; with ``since``, unanswered ones
+        fetched before it are deleted instead. Raises StoreUnavailable while the database is down."""
+        unanswered = INBOX.c.answered_at.is_(None)
+        try:
+            self._ensure_schema()
+            with self._write_engine.begin() as conn:
+                if since is not None:
+                    conn.execute(delete(INBOX).where(unanswered, INBOX.c.received_at < utc(since)))
+                return [(int(u), str(body)) for u, body in conn.execute(
+                    select(INBOX.c.update_id, INBOX.c.body).where(unanswered)
+                    .order_by(INBOX.c.received_at, INBOX.c.update_id)).all()]
+        except Exception as exc:
+            raise self._watch_down(exc) from None
+
+    def finish_updates(self, update_ids: Sequence[int]) -> None:
+        """Record the updates as answered, in handled_updates and in the inbox (whose row keeps the digest and drops
+        the body), in one transaction. Raises StoreUnavailable while the database is down."""
+        ids = sorted({int(u) for u in update_ids})
+        if not ids:
+            return
+        now = self._now()
+        try:
+            self._ensure_schema()
+            with self._write_engine.begin() as conn:
+                known = {int(u) for u in conn.execute(select(HANDLED.c.update_id).where(HANDLED.c.update_id.in_(ids))).scalars()}
+                fresh = [{"update_id": u, "handled_at": now} for u in ids if u not in known]
+                if fresh and conn.dialect.name in self.upsert_dialects:
+                    conn.execute(operations._dialect_insert(conn)(HANDLED).values(fresh).on_conflict_do_nothing())
+                elif fresh:
+                    conn.execute(HANDLED.insert(), fresh)
+                conn.execute(INBOX.update().where(INBOX.c.update_id.in_(ids), INBOX.c.answered_at.is_(None))
+                             .values(body=None, answered_at=now))
+        except Exception as exc:
+            raise self._watch_down(exc) from None
+
     # --------------------------------------------------------------------------- interactions
 
     def interactions(self, user_id: str | None = None, limit: int = 20000) -> list[tuple[str, str, str, datetime]]:
@@ -1083,6 +1166,13 @@ class Store:
             return []
         rows.sort(key=lambda r: r[3])
         return rows
+
+
+def _digest(body: str) -> str:
+    """A hash of a kept update that does not depend on how its JSON was spaced or its keys ordered."""
+    with contextlib.suppress(ValueError):
+        body = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(body.encode("utf-8", "replace")).hexdigest()
 
 
 def _watch_record(w: Watch) -> WatchRecord:

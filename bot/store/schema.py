@@ -1,5 +1,5 @@
 """The SQL schema: the SQLAlchemy declarative tables (users, conversation state, turns, impressions,
-feedback, handoffs, button payloads, handled updates, handled demand gaps) and the rules every stored value follows (UTC
+feedback, handoffs, button payloads, handled updates, the polling inbox, handled demand gaps) and the rules every stored value follows (UTC
 timestamps, text any database accepts, finite numbers, user ids as ``<channel>:<external id>``). It is
 the one module the Alembic migrations (``bot/store/migrations``) compare against, so it holds the models
 and nothing that reads or writes them: the store writes through :mod:`bot.store.operations` and reads in
@@ -121,6 +121,22 @@ class HandledUpdate(Base):
     handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class InboxUpdate(Base):
+    """A Telegram update fetched by long polling, kept the moment it is fetched: the Bot API counts it as delivered
+    from then on, so a bot killed before answering it answers it after its restart from here. ``body`` is the
+    update as Telegram sent it (a shopper's words) until it is answered, then NULL; ``digest`` (a hash of the
+    body) stays, so Telegram sending the same update again is skipped while a new update that reuses the id
+    (Telegram restarts its numbering after a quiet week) is not. ``user_id`` is whose it is, for "forget me"."""
+
+    __tablename__ = "update_inbox"
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    body: Mapped[str | None] = mapped_column(Text)  # JSON; NULL once answered
+    digest: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class HandledGap(Base):
     """A search the shop owner marked handled in the console's demand gaps (a synonym added, a product
     listed, or nothing to do): its casefolded text, so the theme it belonged to stays hidden afterwards.
@@ -157,14 +173,14 @@ class Watch(Base):
 #: the models by table name, as buffered operations name them
 MODELS: dict[str, type[Base]] = {
     m.__tablename__: m for m in (User, ConversationState, Turn, Impression, Feedback, Handoff, ButtonPayload,
-                                 HandledUpdate, HandledGap, Watch)}
+                                 HandledUpdate, InboxUpdate, HandledGap, Watch)}
 
 
 def table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-USERS, STATES, HANDLED = table(User), table(ConversationState), table(HandledUpdate)
+USERS, STATES, HANDLED, INBOX = table(User), table(ConversationState), table(HandledUpdate), table(InboxUpdate)
 
 
 # ------------------------------------------------------------------------------------ stored values

@@ -12,6 +12,9 @@ has:
   that fit go as they are, longer ones are stored in SQL under a short hash (:class:`PayloadCodec`);
 * text the language model is still writing: a typing action at once, then one message edited as
   verified text arrives, at most once per ``telegram_edit_interval``;
+* every update fetched by long polling answered after a SIGKILL, and a redelivered one not twice: fetched
+  updates are kept in SQL before python-telegram-bot confirms them to Telegram, recorded when answered, and
+  replayed on start (:class:`~bot.channels.telegram.inbox.PollingInbox`);
 * commands: /start /help /search /recommend /prefs /forget /human for shoppers, /stats /reindex
   /handoffs for the shop's admins (``telegram_admins``); everyone else gets a polite refusal;
 * CPU per message, which decides how many shoppers one process serves (tests/benchmarks/bench_telegram.py):
@@ -28,6 +31,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import inspect
 import logging
 import time
 from collections import OrderedDict
@@ -61,6 +65,7 @@ from telegram.ext import (
 from bot.app import Assistant
 from bot.channels.telegram.admin import AdminCommands
 from bot.channels.telegram.http import telegram_request
+from bot.channels.telegram.inbox import PollingInbox
 from bot.channels.telegram.render import COMMANDS, OutMessage, escape, plan, split_text, t, utf16_len
 from bot.dialogue.replies import Button, Event, Reply
 from bot.observability.metrics import count_error
@@ -146,14 +151,27 @@ class PerChatProcessor(BaseUpdateProcessor):
     """Concurrent updates, except that one chat's updates run one at a time in the order they came.
 
     A shopper who types two messages quickly gets the answers in order and the second turn sees the
-    state the first one saved; other shoppers are served meanwhile."""
+    state the first one saved; other shoppers are served meanwhile. With an ``inbox``, an update answered
+    before is skipped and an answered one is recorded (:class:`~bot.channels.telegram.inbox.PollingInbox`)."""
 
-    def __init__(self, max_concurrent_updates: int = 256) -> None:
+    def __init__(self, max_concurrent_updates: int = 256, inbox: PollingInbox | None = None) -> None:
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        self.inbox = inbox
         self.processed = 0  # updates finished (handled or failed), for tests and the load test
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        inbox = self.inbox if isinstance(update, Update) else None
+        if inbox is not None and isinstance(update, Update) and not inbox.take(update.update_id):
+            if inspect.iscoroutine(coroutine):
+                coroutine.close()  # never started: no "was never awaited" warning
+            self.processed += 1
+            return
+        await self._in_order(update, coroutine)
+        if inbox is not None and isinstance(update, Update):
+            await inbox.done(update.update_id)  # after the handlers returned (not when cancelled: replayed then)
+
+    async def _in_order(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = _chat_key(update)
         if key is None:
             try:
@@ -243,10 +261,22 @@ class LeanBot(ExtBot[Any]):
 
     Everything a typed method does on the way out still happens (the rate limiter, 429 retries, errors
     as TelegramError); only the library objects are skipped. The bot uses it where nothing reads
-    the answer (see :meth:`ShopBot.post`)."""
+    the answer (see :meth:`ShopBot.post`).
+
+    With an inbox (``_inbox``, set by :meth:`ShopBot.application`), :meth:`get_updates` keeps every fetched
+    batch in SQL before returning it: the Updater confirms a batch to Telegram with its next poll, before
+    the updates are answered, so this is the last moment at which a kill can still lose nothing."""
+
+    _inbox: PollingInbox | None = None
 
     async def call(self, method: str, params: dict[str, Any]) -> Any:
         return await self._post(method, params)
+
+    async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
+        updates = await super().get_updates(*args, **kwargs)
+        if updates and self._inbox is not None:
+            await self._inbox.keep(updates)
+        return updates
 
 
 class ShopBot:
@@ -263,6 +293,7 @@ class ShopBot:
             url = str(getattr(assistant.store, "url", ""))
             turns_at_once = TURNS_AT_ONCE["sqlite" if url.startswith("sqlite") else "server"]
         self.gate = TurnGate(turns_at_once, TURN_HOLD)
+        self.inbox = PollingInbox(assistant.store, channel=CHANNEL)  # off for a store without the inbox's methods
         self._watch: asyncio.Task[None] | None = None
 
     # --------------------------------------------------------------------------- application
@@ -284,9 +315,11 @@ class ShopBot:
             get_updates_request=telegram_request(base, connection_pool_size=1, **timeouts),
             rate_limiter=AIORateLimiter(overall_max_rate=rate, overall_time_period=1 if rate else 0, max_retries=max_retries),
         )
+        inbox = self.inbox if self.inbox.enabled else None
+        bot._inbox = inbox
         app = (
             Application.builder().bot(bot)
-            .concurrent_updates(PerChatProcessor(concurrency))
+            .concurrent_updates(PerChatProcessor(concurrency, inbox))
             .post_init(self._post_init).post_shutdown(self._post_shutdown)
             .build()
         )
@@ -307,6 +340,8 @@ class ShopBot:
         self._admin = admin
 
     async def _post_init(self, app: Application) -> None:  # type: ignore[type-arg]
+        # before polling begins (run_polling calls this first): what a killed run fetched and never answered
+        await self.inbox.replay(app)
         if self.settings.reload_seconds > 0:  # serve what `shopbot reindex` / `train` publish, no restart
             self._watch = asyncio.get_running_loop().create_task(self.assistant.watch(self.settings.reload_seconds))
         for lang, commands in COMMANDS.items():

@@ -29,6 +29,7 @@ RULES: dict[str, tuple[str, ...] | str] = {
     "button_payloads": "keyed by a hash of the button's own payload (a SKU, a page, a suggested search), shared by "
                        "every shopper shown that button; no column names a shopper",
     "handled_updates": "only Telegram's update number and when it was answered, never who sent it",
+    "update_inbox": ("user_id",),
     "handled_gaps": "the owner's marks on casefolded search themes from the console; handled_by is the owner",
 }
 
@@ -54,6 +55,7 @@ def _everything(store: Store, external: str) -> str:
                     expires_at=store.clock() + timedelta(days=30))
     store.save_payload(f"h:{external}", "search:" + "waterproof running shoes " * 4)
     store.mark_update_handled(int(external))
+    store.keep_updates([(int(external) + 1, user, f'{{"update_id": {int(external) + 1}, "message": {{"text": "red coat"}}}}')])
     store.mark_gaps_handled(["tent for ten"], theme="tents")
     store.log_shop_reply(user, "A person will call you.")
     return user
