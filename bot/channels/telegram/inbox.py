@@ -68,6 +68,8 @@ class PollingInbox:
         self._answered: set[int] = set()  # fetched again although recorded as answered
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._unfinished: list[int] = []
+        self._answered_now: list[int] = []  # answered, waiting for the recording transaction in flight
+        self._recording = False
         self._down = False
 
     # ------------------------------------------------------------------------------ fetching
@@ -107,19 +109,32 @@ class PollingInbox:
     # ------------------------------------------------------------------------------ answered
 
     async def done(self, update_id: int) -> None:
-        """The update's handlers returned: record it as answered and drop it from the inbox."""
+        """The update's handlers returned: record it as answered and drop it from the inbox.
+
+        One recording transaction runs at a time; updates answered meanwhile are recorded together by the next
+        one (a group commit: no waiting when the bot is idle, fewer SQLite write locks under load, where one
+        transaction per update tripled the reply p99)."""
         if update_id not in self._tracked:
             return  # not fetched by polling (a webhook), or the inbox is off
         self._tracked.discard(update_id)
-        ids = [*self._unfinished, update_id]
+        self._answered_now.append(update_id)
+        if self._recording:
+            return  # the running recorder takes it with its next transaction
+        self._recording = True
         try:
-            await asyncio.to_thread(self.store.finish_updates, ids)
-        except Exception as exc:  # the answer is out; recorded with the next update
-            self._failed("record answered updates", exc)
-            self._unfinished = ids[-UNFINISHED:]
-            return
-        self._unfinished = []
-        self._back()
+            while self._answered_now:
+                ids = [*self._unfinished, *self._answered_now]
+                self._answered_now = []
+                try:
+                    await asyncio.to_thread(self.store.finish_updates, ids)
+                except Exception as exc:  # the answers are out; recorded with the next update
+                    self._failed("record answered updates", exc)
+                    self._unfinished = ids[-UNFINISHED:]
+                    return
+                self._unfinished = []
+                self._back()
+        finally:
+            self._recording = False
 
     # ------------------------------------------------------------------------------ replaying
 
