@@ -48,6 +48,22 @@ __all__ = ["create_app"]
 HERE = Path(__file__).parent
 PERIODS = (7, 30, 90)
 UPLOAD_DIR = "console-uploads"
+# a checked upload nobody started a reindex of is removed at the next upload after this long (one that is
+# reindexed is removed when its reindex ends)
+UPLOAD_KEEP_S = 24 * 3600
+
+
+def prune_uploads(uploads: Path, before: float) -> int:
+    """Remove the uploads last written before ``before`` (a time stamp); returns how many."""
+    removed = 0
+    for f in uploads.iterdir():
+        try:
+            if f.is_file() and f.stat().st_mtime < before:
+                f.unlink()
+                removed += 1
+        except OSError:  # gone meanwhile, or not ours to remove: the next upload tries again
+            continue
+    return removed
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -219,6 +235,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Callabl
                               "(Excel: CSV UTF-8) and upload it again.")
         suffix = "".join(c for c in Path(file.filename).suffix.lower() if c.isalnum() or c == ".")[:8]
         uploads.mkdir(parents=True, exist_ok=True)
+        prune_uploads(uploads, time.time() - UPLOAD_KEEP_S)
         token = uuid.uuid4().hex
         path = uploads / f"{token}{suffix}"
         path.write_bytes(raw)

@@ -64,6 +64,7 @@ class ReindexJob:
                 self.state = "failed"
         finally:
             self.finished = time.time()
+            path.unlink(missing_ok=True)  # indexed (or refused): the index never reads its source again
 
     def status(self) -> dict[str, Any]:
         """JSON for the progress endpoint and the page."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from bot.console.app import UPLOAD_DIR, UPLOAD_KEEP_S
 from bot.settings import Settings
 from bot.store.database import Store
 from bot.store.records import ShownItem
@@ -97,6 +99,19 @@ def test_upload_lists_bad_rows_by_line_and_shows_formulas_as_text(logged_in: Tes
     assert status["state"] == "done", status
     page = logged_in.get("/catalog").text
     assert 'id="index-version"' in page and "Loaded 12 products" in page
+    # the indexed upload is removed: the index never reads it again
+    assert list((settings.data_dir / UPLOAD_DIR).iterdir()) == []
+
+
+def test_a_checked_upload_never_reindexed_is_removed_a_day_later(logged_in: TestClient, settings: Settings) -> None:
+    assert _upload(logged_in, "catalog.csv", _csv([list(r) for r in ROWS])).status_code == 200  # type: ignore[attr-defined]
+    uploads = settings.data_dir / UPLOAD_DIR
+    [abandoned] = list(uploads.iterdir())
+    day_ago = time.time() - UPLOAD_KEEP_S - 60
+    os.utime(abandoned, (day_ago, day_ago))
+    assert _upload(logged_in, "catalog.csv", _csv([list(r) for r in ROWS])).status_code == 200  # type: ignore[attr-defined]
+    left = list(uploads.iterdir())
+    assert abandoned not in left and len(left) == 1  # the new one is kept for its reindex
 
 
 def test_oversized_and_non_utf8_uploads_are_refused(logged_in: TestClient, settings: Settings) -> None:
