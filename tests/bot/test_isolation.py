@@ -6,7 +6,6 @@ shows conversations only to the logged-in owner."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from bot.app import Assistant, build_assistant
+from bot.app import Assistant
 from bot.channels.rasa.actions import ActionRecordFeedback, ActionRuntime
 from bot.channels.telegram.bot import ShopBot
 from bot.console.app import create_app
@@ -35,14 +34,6 @@ A_QUERY = "waterproof hiking boots"
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, llm="off", telegram_max_rate=0, telegram_edit_interval=0)
-
-
-@pytest.fixture
-def assistant(shared, settings: Settings) -> Iterator[Assistant]:  # type: ignore[no-untyped-def]
-    engine, nlu, policy = shared
-    a = build_assistant(settings, engine=engine, nlu=nlu, policy=policy)
-    yield a
-    a.close()
 
 
 def _feedback_on(assistant: Assistant, turn_id: str) -> list[tuple[str, str]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,6 @@ ANN, BO, CY = 2001, 2002, 2003
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, llm="off", telegram_admins=[ADMIN], telegram_max_rate=0, telegram_edit_interval=0)
-
-
-@pytest.fixture
-def assistant(shared, settings: Settings) -> Iterator[Assistant]:  # type: ignore[no-untyped-def]
-    engine, nlu, policy = shared
-    a = build_assistant(settings, engine=engine, nlu=nlu, policy=policy)
-    yield a
-    a.close()
 
 
 def chat(assistant: Assistant, settings: Settings, test: Any, *, fake: FakeTelegram | None = None, **kw: Any) -> None:

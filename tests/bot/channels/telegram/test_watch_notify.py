@@ -5,12 +5,11 @@ the watches (bot/services.py -> bot/watch.py) and sends each shopper one message
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bot.app import Assistant, build_assistant
+from bot.app import Assistant
 from bot.channels.telegram.bot import ShopBot
 from bot.services import reindex
 from bot.settings import Settings
@@ -29,14 +28,6 @@ COAT = ("COA-4", "Women's Down Winter Coat, Red", "女款红色羽绒冬季外�
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, llm="off", telegram_max_rate=0, telegram_edit_interval=0,
                     telegram_token=TOKEN)
-
-
-@pytest.fixture
-def assistant(shared, settings: Settings) -> Iterator[Assistant]:  # type: ignore[no-untyped-def]
-    engine, nlu, policy = shared
-    a = build_assistant(settings, engine=engine, nlu=nlu, policy=policy)
-    yield a
-    a.close()
 
 
 def notices(fake: FakeTelegram, since: int) -> list[Call]:
