@@ -1132,12 +1132,13 @@ class Store:
         try:
             self._ensure_schema()
             with self._write_engine.begin() as conn:
-                known = {int(u) for u in conn.execute(select(HANDLED.c.update_id).where(HANDLED.c.update_id.in_(ids))).scalars()}
-                fresh = [{"update_id": u, "handled_at": now} for u in ids if u not in known]
-                if fresh and conn.dialect.name in self.upsert_dialects:
-                    conn.execute(operations._dialect_insert(conn)(HANDLED).values(fresh).on_conflict_do_nothing())
-                elif fresh:
-                    conn.execute(HANDLED.insert(), fresh)
+                rows = [{"update_id": u, "handled_at": now} for u in ids]
+                if conn.dialect.name in self.upsert_dialects:
+                    conn.execute(operations._dialect_insert(conn)(HANDLED).values(rows).on_conflict_do_nothing())
+                else:  # no ON CONFLICT here: only the ones not recorded yet
+                    known = set(conn.execute(select(HANDLED.c.update_id).where(HANDLED.c.update_id.in_(ids))).scalars())
+                    if fresh := [r for r in rows if r["update_id"] not in known]:
+                        conn.execute(HANDLED.insert(), fresh)
                 conn.execute(INBOX.update().where(INBOX.c.update_id.in_(ids), INBOX.c.answered_at.is_(None))
                              .values(body=None, answered_at=now))
         except Exception as exc:
