@@ -36,12 +36,7 @@ chat: $(STAMP)
 
 # the static checks first (about a minute: ruff, the dependency rules, mypy, bandit, known vulnerabilities of the
 # installed dependencies against tests/data/vulnerabilities.json, offline): they fail before the tests run
-test: $(STAMP) $(TOOLS)
-	$(BIN)/ruff check bot retrieval model tests docs
-	$(BIN)/lint-imports --no-cache
-	$(BIN)/mypy bot retrieval model
-	$(BIN)/bandit -r bot retrieval model -q --ini .bandit
-	$(BIN)/python -m tests.security.vulnerabilities
+test: lint $(TOOLS)
 	$(BIN)/python -m pytest
 
 test-all: $(STAMP) $(TOOLS)
@@ -49,8 +44,8 @@ test-all: $(STAMP) $(TOOLS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot retrieval model tests docs
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy bot retrieval model
-	$(BIN)/lint-imports
 	$(BIN)/bandit -r bot retrieval model -q --ini .bandit
 	$(BIN)/python -m tests.security.vulnerabilities
 
