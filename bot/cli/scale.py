@@ -213,7 +213,7 @@ async def _work(s: Settings, assistant: Any, queue: RedisUpdateQueue, worker_id:
     from bot.channels.telegram.bot import ShopBot
     from bot.channels.telegram.worker import Worker
 
-    app = ShopBot(assistant, s, turns_at_once=turns_at_once).application()
+    app = ShopBot(assistant, s, turns_at_once=turns_at_once, polling_inbox=False).application()
     work = Worker(app, assistant.store, queue.consumer(worker_id), lease_seconds=s.queue_lease_seconds,
                   concurrency=concurrency, depth=queue.depth)
     work.install()

@@ -282,7 +282,10 @@ class LeanBot(ExtBot[Any]):
 class ShopBot:
     """The assistant behind a python-telegram-bot Application; :meth:`application` builds one."""
 
-    def __init__(self, assistant: Assistant, settings: Settings, *, turns_at_once: int | None = None) -> None:
+    def __init__(self, assistant: Assistant, settings: Settings, *, turns_at_once: int | None = None,
+                 polling_inbox: bool = True) -> None:
+        """``polling_inbox`` False for ``shopbot worker``: its updates come from the queue, which makes them once
+        through ``handled_updates``; an inbox there would replay a polling run's leftovers in every worker."""
         self.assistant = assistant
         self.settings = settings
         self.admins = set(settings.telegram_admins)
@@ -293,7 +296,8 @@ class ShopBot:
             url = str(getattr(assistant.store, "url", ""))
             turns_at_once = TURNS_AT_ONCE["sqlite" if url.startswith("sqlite") else "server"]
         self.gate = TurnGate(turns_at_once, TURN_HOLD)
-        self.inbox = PollingInbox(assistant.store, channel=CHANNEL)  # off for a store without the inbox's methods
+        # off for a store without the inbox's methods
+        self.inbox = PollingInbox(assistant.store, channel=CHANNEL, enabled=polling_inbox)
         self._watch: asyncio.Task[None] | None = None
 
     # --------------------------------------------------------------------------- application

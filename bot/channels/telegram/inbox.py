@@ -57,11 +57,12 @@ def inbox_row(update: Update, channel: str = "telegram") -> tuple[int, str | Non
 class PollingInbox:
     """The inbox of one polling bot over a store that has :data:`_METHODS` (:class:`bot.store.database.Store`)."""
 
-    def __init__(self, store: Any, *, channel: str = "telegram", replay_within: timedelta = REPLAY_WITHIN) -> None:
+    def __init__(self, store: Any, *, channel: str = "telegram", replay_within: timedelta = REPLAY_WITHIN,
+                 enabled: bool = True) -> None:
         self.store = store
         self.channel = channel
         self.replay_within = replay_within
-        self.enabled = all(callable(getattr(store, m, None)) for m in _METHODS)
+        self.enabled = enabled and all(callable(getattr(store, m, None)) for m in _METHODS)
         self.replayed = 0  # updates put back on the queue at start
         self.skipped = 0  # updates not handled because they were answered or taken already
         self._tracked: set[int] = set()  # kept or replayed, not answered yet: recorded when answered

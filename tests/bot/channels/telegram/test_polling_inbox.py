@@ -195,6 +195,17 @@ def test_a_store_without_the_inbox_leaves_polling_as_it_was() -> None:
     assert not PollingInbox(object()).enabled
 
 
+def test_a_queue_worker_replays_nothing_a_polling_run_left(store: Store) -> None:
+    """`shopbot worker` gets its updates from the queue; every worker over the same database replaying a polling
+    run's leftovers would answer them once per worker."""
+    store.keep_updates([inbox_row(Update.de_json(_update(201, 7, "left over"), None))])
+    shop = ShopBot(Echo(store), Settings(llm="off", telegram_max_rate=0), polling_inbox=False)  # type: ignore[arg-type]
+    assert not shop.inbox.enabled
+    assert asyncio.run(shop.inbox.replay(None)) == 0
+    assert [u for u, _ in store.unanswered_updates()] == [201]
+    assert ShopBot(Echo(store), Settings(llm="off", telegram_max_rate=0)).inbox.enabled  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_the_inbox_store_methods_on_both_databases(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if backend == "postgresql":
